@@ -1,0 +1,1 @@
+"""Catalog: settings, database models, file store, audio input and dataset manifests."""

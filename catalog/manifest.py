@@ -1,0 +1,202 @@
+"""Labelled data set manifests: CSV `id,label,audio,lyrics,group,split[,title,artist]`, validation and group splits."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catalog.models import EMOTIONS
+
+COLUMNS: tuple[str, ...] = ("id", "label", "audio", "lyrics", "group", "split")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("title", "artist")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read at all (missing file or columns)."""
+
+
+@dataclass
+class Item:
+    """One manifest row; `audio` and `lyrics` are resolved absolute paths or None."""
+
+    id: str
+    label: str
+    audio: Path | None
+    lyrics: Path | None
+    group: str
+    split: str = ""
+    title: str = ""
+    artist: str = ""
+    row: int = 0
+
+
+@dataclass
+class Problem:
+    row: int
+    id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row} (id={self.id or '?'}): {self.message}"
+
+
+@dataclass
+class Manifest:
+    path: Path
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def split(self, name: str) -> list[Item]:
+        return [it for it in self.items if it.split == name]
+
+    def digest(self) -> str:
+        """sha256 of the manifest file (recorded in model artifacts)."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def _resolve(root: Path, value: str) -> Path | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else (root / p)
+
+
+def read(path: str | Path) -> Manifest:
+    """Read a manifest; rows are kept as written (use `validate` to check them)."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
+        manifest = Manifest(path)
+        for n, row in enumerate(reader, start=2):
+            manifest.items.append(
+                Item(
+                    id=(row.get("id") or "").strip(),
+                    label=(row.get("label") or "").strip().lower(),
+                    audio=_resolve(path.parent, row.get("audio") or ""),
+                    lyrics=_resolve(path.parent, row.get("lyrics") or ""),
+                    group=(row.get("group") or "").strip(),
+                    split=(row.get("split") or "").strip().lower(),
+                    title=(row.get("title") or "").strip(),
+                    artist=(row.get("artist") or "").strip(),
+                    row=n,
+                )
+            )
+    return manifest
+
+
+def validate(manifest: Manifest) -> list[Problem]:
+    """Every offending row: unknown labels, missing files, duplicate ids, groups straddling splits."""
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    group_splits: dict[str, set[str]] = defaultdict(set)
+    for it in manifest.items:
+        if not it.id:
+            problems.append(Problem(it.row, it.id, "empty id"))
+        elif it.id in seen:
+            problems.append(Problem(it.row, it.id, f"duplicate id (first on row {seen[it.id]})"))
+        else:
+            seen[it.id] = it.row
+        if it.label not in EMOTIONS:
+            problems.append(Problem(it.row, it.id, f"unknown label {it.label!r}; expected one of {', '.join(EMOTIONS)}"))
+        if it.audio is None and it.lyrics is None:
+            problems.append(Problem(it.row, it.id, "neither audio nor lyrics given"))
+        for kind, p in (("audio", it.audio), ("lyrics", it.lyrics)):
+            if p is not None and not p.is_file():
+                problems.append(Problem(it.row, it.id, f"{kind} file missing: {p}"))
+        if not it.group:
+            problems.append(Problem(it.row, it.id, "empty group"))
+        if it.split and it.split not in SPLITS:
+            problems.append(Problem(it.row, it.id, f"unknown split {it.split!r}; expected one of {', '.join(SPLITS)} or empty"))
+        if it.group and it.split:
+            group_splits[it.group].add(it.split)
+    for it in manifest.items:
+        splits = group_splits.get(it.group, set())
+        if len(splits) > 1:
+            problems.append(Problem(it.row, it.id, f"group {it.group!r} straddles splits {', '.join(sorted(splits))}"))
+    return problems
+
+
+def write(path: str | Path, rows: list[dict[str, str]]) -> Path:
+    """Write manifest rows (dicts with at least COLUMNS); paths must already be relative to `path`'s folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = [c for c in OPTIONAL_COLUMNS if any(r.get(c) for r in rows)]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, *extra], extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: r.get(k, "") for k in (*COLUMNS, *extra)})
+    return path
+
+
+def relative_to_manifest(manifest_path: Path, file: Path) -> str:
+    """A path as written in a manifest: relative to its folder (may climb with '..')."""
+    import os
+
+    return os.path.relpath(Path(file).resolve(), Path(manifest_path).resolve().parent)
+
+
+def assign_splits(items: list[Item], val: float, test: float, seed: int = 42) -> dict[str, str]:
+    """Group-aware, label-stratified split: map group -> train/val/test, sizes close to the fractions of items."""
+    if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
+        raise ValueError("val and test must be fractions in [0, 1) with val + test < 1")
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        groups[it.group].append(it)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for g, members in groups.items():
+        by_label[Counter(m.label for m in members).most_common(1)[0][0]].append(g)
+    rng = random.Random(seed)
+    out: dict[str, str] = {}
+    for label in sorted(by_label):
+        names = sorted(by_label[label])
+        rng.shuffle(names)
+        total = sum(len(groups[g]) for g in names)
+        targets = {"test": test * total, "val": val * total}
+        filled = {"test": 0, "val": 0}
+        for g in names:
+            size = len(groups[g])
+            choice = "train"
+            for split in ("test", "val"):
+                if filled[split] + size / 2 <= targets[split]:
+                    choice = split
+                    break
+            if choice != "train":
+                filled[choice] += size
+            out[g] = choice
+    return out
+
+
+def split_file(path: str | Path, val: float = 0.15, test: float = 0.15, seed: int = 42, out: str | Path | None = None) -> tuple[Path, Counter[str]]:
+    """Write a split column (grouped by `group`) into the manifest (or `out`); return the split counts."""
+    path = Path(path).resolve()
+    manifest = read(path)
+    mapping = assign_splits(manifest.items, val, test, seed)
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fieldnames = list(reader.fieldnames or [])
+        rows = list(reader)
+    counts: Counter[str] = Counter()
+    for row in rows:
+        row["split"] = mapping[(row.get("group") or "").strip()]
+        counts[row["split"]] += 1
+    dest = Path(out) if out else path
+    with dest.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return dest, counts

@@ -1,0 +1,36 @@
+"""The `musicrec` console script: one Typer app; each area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from cli import config_cmd, datasets_cmd, db_cmd, demo_cmd
+
+app = typer.Typer(name="musicrec", help="Voice-driven music recommendation backend.", no_args_is_help=True, add_completion=False)
+train_app = typer.Typer(help="Train emotion models (songs or speech).", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Score a trained model on a manifest.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(evaluate_app, name="evaluate")
+
+for module in (config_cmd, db_cmd, datasets_cmd, demo_cmd):
+    module.register(app)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    from catalog.settings import get_settings
+
+    level = logging.DEBUG if verbose else getattr(logging, get_settings().log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Crawler: Scrapy spiders and pipelines that ingest songs into the catalog."""

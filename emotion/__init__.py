@@ -1,0 +1,1 @@
+"""Emotion: segment features, song emotion models, training, evaluation and labelling."""

@@ -1,0 +1,1 @@
+"""Alembic environment for the musicrec catalog."""

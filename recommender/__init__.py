@@ -1,0 +1,1 @@
+"""Recommender: speech emotion, recommendation sessions and the HTTP API."""

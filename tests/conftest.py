@@ -1,0 +1,74 @@
+"""Shared fixtures: isolated settings per test, migrated catalogs on SQLite and PostgreSQL, real shared data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import temporary_pg_database
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own var/store folders and no musicrec.toml from the working directory."""
+    from catalog.db import get_engine
+    from catalog.settings import reload_settings
+
+    var = tmp_path / "var"
+    monkeypatch.setenv("MUSICREC_VAR_DIR", str(var))
+    monkeypatch.setenv("MUSICREC_STORE_DIR", str(var / "store"))
+    monkeypatch.setenv("MUSICREC_CONFIG", str(tmp_path / "musicrec.toml"))
+    for key in ("MUSICREC_DATABASE_URL", "MUSICREC_BROKER_URL", "MUSICREC_RESULT_BACKEND"):
+        monkeypatch.delenv(key, raising=False)
+    reload_settings()
+    yield var
+    get_engine.cache_clear()
+    reload_settings()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real development data sets (../shared/data); a missing folder fails in CI."""
+    if not SHARED_DATA.is_dir():
+        from tests.services import in_ci
+
+        if in_ci():
+            pytest.fail(f"shared data not found at {SHARED_DATA}", pytrace=False)
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database (fails in CI when PostgreSQL is down)."""
+    with temporary_pg_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated catalog on each backend, set as the configured database for the test."""
+    from catalog import migrate
+    from catalog.db import get_engine
+    from catalog.settings import reload_settings
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+        monkeypatch.setenv("MUSICREC_DATABASE_URL", url)
+        reload_settings()
+        migrate.upgrade("head", url)
+        yield url
+        get_engine.cache_clear()
+        return
+    with temporary_pg_database() as url:
+        monkeypatch.setenv("MUSICREC_DATABASE_URL", url)
+        reload_settings()
+        migrate.upgrade("head", url)
+        yield url
+        get_engine(url).dispose()

@@ -1,0 +1,1 @@
+"""Topics: per-emotion audio codebooks and LDA topic subclasses (the playlists)."""

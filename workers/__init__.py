@@ -1,0 +1,1 @@
+"""Workers: the Celery pipeline from crawl to playlist."""
