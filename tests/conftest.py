@@ -18,7 +18,7 @@ SHARED_DATA = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared"
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own var/store folders and no musicrec.toml from the working directory."""
     from catalog.db import get_engine
-    from catalog.settings import reload_settings
+    from catalog.settings import get_settings, reload_settings
 
     var = tmp_path / "var"
     monkeypatch.setenv("MUSICREC_VAR_DIR", str(var))
@@ -29,7 +29,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     reload_settings()
     yield var
     get_engine.cache_clear()
-    reload_settings()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,112 @@
+"""Importers on the real shared data (and on the layout quirks the held-back halves share)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catalog.importers.emodb import import_emodb
+from catalog.importers.emopia import import_emopia
+from catalog.importers.nju import import_nju, parse_info
+from catalog.manifest import read, validate
+
+
+def test_nju_info_quirks() -> None:
+    data = "1:Caf\xe9 Del Mar:Energy 52:245\r2:Re: Stacks:Bon Iver:401\r\r3:Song:Artist:\r".encode("latin-1")
+    records = parse_info(data)
+    assert records[1].title == "Café Del Mar" and records[1].performer == "Energy 52" and records[1].duration_s == 245.0
+    assert records[2].title == "Re: Stacks" and records[2].performer == "Bon Iver"
+    assert records[3].duration_s is None
+
+
+def test_nju_full_dev_set(shared_data: Path, tmp_path: Path) -> None:
+    report = import_nju(shared_data / "nju-musicmood-train", tmp_path / "nju.csv")
+    assert report.items == 400 and report.groups == 400
+    assert report.labels == {"angry": 100, "happy": 100, "relaxed": 100, "sad": 100}
+    manifest = read(report.manifest)
+    assert validate(manifest) == []
+    by_id = {it.id: it for it in manifest.items}
+    assert by_id["nju-angry-1"].title == "All Messed Up" and by_id["nju-angry-1"].artist == "Sum 41"
+    assert by_id["nju-angry-7"].lyrics is not None and by_id["nju-angry-7"].lyrics.name == "angry_7.txt"
+    assert all(it.audio is None for it in manifest.items)
+
+
+def test_nju_with_train_test_level(shared_data: Path, tmp_path: Path) -> None:
+    src = shared_data / "nju-musicmood-train" / "Sad"
+    for split in ("Train", "Test"):
+        dest = tmp_path / "nju" / split / "Sad"
+        dest.mkdir(parents=True)
+        shutil.copy(src / "info.txt", dest)
+        for f in sorted(src.glob("sad_*.txt"))[:3] if split == "Train" else sorted(src.glob("sad_*.txt"))[3:5]:
+            shutil.copy(f, dest)
+    report = import_nju(tmp_path / "nju", tmp_path / "out" / "m.csv")
+    manifest = read(report.manifest)
+    assert report.items == 5
+    assert sorted(it.split for it in manifest.items) == ["test", "test", "train", "train", "train"]
+    assert validate(manifest) == []
+
+
+def test_emodb_maps_four_emotions_and_reports_the_rest(shared_data: Path, tmp_path: Path) -> None:
+    report = import_emodb(shared_data / "emodb-dev", tmp_path / "emodb.csv")
+    manifest = read(report.manifest)
+    assert report.groups == 6
+    assert {it.group for it in manifest.items} == {f"speaker-{s}" for s in ("03", "08", "09", "10", "13", "15")}
+    assert set(report.labels) == {"angry", "happy", "sad", "relaxed"}
+    assert set(report.excluded) == {"boredom", "disgust", "fear"}
+    assert report.items + sum(report.excluded.values()) == 305
+    assert validate(manifest) == []
+    w = next(it for it in manifest.items if it.audio and it.audio.stem[5] == "W")
+    assert w.label == "angry"
+
+
+def test_emopia_renders_clips_grouped_by_song(shared_data: Path, tmp_path: Path) -> None:
+    src = tmp_path / "emopia"
+    src.mkdir()
+    mids = sorted((shared_data / "emopia-dev").rglob("*.mid"))
+    q1 = [m for m in mids if m.name.startswith("Q1_")][:2]
+    q3 = [m for m in mids if m.name.startswith("Q3_")][:1]
+    for m in q1 + q3:
+        shutil.copy(m, src / m.name)
+    (src / "README.mid").write_bytes(b"MThd")  # a badly named file is reported, not imported
+    report = import_emopia(src, tmp_path / "out" / "emopia.csv")
+    manifest = read(report.manifest)
+    assert report.items == 3
+    assert report.excluded == {"unexpected file name": 1}
+    assert {it.label for it in manifest.items} == {"happy", "sad"}
+    assert validate(manifest) == []
+    songs = {m.stem.rsplit("_", 1)[0].split("_", 1)[1] for m in q1 + q3}
+    assert {it.group for it in manifest.items} == {f"emopia-{s}" for s in songs}
+    from catalog.audio import probe
+
+    info = probe(manifest.items[0].audio)  # type: ignore[arg-type]
+    assert info.format == "flac" and info.channels == 1 and info.duration_s > 1.0
+    before = manifest.items[0].audio.stat().st_mtime_ns  # type: ignore[union-attr]
+    import_emopia(src, tmp_path / "out" / "emopia.csv")
+    assert manifest.items[0].audio.stat().st_mtime_ns == before  # type: ignore[union-attr]
+
+
+def test_import_cli_and_validate_cli(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "emodb.csv"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "datasets", *a], capture_output=True, text=True)  # noqa: E731
+    imp = run("import", "emodb", str(shared_data / "emodb-dev"), "--out", str(out))
+    assert imp.returncode == 0, imp.stderr
+    assert "in 6 groups" in imp.stdout and "excluded:" in imp.stdout
+    split = run("split", str(out), "--by", "group", "--val", "0.15", "--test", "0.15", "--seed", "42")
+    assert split.returncode == 0, split.stderr
+    ok = run("validate", str(out))
+    assert ok.returncode == 0 and "0 problem(s)" in ok.stdout
+    rows = list(csv.DictReader(out.open()))
+    speakers_per_split: dict[str, set[str]] = {}
+    for r in rows:
+        speakers_per_split.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(v) == 1 for v in speakers_per_split.values())
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        import_emodb(tmp_path / "absent", tmp_path / "m.csv")
