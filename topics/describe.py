@@ -1,0 +1,162 @@
+"""Readable topic descriptions: audio words in plain descriptors, common artists, distinctive lyric words."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The paper's 62-d LLD layout (section 2.2): 28 MFCC (14 + 14 deltas), 8 pitch statistics
+# (max, min, mean, range, std, median, upper/lower quartile), 12 formant statistics, 8 band
+# energies (500 Hz bands over 0-4 kHz), 6 beat-histogram rhythm features.
+PAPER_LAYOUT: dict[str, dict[str, list[int]]] = {
+    "tempo": {"plus": [56, 57], "minus": []},
+    "brightness": {"plus": [52, 53, 54, 55], "minus": [48, 49, 50, 51]},
+    "loudness": {"plus": list(range(48, 56)), "minus": []},
+    "pitch range": {"plus": [31], "minus": []},
+}
+WORDS = {
+    "tempo": ("fast", "slow"),
+    "brightness": ("bright", "dark"),
+    "loudness": ("loud", "soft"),
+    "pitch range": ("wide pitch range", "narrow pitch range"),
+}
+KEYWORDS = {
+    "tempo": (("tempo", "bpm", "beat_period", "onset_rate"), ()),
+    "brightness": (("centroid", "rolloff", "bright", "band_high", "band_5", "band_6", "band_7"), ("band_0", "band_1")),
+    "loudness": (("rms", "energy", "loud"), ()),
+    "pitch range": (("pitch_range", "f0_range"), ()),
+}
+STOP = frozenset(
+    "the a an and or but if of to in on at by for with from as is are was were be been am i you he she it we they me my "
+    "your his her its our their this that these those not no so do does did have has had will would can could just oh "
+    "yeah ooh la na all what when where who how there here up down out over into than then too very im dont cant youre "
+    "ill ive its thats let get got like one".split()
+)
+TOKEN = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+
+
+def layout_for(dim: int) -> dict[str, dict[str, list[int]]]:
+    """Descriptor -> feature indices: from emotion.features.lld's names when it publishes them, else the paper layout."""
+    names = _lld_names()
+    if names and len(names) == dim:
+        found: dict[str, dict[str, list[int]]] = {}
+        lowered = [n.lower() for n in names]
+        for desc, (plus_keys, minus_keys) in KEYWORDS.items():
+            plus = [i for i, n in enumerate(lowered) if any(k in n for k in plus_keys)]
+            minus = [i for i, n in enumerate(lowered) if any(k in n for k in minus_keys)]
+            if plus:
+                found[desc] = {"plus": plus, "minus": [i for i in minus if i not in plus]}
+        if found:
+            return found
+    return PAPER_LAYOUT if dim == 62 else {}
+
+
+def _lld_names() -> list[str] | None:
+    try:
+        from emotion.features import lld
+    except ImportError:
+        return None
+    for attr in ("FEATURE_NAMES", "NAMES", "LLD_NAMES", "names"):
+        value = getattr(lld, attr, None)
+        value = value() if callable(value) else value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+    return None
+
+
+def descriptor_values(vectors: np.ndarray, layout: dict[str, dict[str, list[int]]]) -> dict[str, np.ndarray]:
+    """Each descriptor evaluated on each row of `vectors` [n, d]."""
+    out = {}
+    for desc, idx in layout.items():
+        v = vectors[:, idx["plus"]].mean(axis=1)
+        if idx["minus"]:
+            v = v - vectors[:, idx["minus"]].mean(axis=1)
+        out[desc] = v
+    return out
+
+
+def _adjectives(z: dict[str, float], threshold: float) -> list[str]:
+    return [WORDS[d][0] if s > 0 else WORDS[d][1] for d, s in z.items() if abs(s) >= threshold]
+
+
+@dataclass
+class TopicDescription:
+    label: str
+    audio: dict[str, float] = field(default_factory=dict)
+    top_words: list[dict] = field(default_factory=list)
+    artists: list[list] = field(default_factory=list)
+    lyric_words: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"label": self.label, "audio": self.audio, "top_words": self.top_words, "artists": self.artists, "lyric_words": self.lyric_words}
+
+
+def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_freq: np.ndarray, top_n: int = 5, threshold: float = 0.5) -> list[dict]:
+    """Per topic: descriptor z-scores (vs the emotion's frames) and its top audio words in plain descriptors."""
+    layout = layout_for(centers_raw.shape[1])
+    p = word_freq / word_freq.sum() if word_freq.sum() > 0 else np.full(len(word_freq), 1 / len(word_freq))
+    word_vals = descriptor_values(centers_raw, layout)
+    stats = {}
+    for d, v in word_vals.items():
+        mean = float((p * v).sum())
+        sd = float(np.sqrt((p * (v - mean) ** 2).sum())) or 1.0
+        stats[d] = (mean, sd)
+    out = []
+    for row in topic_word:
+        z = {d: round((float((row * v).sum()) - stats[d][0]) / stats[d][1], 3) for d, v in word_vals.items()}
+        words = []
+        for w in np.argsort(-row)[:top_n]:
+            wz = {d: (float(word_vals[d][w]) - stats[d][0]) / stats[d][1] for d in word_vals}
+            words.append({"word": int(w), "p": round(float(row[w]), 4), "sounds": ", ".join(_adjectives(wz, 1.0)) or "typical"})
+        out.append({"z": z, "label": ", ".join(_adjectives(z, threshold)) or "typical of the emotion", "top_words": words})
+    return out
+
+
+def common_artists(artists_per_topic: list[list[str | None]], top_n: int = 5) -> list[list[list]]:
+    """Most common artists of each topic's songs as [name, count] pairs."""
+    return [[[a, c] for a, c in Counter(a for a in names if a).most_common(top_n)] for names in artists_per_topic]
+
+
+def distinctive_words(lyrics_per_topic: list[list[str]], top_n: int = 8) -> list[list[str]]:
+    """Words most distinctive of each topic's lyrics: TF-IDF with each topic's lyrics as one document."""
+    docs = [" ".join(texts) for texts in lyrics_per_topic]
+    tokenised = [[t for t in TOKEN.findall(doc.lower()) if t not in STOP] for doc in docs]
+    n_docs = len(tokenised)
+    df: Counter[str] = Counter()
+    for toks in tokenised:
+        df.update(set(toks))
+    out = []
+    for toks in tokenised:
+        if not toks:
+            out.append([])
+            continue
+        tf = Counter(toks)
+        total = len(toks)
+        score = {w: (c / total) * (np.log((1 + n_docs) / (1 + df[w])) + 1.0) for w, c in tf.items()}
+        out.append([w for w, _ in sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n]])
+    return out
+
+
+def describe_topics(
+    centers_raw: np.ndarray,
+    topic_word: np.ndarray,
+    word_freq: np.ndarray,
+    artists_per_topic: list[list[str | None]],
+    lyrics_per_topic: list[list[str]],
+) -> list[TopicDescription]:
+    """One description per topic."""
+    audio = audio_descriptions(centers_raw, topic_word, word_freq)
+    artists = common_artists(artists_per_topic)
+    lyric_words = distinctive_words(lyrics_per_topic)
+    out = []
+    for t, a in enumerate(audio):
+        label = a["label"]
+        if artists[t]:
+            label += f"; often {artists[t][0][0]}"
+        if lyric_words[t]:
+            label += f"; lyrics: {', '.join(lyric_words[t][:3])}"
+        out.append(TopicDescription(label=label, audio=a["z"], top_words=a["top_words"], artists=artists[t], lyric_words=lyric_words[t]))
+    return out
