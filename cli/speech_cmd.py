@@ -1,0 +1,138 @@
+"""`musicrec train speech` and `musicrec evaluate speech`: the HSF + CRNN speech emotion models."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+
+from recommender.speech.model import MODEL_NAMES
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _read_manifest(path: Path):
+    from catalog.manifest import ManifestError, read
+
+    try:
+        return read(path)
+    except ManifestError as exc:
+        _fail(str(exc))
+
+
+def _cache_dir() -> Path:
+    from catalog.settings import get_settings
+
+    return get_settings().var_dir / "cache" / "speech"
+
+
+def train_speech(
+    manifest: Path = typer.Option(..., "--manifest", "-m", help="Manifest CSV (group column = speaker)."),
+    model: str = typer.Option("hsf-crnn", "--model", help=f"One of {', '.join(MODEL_NAMES)}."),
+    out: Path = typer.Option(..., "--out", help="Artifact folder to write."),
+    epochs: int = typer.Option(30, "--epochs", min=1),
+    seed: int = typer.Option(42, "--seed"),
+    cv: bool = typer.Option(False, "--cv", help="Leave-one-speaker-out cross-validation instead of one split; writes OUT/cv.json."),
+    register_model: bool = typer.Option(True, "--register/--no-register", help="Record the artifact as the active speech model."),
+) -> None:
+    """Train a speech emotion model on a speaker-independent split (or cross-validate it) and print JSON metrics."""
+    from recommender.speech import artifact
+    from recommender.speech.train import cross_validate, fit, load_examples, metrics, predict_normalised, speaker_splits
+
+    if model not in MODEL_NAMES:
+        _fail(f"unknown --model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    m = _read_manifest(manifest)
+    report = load_examples(m.items, _cache_dir())
+    for item_id, reason in report.failed:
+        typer.echo(f"skipped {item_id}: {reason}", err=True)
+    if not report.examples:
+        _fail("no usable clips in the manifest")
+    if cv:
+        if len({e.group for e in report.examples}) < 3:
+            _fail("cross-validation needs at least 3 speakers (group column)")
+        result = cross_validate(report.examples, model, epochs, seed)
+        result.update(manifest_sha256=m.digest(), epochs=epochs, seed=seed, skipped=len(report.failed))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "cv.json").write_text(json.dumps(result, indent=2))
+        typer.echo(json.dumps(result))
+        return
+    splits = speaker_splits(m, seed)
+    parts = {name: [e for e in report.examples if splits.get(e.id) == name] for name in ("train", "val", "test")}
+    if not parts["train"]:
+        _fail("no training clips after the speaker split")
+    result = fit(model, parts["train"], parts["val"] or None, epochs=epochs, seed=seed)
+    test = parts["test"]
+    scores = metrics([e.label for e in test], predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test]).argmax(1)) if test else {}
+    groups = {name: sorted({e.group for e in part}) for name, part in parts.items()}
+    meta = {
+        "version": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"),
+        "manifest": str(m.path),
+        "manifest_sha256": m.digest(),
+        "epochs": epochs,
+        "best_epoch": result.best_epoch,
+        "seed": seed,
+        "split_groups": groups,
+        "history": result.history,
+        "metrics": scores,
+        "skipped": report.failed,
+    }
+    artifact.save(out, result.model, result.normaliser, meta)
+    model_id = artifact.register(out, scores) if register_model else None
+    typer.echo(json.dumps({**scores, "model": model, "artifact": str(out.resolve()), "model_id": model_id, "split_groups": groups, "best_epoch": result.best_epoch}))
+
+
+def evaluate_speech(
+    model: Path = typer.Option(..., "--model", help="Artifact folder written by `musicrec train speech`."),
+    manifest: Path = typer.Option(..., "--manifest", "-m"),
+    split: str = typer.Option("", "--split", help="Score only this split (train/val/test); default: every row."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object on the last line."),
+) -> None:
+    """Score a speech model on a manifest: accuracy, macro-F1, per-class F1, confusion matrix."""
+    from recommender.speech import artifact
+    from recommender.speech.train import load_examples, metrics, speaker_splits
+
+    try:
+        recognizer = artifact.SpeechRecognizer(model)
+    except (artifact.ModelNotFoundError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    m = _read_manifest(manifest)
+    items = m.items
+    if split:
+        if all(it.split for it in items):
+            items = [it for it in items if it.split == split]
+        elif recognizer.meta.get("split_groups"):
+            groups = set(recognizer.meta["split_groups"].get(split, []))
+            items = [it for it in items if it.group in groups]
+        else:
+            splits = speaker_splits(m)
+            items = [it for it in items if splits.get(it.id) == split]
+        if not items:
+            _fail(f"no rows in split {split!r}")
+    report = load_examples(items, _cache_dir(), progress=not as_json)
+    for item_id, reason in report.failed:
+        typer.echo(f"skipped {item_id}: {reason}", err=True)
+    from recommender.speech.train import predict_normalised
+
+    probs = predict_normalised(recognizer.model, [recognizer.normaliser.apply(e.feats) for e in report.examples])
+    scores = metrics([e.label for e in report.examples], probs.argmax(1))
+    if as_json:
+        typer.echo(json.dumps(scores))
+        return
+    typer.echo(f"n={scores['n']} accuracy={scores['accuracy']:.3f} macro_f1={scores['macro_f1']:.3f}")
+    for label, f1 in scores["per_class_f1"].items():
+        typer.echo(f"  {label:8s} F1={f1:.3f}")
+    typer.echo("confusion (rows true, cols predicted): " + " ".join(scores["labels"]))
+    for label, row in zip(scores["labels"], scores["confusion"]):
+        typer.echo(f"  {label:8s} {row}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the speech commands to the `train` and `evaluate` groups of the main app."""
+    groups = {g.name: g.typer_instance for g in app.registered_groups}
+    groups["train"].command("speech")(train_speech)
+    groups["evaluate"].command("speech")(evaluate_speech)

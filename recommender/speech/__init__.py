@@ -1,0 +1,1 @@
+"""Speech emotion recognition: preprocessing, features, the HSF + CRNN network, training and artifacts."""

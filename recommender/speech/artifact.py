@@ -1,0 +1,129 @@
+"""Speech model artifacts: save/load a trained model directory, register it, and recognise emotion in clips."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recommender.speech import features as F
+from recommender.speech.model import SpeechEmotionNet, SpeechModelConfig
+from recommender.speech.preprocess import SAMPLE_RATE, Limits, prepare
+from recommender.speech.train import FEATURE_VERSION, LABELS, Normaliser
+
+log = logging.getLogger(__name__)
+WEIGHTS = "model.pt"
+META = "meta.json"
+NORM = "normaliser.npz"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No usable speech model artifact."""
+
+
+def save(out: Path, model: SpeechEmotionNet, normaliser: Normaliser, meta: dict) -> Path:
+    """Write weights, normaliser and meta.json (config, labels, feature version, metrics...) to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / WEIGHTS)
+    np.savez(out / NORM, **normaliser.to_arrays())
+    full = {"config": model.cfg.to_dict(), "labels": list(LABELS), "feature_version": FEATURE_VERSION, "sample_rate": SAMPLE_RATE, **meta}
+    (out / META).write_text(json.dumps(full, indent=2, default=str))
+    return out
+
+
+def read_meta(path: Path) -> dict:
+    meta = path / META
+    if not meta.is_file():
+        raise ModelNotFoundError(f"{path}: not a speech model directory (no {META})")
+    return json.loads(meta.read_text())
+
+
+@dataclass
+class Prediction:
+    emotion: str
+    probabilities: dict[str, float]
+    duration_s: float
+
+
+class SpeechRecognizer:
+    """A loaded speech model: clip -> emotion and probabilities. Thread-safe for inference."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        cfg = SpeechModelConfig.from_dict(self.meta["config"])
+        self.model = SpeechEmotionNet(cfg)
+        self.model.load_state_dict(torch.load(self.path / WEIGHTS, map_location="cpu", weights_only=True))
+        self.model.eval()
+        with np.load(self.path / NORM) as z:
+            self.normaliser = Normaliser(z["spec_mean"], z["spec_std"], z["hsf_mean"], z["hsf_std"])
+        self.labels: list[str] = list(self.meta["labels"])
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["config"]["name"])
+
+    def warm_up(self) -> None:
+        """Run one synthetic clip through the whole path (compiles librosa's numba kernels once)."""
+        t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+        self.predict_array((0.1 * np.sin(2 * np.pi * 180 * t)).astype(np.float32))
+
+    def predict_array(self, y: np.ndarray) -> Prediction:
+        """Emotion of preprocessed speech at 16 kHz."""
+        feats = self.normaliser.apply(F.extract(y))
+        spec = torch.from_numpy(feats.spec).unsqueeze(0)
+        hsf = torch.from_numpy(feats.hsf).unsqueeze(0)
+        with self._lock, torch.inference_mode():
+            probs = torch.softmax(self.model(spec, hsf, torch.tensor([feats.segments])), dim=1)[0].numpy()
+        best = int(np.argmax(probs))
+        return Prediction(self.labels[best], {k: round(float(v), 6) for k, v in zip(self.labels, probs)}, len(y) / SAMPLE_RATE)
+
+    def predict_file(self, path: str | Path, limits: Limits = Limits()) -> Prediction:
+        """Emotion of a voice clip file (raises SpeechClipError/AudioError for unusable clips)."""
+        return self.predict_array(prepare(path, SAMPLE_RATE, limits))
+
+
+def register(path: Path, metrics: dict, activate: bool = True, url: str | None = None) -> int:
+    """Record the artifact as an EmotionModel row of kind "speech" (optionally the active one); returns its id."""
+    from sqlalchemy import select, update
+
+    from catalog.db import session_scope
+    from catalog.models import EmotionModel
+
+    meta = read_meta(path)
+    version = meta.get("version") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    with session_scope(url) as s:
+        row = s.scalar(select(EmotionModel).where(EmotionModel.name == f"speech-{meta['config']['name']}", EmotionModel.version == version))
+        if row is None:
+            row = EmotionModel(name=f"speech-{meta['config']['name']}", version=version, kind="speech", artifact_path=str(path.resolve()))
+            s.add(row)
+        row.metrics = metrics
+        row.encoder_ids = {"features": meta["feature_version"]}
+        if activate:
+            s.execute(update(EmotionModel).where(EmotionModel.kind == "speech").values(active=False))
+            row.active = True
+        s.flush()
+        return int(row.id)
+
+
+def active_model_path(url: str | None = None) -> Path:
+    """Artifact folder of the active speech EmotionModel (else the newest speech model)."""
+    from sqlalchemy import select
+
+    from catalog.db import session_scope
+    from catalog.models import EmotionModel
+
+    with session_scope(url) as s:
+        row = s.scalar(
+            select(EmotionModel).where(EmotionModel.kind == "speech").order_by(EmotionModel.active.desc(), EmotionModel.created_at.desc(), EmotionModel.id.desc()).limit(1)
+        )
+        if row is None:
+            raise ModelNotFoundError("no speech model registered: run `musicrec train speech` first or set MUSICREC_SPEECH_MODEL")
+        return Path(row.artifact_path)
