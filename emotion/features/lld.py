@@ -291,6 +291,7 @@ class LLDEncoder:
     version = "1"
     dim = HSF_DIM
     sample_rate = 16000
+    cpu_parallel = True  # pure numpy: extract.py runs it inside worker processes
 
     def __init__(self, frame_s: float = FRAME_S, hop_s: float | None = None) -> None:
         self.frame_s = frame_s

@@ -1,0 +1,181 @@
+"""Feature cache: segment vectors stored per (content sha256, encoder name, encoder version).
+
+Arrays live in the FileStore under kind "features" as safetensors files holding `vectors`
+[n_segments, dim] float32 plus, when known, `start_s`/`end_s` (seconds) and `window` (aligned audio
+window index, -1 when not aligned). Each one is recorded in the `feature_sets` table, so labelling a
+song again with a new model reads the cached vectors instead of re-extracting them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from catalog.models import FeatureSet
+from catalog.store import FileStore
+
+log = logging.getLogger(__name__)
+
+KIND = "features"
+SUFFIX = ".safetensors"
+MODALITIES = ("audio", "lyrics", "speech")
+
+
+@dataclass
+class SegmentFeatures:
+    """One item's segment vectors and where each segment sits in time (None when unknown)."""
+
+    vectors: np.ndarray
+    start_s: np.ndarray | None = None
+    end_s: np.ndarray | None = None
+    window: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.vectors.shape)
+
+
+def as_features(value: np.ndarray | SegmentFeatures) -> SegmentFeatures:
+    return value if isinstance(value, SegmentFeatures) else SegmentFeatures(np.asarray(value, dtype=np.float32))
+
+
+def cache_key(modality: str, content_sha: str, encoder_name: str, encoder_version: str) -> str:
+    """The sha256 that names the stored file."""
+    return hashlib.sha256(f"{modality}\0{content_sha}\0{encoder_name}\0{encoder_version}".encode()).hexdigest()
+
+
+def save_features(path: Path, feats: SegmentFeatures) -> None:
+    """Write `feats` to `path` atomically (safetensors)."""
+    from safetensors.numpy import save_file
+
+    tensors = {"vectors": np.ascontiguousarray(feats.vectors, dtype=np.float32)}
+    for name in ("start_s", "end_s", "window"):
+        value = getattr(feats, name)
+        if value is not None:
+            tensors[name] = np.ascontiguousarray(value, dtype=np.int64 if name == "window" else np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
+    os.close(fd)
+    save_file(tensors, tmp)
+    os.replace(tmp, path)
+
+
+def load_features(path: Path) -> SegmentFeatures:
+    from safetensors.numpy import load_file
+
+    t = load_file(str(path))
+    return SegmentFeatures(t["vectors"], t.get("start_s"), t.get("end_s"), t.get("window"))
+
+
+def _find(session: Session, content_sha: str, name: str, version: str) -> FeatureSet | None:
+    stmt = select(FeatureSet).where(
+        FeatureSet.content_sha256 == content_sha, FeatureSet.encoder_name == name, FeatureSet.encoder_version == version
+    )
+    return session.scalars(stmt).first()
+
+
+class FeatureCache:
+    """Look up, store and record segment features; `database_url=None` uses the configured catalog."""
+
+    def __init__(self, store: FileStore | None = None, database_url: str | None = None, *, record: bool = True) -> None:
+        self.store = store or FileStore()
+        self.database_url = database_url
+        self.record = record
+        self.hits = 0  # lookups answered from the cache
+        self.misses = 0  # features computed and stored
+
+    def path(self, modality: str, content_sha: str, name: str, version: str) -> Path:
+        return self.store.path_for(KIND, cache_key(modality, content_sha, name, version), SUFFIX)
+
+    def lookup(self, modality: str, content_sha: str, name: str, version: str, session: Session | None = None) -> SegmentFeatures | None:
+        """Cached features or None (a row whose file is gone counts as a miss)."""
+        path = self.path(modality, content_sha, name, version)
+        if self.record:
+            row = self._with_session(session, lambda s: _find(s, content_sha, name, version))
+            if row is not None:
+                path = self.store.resolve(row.path)
+            elif not path.exists():
+                return None
+        if not path.exists():
+            return None
+        try:
+            return load_features(path)
+        except Exception as exc:  # noqa: BLE001 - a damaged cache file is re-extracted
+            log.warning("damaged feature file %s (%s); extracting again", path, exc)
+            return None
+
+    def save(self, modality: str, content_sha: str, name: str, version: str, feats: SegmentFeatures,
+             *, song_id: int | None = None, session: Session | None = None) -> Path:
+        """Store the file and record (or refresh) its feature_sets row."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        path = self.path(modality, content_sha, name, version)
+        save_features(path, feats)
+        if self.record:
+            self._with_session(session, lambda s: self._record(s, modality, content_sha, name, version, path, feats, song_id))
+        return path
+
+    def _record(self, session: Session, modality: str, sha: str, name: str, version: str, path: Path,
+                feats: SegmentFeatures, song_id: int | None) -> None:
+        row = _find(session, sha, name, version)
+        rel = self.store.relative(path)
+        if row is None:
+            try:
+                with session.begin_nested():
+                    session.add(FeatureSet(song_id=song_id, modality=modality, content_sha256=sha, encoder_name=name,
+                                           encoder_version=version, path=rel, shape=list(feats.shape)))
+            except IntegrityError:  # another worker recorded it first
+                row = _find(session, sha, name, version)
+        if row is not None:
+            row.path, row.shape = rel, list(feats.shape)
+            if song_id is not None and row.song_id is None:
+                row.song_id = song_id
+        session.flush()
+
+    def _with_session(self, session: Session | None, fn):  # type: ignore[no-untyped-def]
+        if session is not None:
+            return fn(session)
+        from catalog.db import session_scope
+
+        with session_scope(self.database_url) as own:
+            return fn(own)
+
+    def get_or_extract(self, modality: str, content_sha: str, encoder: object,
+                       compute_fn: Callable[[], np.ndarray | SegmentFeatures], *, version_suffix: str = "",
+                       song_id: int | None = None, session: Session | None = None) -> SegmentFeatures:
+        """Cached features of (content, encoder) or `compute_fn()` stored and recorded."""
+        name, version = encoder.name, encoder.version + version_suffix  # type: ignore[attr-defined]
+        hit = self.lookup(modality, content_sha, name, version, session)
+        if hit is not None:
+            self.hits += 1
+            return hit
+        feats = as_features(compute_fn())
+        self.misses += 1
+        self.save(modality, content_sha, name, version, feats, song_id=song_id, session=session)
+        return feats
+
+
+def get_or_extract(session: Session | None, modality: str, content_sha: str, encoder: object,
+                   compute_fn: Callable[[], np.ndarray | SegmentFeatures], *, song_id: int | None = None,
+                   store: FileStore | None = None, version_suffix: str = "") -> SegmentFeatures:
+    """Features of `content_sha` by `encoder` (name, version) from the cache, else `compute_fn()` stored and recorded.
+
+    `session`: record in this session (the caller commits); None opens and commits its own session
+    on the configured database.
+    """
+    cache = FeatureCache(store)
+    return cache.get_or_extract(modality, content_sha, encoder, compute_fn, version_suffix=version_suffix,
+                                song_id=song_id, session=session)

@@ -1,0 +1,258 @@
+"""Extracting segment features for many items: cache first, CPU encoders in worker processes, progress bars.
+
+Each item's audio is decoded at the encoder's rate, checked (corrupt, empty, silent, NaN refused by
+catalog.audio.load; clipping noted), cut into segments and encoded; each item's lyrics are decoded,
+cleaned, checked (empty, non-English refused; non-UTF-8 and out-of-order tags noted), cut into segments
+and encoded. Refusals are kept per item as `errors[modality] = reason`; nothing raises out of a batch.
+
+Lyric segments are laid on windows spanning the lyrics' own time tags (same length and hop as the audio
+windows), so their cached vectors do not depend on the audio file; `window[i]` is the audio window index
+a lyric segment belongs to (-1 for untagged lyrics). Lines tagged after the end of the audio belong to
+windows past the last audio window: clamp `window` to the audio's last index when pairing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from catalog.audio import AudioError, load
+from catalog.fingerprint import sha256_bytes, sha256_file
+from emotion.features.base import EncoderError
+from emotion.features.cache import FeatureCache, SegmentFeatures
+from emotion.features.cleaning import LyricsError, prepare_lyrics
+from emotion.features.segments import SegmentError, SegmentSpec, audio_segments, lyric_segments
+
+log = logging.getLogger(__name__)
+
+CLIP_LEVEL = 0.999
+CLIP_SHARE = 0.01
+QUIET_PEAK = 1e-3
+
+
+@dataclass
+class ItemResult:
+    """Features of one item; `errors` maps a modality to the reason it was refused, `notes` lists fixes."""
+
+    id: str
+    audio: SegmentFeatures | None = None
+    lyrics: SegmentFeatures | None = None
+    notes: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and (self.audio is not None or self.lyrics is not None)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "audio_segments": None if self.audio is None else len(self.audio),
+            "lyrics_segments": None if self.lyrics is None else len(self.lyrics),
+            "notes": self.notes,
+            "errors": self.errors,
+        }
+
+
+def spec_suffix(spec: SegmentSpec) -> str:
+    """Version suffix for non-default segmentation, so different windows never share a cache entry."""
+    if spec == SegmentSpec():
+        return ""
+    return f"+seg{spec.length_s:g}h{spec.step_s:g}m{spec.min_last_s:g}"
+
+
+def audio_problems(y: np.ndarray) -> list[str]:
+    """Notes about usable but suspicious audio (clipping, quiet passages)."""
+    notes = []
+    clipped = float(np.mean(np.abs(y) >= CLIP_LEVEL))
+    if clipped > CLIP_SHARE:
+        notes.append(f"audio is clipped: {clipped:.1%} of samples at full scale")
+    return notes
+
+
+def prepare_audio(path: str | Path, sr: int, spec: SegmentSpec) -> tuple[list[np.ndarray], SegmentFeatures, list[str]]:
+    """Decode, check and segment one file -> (segments, time info with empty vectors, notes)."""
+    y = load(path, sr)
+    notes = audio_problems(y)
+    segs, wins = audio_segments(y, sr, spec)
+    quiet = sum(1 for s in segs if float(np.max(np.abs(s))) < QUIET_PEAK)
+    if quiet:
+        notes.append(f"{quiet} of {len(segs)} segments are near-silent (peak below -60 dBFS)")
+    times = SegmentFeatures(
+        np.zeros((len(segs), 0), dtype=np.float32),
+        np.array([w.start_s for w in wins]),
+        np.array([w.end_s for w in wins]),
+        np.array([w.index for w in wins]),
+    )
+    return segs, times, notes
+
+
+def encode_audio_file(path: str | Path, encoder: object, spec: SegmentSpec) -> tuple[SegmentFeatures, list[str]]:
+    """Decode, segment and encode one audio file (runs in worker processes for CPU encoders)."""
+    segs, times, notes = prepare_audio(path, encoder.sample_rate, spec)  # type: ignore[attr-defined]
+    times.vectors = np.asarray(encoder.encode(segs), dtype=np.float32)  # type: ignore[attr-defined]
+    return times, notes
+
+
+def _in_worker(fn, *args):  # type: ignore[no-untyped-def]
+    """Run fn in a worker; exceptions come back as a reason string (some exceptions do not unpickle)."""
+    try:
+        return True, fn(*args)
+    except Exception as exc:  # noqa: BLE001 - recorded per item by the parent
+        return False, _reason(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, BAD_INPUT) else f"{type(exc).__name__}: {exc}"
+
+
+def lyric_features(raw: bytes | str, encoder: object, spec: SegmentSpec) -> tuple[SegmentFeatures, list[str]]:
+    """Clean, segment and encode lyrics -> (features, notes); LyricsError when unusable."""
+    prepared = prepare_lyrics(raw)
+    segs = lyric_segments(prepared.lines, spec=spec)
+    if not segs:
+        raise LyricsError("lyrics give no segment after cleaning")
+    vectors = np.asarray(encoder.encode([s.text for s in segs]), dtype=np.float32)  # type: ignore[attr-defined]
+    nan = lambda v: np.nan if v is None else v  # noqa: E731
+    return SegmentFeatures(
+        vectors,
+        np.array([nan(s.start_s) for s in segs], dtype=np.float64),
+        np.array([nan(s.end_s) for s in segs], dtype=np.float64),
+        np.array([-1 if s.window is None else s.window for s in segs], dtype=np.int64),
+    ), prepared.notes
+
+
+BAD_INPUT = (AudioError, SegmentError, LyricsError, EncoderError, ValueError, OSError)
+
+
+@dataclass
+class Job:
+    """One thing to extract: an id, optional audio file, optional lyrics (path or bytes), optional song id."""
+
+    id: str
+    audio: Path | None = None
+    lyrics: Path | bytes | None = None
+    song_id: int | None = None
+
+
+def extract(jobs: Iterable[Job], audio_encoder: object | None = None, lyrics_encoder: object | None = None, *,
+            spec: SegmentSpec | None = None, workers: int = 1, cache: FeatureCache | None = None,
+            progress: bool = True) -> dict[str, ItemResult]:
+    """Features for every job, from the cache when present; refusals recorded per job, never raised."""
+    spec = spec or SegmentSpec()
+    cache = cache or FeatureCache()
+    jobs = list(jobs)
+    results = {j.id: ItemResult(j.id) for j in jobs}
+    if audio_encoder is not None:
+        _extract_audio(jobs, results, audio_encoder, spec, workers, cache, progress)
+    if lyrics_encoder is not None:
+        _extract_lyrics(jobs, results, lyrics_encoder, spec, cache, progress)
+    return results
+
+
+def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: object, spec: SegmentSpec, workers: int,
+                   cache: FeatureCache, progress: bool) -> None:
+    suffix = spec_suffix(spec)
+    name, version = encoder.name, encoder.version + suffix  # type: ignore[attr-defined]
+    todo: list[tuple[Job, str]] = []
+    for job in jobs:
+        if job.audio is None:
+            continue
+        try:
+            sha = sha256_file(job.audio)
+        except OSError as exc:
+            results[job.id].errors["audio"] = f"{job.audio}: cannot read audio ({exc.strerror or exc})"
+            continue
+        hit = cache.lookup("audio", sha, name, version)
+        if hit is not None:
+            cache.hits += 1
+            results[job.id].audio = hit
+        else:
+            todo.append((job, sha))
+    if not todo:
+        return
+    cpu = bool(getattr(encoder, "cpu_parallel", False))
+    bar = tqdm(total=len(todo), desc=f"audio {name}", unit="song", disable=not progress)
+
+    def finish(job: Job, sha: str, feats: SegmentFeatures, notes: list[str]) -> None:
+        cache.misses += 1
+        cache.save("audio", sha, name, version, feats, song_id=job.song_id)
+        results[job.id].audio = feats
+        results[job.id].notes += notes
+
+    def fail(job: Job, exc: BaseException | str) -> None:
+        reason = exc if isinstance(exc, str) else _reason(exc)
+        results[job.id].errors["audio"] = reason
+        log.warning("audio %s refused: %s", job.id, reason)
+
+    if workers <= 1:
+        for job, sha in todo:
+            try:
+                feats, notes = encode_audio_file(job.audio, encoder, spec)  # type: ignore[arg-type]
+                finish(job, sha, feats, notes)
+            except Exception as exc:  # noqa: BLE001 - recorded per item
+                fail(job, exc)
+            bar.update()
+        bar.close()
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        if cpu:
+            futures = {pool.submit(_in_worker, encode_audio_file, j.audio, encoder, spec): (j, sha) for j, sha in todo}
+        else:
+            futures = {pool.submit(_in_worker, prepare_audio, j.audio, encoder.sample_rate, spec): (j, sha)  # type: ignore[attr-defined]
+                       for j, sha in todo}
+        for fut in as_completed(futures):
+            job, sha = futures[fut]
+            try:
+                ok, payload = fut.result()
+                if not ok:
+                    fail(job, payload)
+                    bar.update()
+                    continue
+                if cpu:
+                    feats, notes = payload
+                else:
+                    segs, feats, notes = payload
+                    feats.vectors = np.asarray(encoder.encode(segs), dtype=np.float32)  # type: ignore[attr-defined]
+                finish(job, sha, feats, notes)
+            except Exception as exc:  # noqa: BLE001 - recorded per item
+                fail(job, exc)
+            bar.update()
+    bar.close()
+
+
+def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: object, spec: SegmentSpec,
+                    cache: FeatureCache, progress: bool) -> None:
+    suffix = spec_suffix(spec)
+    name = encoder.name  # type: ignore[attr-defined]
+    for job in tqdm([j for j in jobs if j.lyrics is not None], desc=f"lyrics {name}", unit="song", disable=not progress):
+        try:
+            raw = job.lyrics if isinstance(job.lyrics, bytes) else Path(job.lyrics).read_bytes()  # type: ignore[arg-type]
+            sha = sha256_bytes(raw)
+            holder: dict[str, list[str]] = {"notes": []}
+
+            def compute(raw: bytes = raw) -> SegmentFeatures:
+                feats, notes = lyric_features(raw, encoder, spec)
+                holder["notes"] = notes
+                return feats
+
+            results[job.id].lyrics = cache.get_or_extract("lyrics", sha, encoder, compute, version_suffix=suffix,
+                                                          song_id=job.song_id)
+            results[job.id].notes += holder["notes"]
+        except Exception as exc:  # noqa: BLE001 - recorded per item
+            reason = _reason(exc)
+            results[job.id].errors["lyrics"] = reason
+            log.warning("lyrics %s refused: %s", job.id, reason)
+
+
+def extract_manifest(manifest, audio_encoder: object | None = None, lyrics_encoder: object | None = None,
+                     **kwargs) -> dict[str, ItemResult]:
+    """`extract` over a catalog.manifest.Manifest's items (audio and lyrics paths as given there)."""
+    jobs = [Job(it.id, it.audio, it.lyrics) for it in manifest.items]
+    return extract(jobs, audio_encoder, lyrics_encoder, **kwargs)
