@@ -38,6 +38,7 @@ def train_speech(
     epochs: int = typer.Option(30, "--epochs", min=1),
     seed: int = typer.Option(42, "--seed"),
     cv: bool = typer.Option(False, "--cv", help="Leave-one-speaker-out cross-validation instead of one split; writes OUT/cv.json."),
+    folds: int = typer.Option(0, "--folds", help="With --cv: number of speaker-grouped folds (0: leave-one-speaker-out)."),
     register_model: bool = typer.Option(True, "--register/--no-register", help="Record the artifact as the active speech model."),
 ) -> None:
     """Train a speech emotion model on a speaker-independent split (or cross-validate it) and print JSON metrics."""
@@ -55,7 +56,7 @@ def train_speech(
     if cv:
         if len({e.group for e in report.examples}) < 3:
             _fail("cross-validation needs at least 3 speakers (group column)")
-        result = cross_validate(report.examples, model, epochs, seed)
+        result = cross_validate(report.examples, model, epochs, seed, folds=folds or None)
         result.update(manifest_sha256=m.digest(), epochs=epochs, seed=seed, skipped=len(report.failed))
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv.json").write_text(json.dumps(result, indent=2))
