@@ -8,26 +8,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# The paper's 62-d LLD layout (section 2.2): 28 MFCC (14 + 14 deltas), 8 pitch statistics
-# (max, min, mean, range, std, median, upper/lower quartile), 12 formant statistics, 8 band
-# energies (500 Hz bands over 0-4 kHz), 6 beat-histogram rhythm features.
-PAPER_LAYOUT: dict[str, dict[str, list[int]]] = {
-    "tempo": {"plus": [56, 57], "minus": []},
-    "brightness": {"plus": [52, 53, 54, 55], "minus": [48, 49, 50, 51]},
-    "loudness": {"plus": list(range(48, 56)), "minus": []},
-    "pitch range": {"plus": [31], "minus": []},
+# Descriptors as (plus names, minus names) of emotion.features.lld.LLD_NAMES (the paper's 62-d layout,
+# section 2.2): band energies are log10 powers, so "brightness" is a log ratio high/low bands; a longer
+# beat period is a slower tempo.
+DESCRIPTORS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "tempo": ((), ("beat_period1",)),
+    "brightness": (("band2500_3000", "band3000_3500", "band3500_4000"), ("band0_500", "band500_1000")),
+    "loudness": (tuple(f"band{i * 500}_{(i + 1) * 500}" for i in range(8)), ()),
+    "pitch range": (("pitch_range",), ()),
 }
 WORDS = {
     "tempo": ("fast", "slow"),
     "brightness": ("bright", "dark"),
     "loudness": ("loud", "soft"),
     "pitch range": ("wide pitch range", "narrow pitch range"),
-}
-KEYWORDS = {
-    "tempo": (("tempo", "bpm", "beat_period", "onset_rate"), ()),
-    "brightness": (("centroid", "rolloff", "bright", "band_high", "band_5", "band_6", "band_7"), ("band_0", "band_1")),
-    "loudness": (("rms", "energy", "loud"), ()),
-    "pitch range": (("pitch_range", "f0_range"), ()),
 }
 STOP = frozenset(
     "the a an and or but if of to in on at by for with from as is are was were be been am i you he she it we they me my "
@@ -39,39 +33,33 @@ TOKEN = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 
 
 def layout_for(dim: int) -> dict[str, dict[str, list[int]]]:
-    """Descriptor -> feature indices: from emotion.features.lld's names when it publishes them, else the paper layout."""
+    """Descriptor -> feature indices into the frame vector; empty when frames are not the 62-d LLD."""
     names = _lld_names()
-    if names and len(names) == dim:
-        found: dict[str, dict[str, list[int]]] = {}
-        lowered = [n.lower() for n in names]
-        for desc, (plus_keys, minus_keys) in KEYWORDS.items():
-            plus = [i for i, n in enumerate(lowered) if any(k in n for k in plus_keys)]
-            minus = [i for i, n in enumerate(lowered) if any(k in n for k in minus_keys)]
-            if plus:
-                found[desc] = {"plus": plus, "minus": [i for i in minus if i not in plus]}
-        if found:
-            return found
-    return PAPER_LAYOUT if dim == 62 else {}
+    if not names or len(names) != dim:
+        return {}
+    index = {n: i for i, n in enumerate(names)}
+    out = {}
+    for desc, (plus, minus) in DESCRIPTORS.items():
+        if all(n in index for n in plus + minus):
+            out[desc] = {"plus": [index[n] for n in plus], "minus": [index[n] for n in minus]}
+    return out
 
 
 def _lld_names() -> list[str] | None:
     try:
-        from emotion.features import lld
+        from emotion.features.lld import LLD_NAMES
     except ImportError:
         return None
-    for attr in ("FEATURE_NAMES", "NAMES", "LLD_NAMES", "names"):
-        value = getattr(lld, attr, None)
-        value = value() if callable(value) else value
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return list(value)
-    return None
+    return list(LLD_NAMES)
 
 
 def descriptor_values(vectors: np.ndarray, layout: dict[str, dict[str, list[int]]]) -> dict[str, np.ndarray]:
     """Each descriptor evaluated on each row of `vectors` [n, d]."""
     out = {}
     for desc, idx in layout.items():
-        v = vectors[:, idx["plus"]].mean(axis=1)
+        v = np.zeros(len(vectors))
+        if idx["plus"]:
+            v = v + vectors[:, idx["plus"]].mean(axis=1)
         if idx["minus"]:
             v = v - vectors[:, idx["minus"]].mean(axis=1)
         out[desc] = v

@@ -17,7 +17,7 @@ from topics.errors import NoFramesError, TopicsError
 log = logging.getLogger(__name__)
 
 FrameEncoder = Callable[[np.ndarray, int], np.ndarray]
-FRAME_SR = 22050
+FRAME_SR = 16000  # the rate emotion.features.lld's encoder uses
 
 
 def lld_encoder(frame_s: float = 3.0) -> FrameEncoder:
@@ -45,19 +45,19 @@ def audio_path(song: Song, store: FileStore) -> Path:
 class SongFrames:
     """Callable giving a song's finite frames [n, d]; raises NoFramesError with the reason; memoised by audio hash."""
 
-    def __init__(self, encoder: FrameEncoder | None = None, sr: int = FRAME_SR, store: FileStore | None = None, cache: bool = True) -> None:
+    def __init__(self, encoder: FrameEncoder | None = None, sr: int = FRAME_SR, store: FileStore | None = None, cache: bool | dict[str, np.ndarray] = True) -> None:
         self.encoder = encoder or lld_encoder()
         self.sr = sr
         self.store = store or FileStore()
-        self._cache: dict[str, np.ndarray] | None = {} if cache else None
+        self._cache: dict[str, np.ndarray] | None = cache if isinstance(cache, dict) else ({} if cache else None)
 
     @property
     def name(self) -> str:
         return getattr(self.encoder, "__name__", type(self.encoder).__name__)
 
     def __call__(self, song: Song) -> np.ndarray:
-        key = song.audio.sha256 if song.audio is not None else None
-        if self._cache is not None and key in self._cache:
+        key = f"{song.audio.sha256}:{self.name}:{self.sr}" if song.audio is not None else None
+        if self._cache is not None and key and key in self._cache:
             return self._cache[key]
         path = audio_path(song, self.store)
         try:
