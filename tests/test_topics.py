@@ -215,3 +215,29 @@ def test_number_of_topics_picked_by_coherence_and_perplexity(db_url, catalog, fr
         assert set(report.metrics["selection"]) == {"2", "3"}
         assert report.params["topics_used"] <= int(max(report.metrics["selection"], key=int))
         assert all(np.isfinite(v) for v in report.metrics["selection"].values())
+
+
+def test_cli_build_show_playlist(db_url, catalog, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["topics", "build", "--emotion", "happy", "--emotion", "sad", "--k", "16", "--topics", "3"])
+    assert result.exit_code == 0, result.output
+    assert "happy: v1" in result.output and "sad: v1" in result.output and "first version" in result.output
+    result = runner.invoke(app, ["topics", "build", "--emotion", "happy", "--k", "16", "--topics", "3"])
+    assert result.exit_code == 0 and "0.0% of 8 songs changed dominant topic vs v1" in result.output
+    out = tmp_path / "plots"
+    result = runner.invoke(app, ["topics", "show", "happy", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "topic 0:" in result.output and "top audio words" in result.output
+    pngs = sorted(out.glob("*.png"))
+    assert [p.name for p in pngs] == ["happy-v2-songs-per-topic.png", "happy-v2-topic-words.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    result = runner.invoke(app, ["topics", "playlist", "happy", "0"])
+    assert result.exit_code == 0 and "  1. [" in result.output
+    result = runner.invoke(app, ["topics", "show", "angry"])
+    assert result.exit_code == 1 and "no active topic model" in result.output
+    result = runner.invoke(app, ["topics", "playlist", "happy", "42"])
+    assert result.exit_code == 1
