@@ -1,0 +1,148 @@
+"""Train and score every model on the same split of one manifest; Markdown + JSON table and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog.manifest import Item, assign_splits, read
+from emotion import artifact
+from emotion.data import LABELS, SongSample
+from emotion.evaluate import scores
+from emotion.inputs import InputSpec, build_samples
+from emotion.models import REGISTRY
+from emotion.models import spec as model_spec
+from emotion.runs import RunError, train_val_items, trained_modalities
+from emotion.train import TrainConfig, plot_curves, predict, train_model
+
+log = logging.getLogger(__name__)
+ORDER: tuple[str, ...] = tuple(REGISTRY)
+
+
+def split_items(items: list[Item], val: float, test: float, seed: int) -> tuple[list[Item], list[Item], list[Item], str]:
+    """The manifest's own train/val/test when it has a test split, else a group-aware one."""
+    if any(it.split == "test" for it in items):
+        from catalog.manifest import Manifest
+
+        m = Manifest(Path("."), items)
+        train, val_items, _ = train_val_items(m, val, seed)
+        return train, val_items, [it for it in items if it.split == "test"], "manifest"
+    groups = assign_splits(items, val=val, test=test, seed=seed)
+    pick = lambda name: [it for it in items if groups[it.group] == name]  # noqa: E731
+    return pick("train"), pick("val"), pick("test"), "group-aware"
+
+
+def applicable(name: str, samples: list[SongSample]) -> str | None:
+    """None when the model can read the data, else why not (e.g. an audio model on a lyrics-only set)."""
+    cls = model_spec(name).cls
+    has = {"audio": any(s.audio is not None for s in samples), "lyrics": any(s.lyrics is not None for s in samples)}
+    if not any(has[m] for m in cls.uses):
+        return f"needs {' or '.join(sorted(cls.uses))}, which this data set lacks"
+    return None
+
+
+def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path, base: TrainConfig, val: float = 0.15, test: float = 0.2, progress: bool = True, keep_artifacts: bool = True) -> dict[str, Any]:
+    """Train each model with `base` settings on one split and score it on the test rows."""
+    manifest = read(manifest_path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_items, val_items, test_items, how = split_items(manifest.items, val, test, base.seed)
+    if not train_items or not test_items:
+        raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
+    needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
+    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers)
+    built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
+    failures = [str(f) for b in built.values() for f in b.failures]
+    tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples
+    rows: dict[str, Any] = {}
+    for name in models:
+        why = applicable(name, tr)
+        if why:
+            rows[name] = {"skipped": why}
+            log.info("%s skipped: %s", name, why)
+            continue
+        cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {})
+        t0 = time.perf_counter()
+        result = train_model(tr, va, cfg, progress)
+        seconds = time.perf_counter() - t0
+        probs = predict(result.model, [result.standardizer.apply(s) for s in te], result.dims, "cpu", cfg.eval_batch_size)
+        m = scores(np.array([s.y for s in te]), probs)
+        m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics["macro_f1"], params=sum(p.numel() for p in result.model.parameters()))
+        rows[name] = m
+        log.info("%s: acc %.3f macro-F1 %.3f (%.0f s)", name, m["accuracy"], m["macro_f1"], seconds)
+        if keep_artifacts:
+            folder = out / "models" / name
+            config = {**cfg.to_json(), "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids(), "manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how, "best_epoch": result.best_epoch}
+            artifact.save(folder, result.model, config, result.standardizer, result.dims, {"val": result.val_metrics, "test": m}, result.history)
+            plot_curves(result.history, folder / artifact.CURVES, name)
+        _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
+    return _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
+
+
+def _write(out: Path, manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+    result = {
+        "manifest": str(manifest.path),
+        "manifest_sha256": manifest.digest(),
+        "split": how,
+        "n_train": n_tr, "n_val": n_va, "n_test": n_te,
+        "epochs": base.epochs, "seed": base.seed,
+        "encoders": {"audio": spec.audio_encoder, "lyrics": spec.lyrics_encoder},
+        "failures": failures,
+        "models": rows,
+    }
+    (out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "benchmark.md").write_text(markdown(result), encoding="utf-8")
+    chart(result, out / "benchmark.png")
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """Table like SongGATNet's Tables 1-2: a column per model, per-class F1, accuracy, macro-F1."""
+    done = [(n, m) for n, m in result["models"].items() if "skipped" not in m]
+    lines = [
+        f"Manifest `{Path(result['manifest']).name}` ({result['split']} split: {result['n_train']} train / {result['n_val']} val / {result['n_test']} test), "
+        f"{result['epochs']} epochs, seed {result['seed']}, encoders audio={result['encoders']['audio']} lyrics={result['encoders']['lyrics']}.",
+        "",
+        "| | " + " | ".join(n for n, _ in done) + " |",
+        "|---|" + "---|" * len(done),
+    ]
+    for label in LABELS:
+        lines.append(f"| {label} F1 | " + " | ".join(f"{m['per_class_f1'][label]:.2f}" for _, m in done) + " |")
+    lines.append("| accuracy | " + " | ".join(f"{m['accuracy']:.2f}" for _, m in done) + " |")
+    lines.append("| macro-F1 | " + " | ".join(f"{m['macro_f1']:.2f}" for _, m in done) + " |")
+    lines.append("| best epoch | " + " | ".join(str(m["best_epoch"]) for _, m in done) + " |")
+    skipped = [(n, m["skipped"]) for n, m in result["models"].items() if "skipped" in m]
+    if skipped:
+        lines += ["", "Not applicable: " + "; ".join(f"{n} ({why})" for n, why in skipped) + "."]
+    if result["failures"]:
+        lines += ["", f"{len(result['failures'])} song(s) could not be read: " + "; ".join(result["failures"][:5])]
+    return "\n".join(lines) + "\n"
+
+
+def chart(result: dict[str, Any], path: Path) -> Path:
+    """Grouped bars: accuracy and macro-F1 per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [(n, m) for n, m in result["models"].items() if "skipped" not in m]
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(done) + 2), 3.6))
+    x = np.arange(len(done))
+    ax.bar(x - 0.2, [m["accuracy"] for _, m in done], 0.4, label="accuracy")
+    ax.bar(x + 0.2, [m["macro_f1"] for _, m in done], 0.4, label="macro-F1")
+    ax.set_xticks(x, [n for n, _ in done], rotation=35, ha="right")
+    ax.set_ylim(0, 1)
+    ax.axhline(0.25, color="grey", lw=0.8, ls="--")
+    ax.legend()
+    ax.set_title(Path(result["manifest"]).name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

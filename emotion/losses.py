@@ -1,0 +1,31 @@
+"""Focal loss with per-class weights (SongGATNet: happy and relaxed 1.3, angry and sad 1.0)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from emotion.data import LABELS
+
+DEFAULT_CLASS_WEIGHTS: dict[str, float] = {"happy": 1.3, "angry": 1.0, "sad": 1.0, "relaxed": 1.3}
+
+
+def class_weight_tensor(weights: dict[str, float] | None = None) -> torch.Tensor:
+    """Weights in label order; unnamed classes get 1.0."""
+    weights = DEFAULT_CLASS_WEIGHTS if weights is None else weights
+    return torch.tensor([float(weights.get(name, 1.0)) for name in LABELS])
+
+
+class FocalLoss(nn.Module):
+    """mean_i w_{y_i} (1 - p_{y_i})^gamma (-log p_{y_i}); gamma=0 gives weighted cross-entropy."""
+
+    def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight if weight is not None else torch.ones(len(LABELS)))
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
+        focal = (1.0 - logp.exp()).clamp(min=0.0) ** self.gamma
+        return (self.weight.to(logits.device)[target] * focal * -logp).mean()

@@ -1,0 +1,62 @@
+"""Song emotion models; `REGISTRY` maps each `--model` name to its class and default hyperparameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from emotion.models.base import SongModel
+from emotion.models.fusion import FeatureAverage, FeatureCross, LateFusion
+from emotion.models.joint import JointMTL
+from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly
+from emotion.models.sequence import CNNLSTM, LSTMAttention
+from emotion.models.songgatnet import SongGATNet
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    cls: type[SongModel]
+    params: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "songgatnet": ModelSpec(SongGATNet, {}, "heterogeneous graph, 2-layer GAT (8 heads, 1 head), mean+max readout"),
+    "homogeneous": ModelSpec(SongGATNet, {"typed": False, "graph": "homogeneous"}, "ablation: one node type, no edge types"),
+    "no-cross": ModelSpec(SongGATNet, {"graph": "no-cross"}, "ablation: no cross-modal edges"),
+    "single-layer": ModelSpec(SongGATNet, {"layers": 1}, "ablation: first GAT layer only"),
+    "sparse-gat": ModelSpec(SongGATNet, {"sparse_threshold": 0.55, "sparse_k": 12}, "edges with cosine > 0.55, at most 12 per node"),
+    "concat-mlp": ModelSpec(ConcatMLP, {}, "song vectors concatenated, MLP 1024-512-256"),
+    "cnn-lstm": ModelSpec(CNNLSTM, {}, "2-D CNN on log-Mel + BERT tokens, 2-layer BiLSTM"),
+    "lstm-attention": ModelSpec(LSTMAttention, {}, "62-d LLD frames, 2 LSTM layers, additive attention"),
+    "late-fusion": ModelSpec(LateFusion, {}, "per-modality classifiers, learned decision weights"),
+    "feature-cross": ModelSpec(FeatureCross, {}, "(v_a, v_t, v_a*v_t) fusion"),
+    "feature-average": ModelSpec(FeatureAverage, {}, "(v_a + v_t)/2 fusion"),
+    "joint-mtl": ModelSpec(JointMTL, {}, "private/shared layers, self-attention, valence+arousal auxiliary tasks"),
+    "audio-only": ModelSpec(AudioOnly, {}, "audio segment vectors + MLP"),
+    "lyrics-only": ModelSpec(LyricsOnly, {}, "lyric segment vectors + CNN (3, 4, 5)"),
+}
+
+
+class UnknownModel(KeyError):
+    def __str__(self) -> str:
+        return f"unknown model {self.args[0]!r}; choose one of {', '.join(REGISTRY)}"
+
+
+def spec(name: str) -> ModelSpec:
+    if name not in REGISTRY:
+        raise UnknownModel(name)
+    return REGISTRY[name]
+
+
+def model_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The registered defaults of `name` updated with `overrides`."""
+    return {**spec(name).params, **(overrides or {})}
+
+
+def build_model(name: str, dims: dict[str, int], params: dict[str, Any] | None = None) -> SongModel:
+    """Instantiate model `name` for feature widths `dims` with registered defaults plus `params`."""
+    return spec(name).cls(dims, **model_params(name, params))
+
+
+__all__ = ["REGISTRY", "ModelSpec", "SongModel", "UnknownModel", "build_model", "model_params", "spec"]

@@ -1,0 +1,60 @@
+"""Song-vector baselines: Concat+MLP, audio-only (encoder + MLP) and lyrics-only (BERT sentence vectors + CNN)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emotion.data import SongBatch
+from emotion.models.base import SongModel, masked_max, masked_mean, mlp
+
+
+class ConcatMLP(SongModel):
+    """Mean audio vector ++ mean lyric vector (zeros when absent) -> MLP 1024-512-256-4."""
+
+    def __init__(self, dims: dict[str, int], hidden: tuple[int, ...] = (1024, 512, 256), dropout: float = 0.3, n_classes: int = 4) -> None:
+        super().__init__()
+        self.net = mlp([dims["audio"] + dims["lyrics"], *hidden, n_classes], dropout)
+
+    def forward(self, batch: SongBatch) -> torch.Tensor:
+        x = torch.cat([masked_mean(batch.audio, batch.audio_mask), masked_mean(batch.lyrics, batch.lyrics_mask)], dim=-1)
+        return self.net(x)
+
+
+class AudioOnly(SongModel):
+    """Mean of the audio segment vectors -> MLP (the paper's unimodal audio check, eq. 2)."""
+
+    uses = frozenset({"audio"})
+
+    def __init__(self, dims: dict[str, int], hidden: int = 256, dropout: float = 0.3, n_classes: int = 4) -> None:
+        super().__init__()
+        self.net = mlp([dims["audio"], hidden, n_classes], dropout)
+
+    def forward(self, batch: SongBatch) -> torch.Tensor:
+        return self.net(masked_mean(batch.audio, batch.audio_mask))
+
+
+class LyricsOnly(SongModel):
+    """Multi-kernel CNN (3, 4, 5) over the sequence of lyric segment vectors, max-pooled, ++ their mean -> linear."""
+
+    uses = frozenset({"lyrics"})
+
+    def __init__(self, dims: dict[str, int], filters: int = 100, kernels: tuple[int, ...] = (3, 4, 5), dropout: float = 0.5, n_classes: int = 4) -> None:
+        super().__init__()
+        d = dims["lyrics"]
+        self.convs = nn.ModuleList(nn.Conv1d(d, filters, k, padding=k - 1) for k in kernels)
+        self.kernels = tuple(kernels)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(filters * len(kernels) + d, n_classes)
+
+    def forward(self, batch: SongBatch) -> torch.Tensor:
+        x, mask = batch.lyrics, batch.lyrics_mask
+        feats = [masked_mean(x, mask)]
+        xt = (x * mask.unsqueeze(-1)).transpose(1, 2)
+        for k, conv in zip(self.kernels, self.convs):
+            c = torch.relu(conv(xt)).transpose(1, 2)  # [B, N + k - 1, F]
+            cmask = torch.nn.functional.pad(mask, (0, k - 1))
+            for shift in range(1, k):  # a window is valid when it overlaps a real segment
+                cmask = cmask | torch.nn.functional.pad(mask, (shift, k - 1 - shift))
+            feats.append(masked_max(c, cmask))
+        return self.out(self.drop(torch.cat(feats, dim=-1)))

@@ -1,0 +1,123 @@
+"""Manifest-level workflows: train a model into an artifact folder, score an artifact on a manifest."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catalog.manifest import Item, Manifest, assign_splits, read
+from emotion import artifact
+from emotion.evaluate import plot_confusion, scores
+from emotion.inputs import Built, Failure, InputSpec, build_samples
+from emotion.models import spec as model_spec
+from emotion.train import TrainConfig, plot_curves, train_model
+
+log = logging.getLogger(__name__)
+
+
+class RunError(RuntimeError):
+    """A run that cannot start (no usable rows, unknown model)."""
+
+
+def train_val_items(manifest: Manifest, val_fraction: float, seed: int) -> tuple[list[Item], list[Item], str]:
+    """Training and validation rows (test rows never); a group-aware val split when the manifest has none."""
+    usable = [it for it in manifest.items if it.split != "test"]
+    train = [it for it in usable if it.split in ("train", "")]
+    val = [it for it in usable if it.split == "val"]
+    if val:
+        return train, val, "manifest"
+    if val_fraction <= 0:
+        return train, [], "none"
+    groups = assign_splits(train, val=val_fraction, test=0.0, seed=seed)
+    return [it for it in train if groups[it.group] == "train"], [it for it in train if groups[it.group] == "val"], "group-aware"
+
+
+def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1) -> InputSpec:
+    """Only the modalities and raw inputs the model reads are extracted."""
+    cls = model_spec(model).cls
+    return InputSpec(
+        audio_encoder=audio_encoder if ("audio" in cls.uses or cls.needs & {"lld", "mel"}) else "",
+        lyrics_encoder=lyrics_encoder if ("lyrics" in cls.uses or "tokens" in cls.needs) else "",
+        needs=cls.needs,
+        workers=workers,
+    )
+
+
+def trained_modalities(samples: list) -> list[str]:
+    """Modalities at least one training song has."""
+    return [m for m in ("audio", "lyrics") if any(getattr(s, m) is not None for s in samples)]
+
+
+@dataclass
+class TrainReport:
+    out: Path
+    model_id: int | None
+    val_metrics: dict[str, Any]
+    best_epoch: int
+    n_train: int
+    n_val: int
+    failures: list[Failure] = field(default_factory=list)
+
+
+def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig, progress: bool = True, register: bool = True) -> TrainReport:
+    """Train `cfg.model` on a manifest's train (+val) rows and write the artifact folder `out`."""
+    manifest = read(manifest_path)
+    train_items, val_items, val_source = train_val_items(manifest, cfg.val_fraction, cfg.seed)
+    if not train_items:
+        raise RunError(f"{manifest.path}: no training rows (split train or empty)")
+    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers)
+    built_train = build_samples(train_items, ispec, progress, "features train")
+    built_val = build_samples(val_items, ispec, progress, "features val")
+    if not built_train.samples:
+        raise RunError(f"no training song could be read ({len(built_train.failures)} failures, e.g. {built_train.failures[0]})")
+    result = train_model(built_train.samples, built_val.samples, cfg, progress)
+    out = Path(out)
+    modalities = trained_modalities(built_train.samples + built_val.samples)
+    config = {
+        **cfg.to_json(),
+        "modalities": modalities,
+        "encoders": {k: v for k, v in ispec.encoder_ids().items() if k not in ("audio", "lyrics") or k in modalities},
+        "manifest": str(manifest.path),
+        "manifest_sha256": manifest.digest(),
+        "val_split": val_source,
+        "n_train": len(built_train.samples),
+        "n_val": len(built_val.samples),
+        "best_epoch": result.best_epoch,
+    }
+    metrics = {"val": result.val_metrics, "best_epoch": result.best_epoch, "failures": [str(f) for f in built_train.failures + built_val.failures]}
+    artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)
+    plot_curves(result.history, out / artifact.CURVES, f"{cfg.model} ({len(built_train.samples)} train / {len(built_val.samples)} val)")
+    model_id = artifact.register(out) if register else None
+    return TrainReport(out, model_id, result.val_metrics, result.best_epoch, len(built_train.samples), len(built_val.samples), built_train.failures + built_val.failures)
+
+
+@dataclass
+class EvalReport:
+    metrics: dict[str, Any]
+    failures: list[Failure]
+    confusion_png: Path
+    predictions: list[dict[str, Any]]
+
+
+def evaluate_manifest(model_dir: str | Path, manifest_path: str | Path, split: str | None = None, device: str = "cpu", progress: bool = True) -> EvalReport:
+    """Score an artifact on a manifest (every row, or one split); features go through the cache."""
+    art = artifact.load(model_dir, device)
+    manifest = read(manifest_path)
+    items = manifest.split(split) if split else list(manifest.items)
+    if not items:
+        raise RunError(f"{manifest.path}: no rows{f' in split {split!r}' if split else ''}")
+    built: Built = build_samples(items, art.input_spec(), progress, "features")
+    probs = art.predict(built.samples, device) if built.samples else np.zeros((0, 4))
+    y = np.array([s.y for s in built.samples], dtype=int)
+    metrics = scores(y, probs)
+    metrics["failed"] = len(built.failures)
+    metrics["model"] = art.name
+    metrics["split"] = split or "all"
+    tag = f"{Path(manifest.path).stem}-{split or 'all'}"
+    png = plot_confusion(metrics["confusion"], metrics["labels"], Path(model_dir) / f"confusion-{tag}.png", f"{art.name} on {tag}")
+    preds = [{"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]} for s, p in zip(built.samples, probs)]
+    return EvalReport(metrics, built.failures, png, preds)
