@@ -16,6 +16,11 @@ from catalog.settings import get_settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave out tables that are not ours: the Celery beat scheduler's `celery_*` tables (workers/schedules.py)."""
+    return not (type_ == "table" and name is not None and name.startswith("celery_"))
+
+
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at `migrations/` and the given (or configured) database."""
     cfg = Config()
@@ -40,5 +45,5 @@ def current_revision(url: str | None = None) -> str | None:
 def pending_diff(url: str | None = None) -> list[object]:
     """Differences between the models and the migrated database (empty when they agree)."""
     with get_engine(url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True, "include_name": include_name})
         return list(compare_metadata(ctx, Base.metadata))

@@ -1,0 +1,217 @@
+"""The pipeline's stage functions, called by the Celery tasks; each stage is named by a worker setting.
+
+Contracts (the tasks rely on nothing else):
+- features: `extract_features(song_id) -> None`: compute and cache the song's features (upsert, so a
+  second call adds nothing). Raises `PermanentError` for a song that can never pass (corrupt audio).
+- labeller: `active_labeller() -> Labeller`, loaded once per worker process; `Labeller.model_id` is
+  the emotion_models row and `Labeller.predict(song_ids)` returns `{song_id: Prediction | reason}`.
+  The task upserts the labels itself (unique song_id+model_id), so a re-delivered batch adds nothing.
+- topics: `assign_topics(song_id) -> None`: topic inference against the active topic model of the
+  song's emotion, stored in song_topics (this is what the playlists read).
+
+A stage whose code or model is not there raises `StageUnavailable`: the song keeps its state and the
+sweep tries again later. Anything in `TRANSIENT` is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import sqlalchemy.exc
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.audio import AudioError, load
+from catalog.db import session_scope
+from catalog.models import FeatureSet, Song
+from catalog.store import FileStore
+from workers.config import worker_settings
+
+log = logging.getLogger(__name__)
+
+LLD_ENCODER = "lld62-frames"
+LLD_VERSION = "1"
+LLD_SR = 22050
+
+
+class PermanentError(Exception):
+    """A song that can never pass this stage (corrupt or missing audio, no usable frames)."""
+
+
+class StageUnavailable(Exception):
+    """The stage's code or model is not installed or registered yet: the song waits, nothing fails."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@dataclass
+class Prediction:
+    label: str
+    confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+class Labeller(Protocol):
+    model_id: int
+
+    def predict(self, song_ids: list[int]) -> dict[int, Prediction | str]:
+        """A prediction per song, or a reason string for a song that cannot be labelled."""
+        ...
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """The function named by "package.module:function"."""
+    module_name, _, attr = path.partition(":")
+    func = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(func):
+        raise ValueError(f"{path!r} does not name a function (expected 'package.module:function')")
+    return func
+
+
+def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
+    """INSERT rows, skipping any that hit the unique key `keys` (SQLite and PostgreSQL); returns rows added."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = session.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=keys))
+    return int(result.rowcount or 0)
+
+
+# --- features ---------------------------------------------------------------------------------------
+
+
+def song_audio_path(song: Song, store: FileStore) -> Path:
+    if song.audio is None:
+        raise PermanentError(f"song {song.id} has no audio asset")
+    path = Path(song.audio.path)
+    return path if path.is_absolute() else store.resolve(song.audio.path)
+
+
+def lld_of(path: Path) -> np.ndarray:
+    """The song's 62-d LLD frames (emotion.features.lld); PermanentError when the audio is unusable."""
+    from emotion.features.lld import lld_frames
+
+    try:
+        y = load(path, sr=LLD_SR)
+    except AudioError as exc:
+        raise PermanentError(f"audio unusable: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise PermanentError(f"audio file missing: {path}") from exc
+    frames = lld_frames(y, LLD_SR)
+    if frames.ndim != 2 or not len(frames) or not np.all(np.isfinite(frames)):
+        raise PermanentError(f"no usable LLD frames (shape {frames.shape})")
+    return frames
+
+
+def cached_frames(song_id: int, url: str | None = None, store: FileStore | None = None) -> np.ndarray | None:
+    """The LLD frames cached for a song's audio, or None."""
+    store = store or FileStore()
+    with session_scope(url) as session:
+        song = session.scalars(select(Song).where(Song.id == song_id).options(selectinload(Song.audio))).first()
+        if song is None or song.audio is None:
+            return None
+        path = session.scalar(
+            select(FeatureSet.path).where(
+                FeatureSet.content_sha256 == song.audio.sha256,
+                FeatureSet.encoder_name == LLD_ENCODER,
+                FeatureSet.encoder_version == LLD_VERSION,
+            )
+        )
+    if path is None or not store.resolve(path).exists():
+        return None
+    return np.load(store.resolve(path))
+
+
+def extract_features(song_id: int, url: str | None = None, store: FileStore | None = None) -> None:
+    """Cache the song's LLD frames (one feature_sets row per audio content and encoder)."""
+    store = store or FileStore()
+    with session_scope(url) as session:
+        song = session.scalars(select(Song).where(Song.id == song_id).options(selectinload(Song.audio))).first()
+        if song is None:
+            raise PermanentError(f"song {song_id} not found")
+        path = song_audio_path(song, store)
+        sha = song.audio.sha256 if song.audio else ""
+    if cached_frames(song_id, url, store) is not None:
+        return
+    frames = lld_of(path)
+    buf = io.BytesIO()
+    np.save(buf, frames)
+    _, dest = store.put_bytes("features", buf.getvalue(), ".npy")
+    with session_scope(url) as session:
+        insert_ignore(
+            session,
+            FeatureSet.__table__,
+            [dict(song_id=song_id, modality="audio", content_sha256=sha, encoder_name=LLD_ENCODER,
+                  encoder_version=LLD_VERSION, path=store.relative(dest), shape=list(frames.shape))],
+            ["content_sha256", "encoder_name", "encoder_version"],
+        )
+
+
+# --- labelling --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def labeller() -> Labeller:
+    """The labeller named by the worker setting, loaded once per worker process (lazy singleton)."""
+    factory = resolve(worker_settings().labeller)
+    instance = factory()
+    log.info("labeller loaded: %s (emotion model %s)", type(instance).__name__, getattr(instance, "model_id", "?"))
+    return instance
+
+
+def active_labeller() -> Labeller:
+    """The active emotion model's batch labeller (emotion/label.py of the emotion-models issue)."""
+    try:
+        module = importlib.import_module("emotion.label")
+    except ImportError as exc:
+        raise StageUnavailable(f"emotion labelling is not installed (emotion.label: {exc})") from exc
+    factory = getattr(module, "batch_labeller", None)
+    if factory is None:
+        raise StageUnavailable("emotion.label has no batch_labeller(); the labelling stage cannot run")
+    return factory()
+
+
+# --- topics -----------------------------------------------------------------------------------------
+
+
+def assign_topics(song_id: int, url: str | None = None, store: FileStore | None = None) -> None:
+    """Topic inference for a labelled song with topics.infer, reusing the cached LLD frames."""
+    from topics.errors import NoFramesError, TopicsError
+    from topics.infer import infer_song
+
+    store = store or FileStore()
+
+    def frames_for(song: Song) -> np.ndarray:
+        frames = cached_frames(song.id, url, store)
+        return frames if frames is not None else lld_of(song_audio_path(song, store))
+
+    try:
+        infer_song(song_id, frames_for=frames_for, url=url, store=store, save=True)
+    except NoFramesError as exc:
+        raise PermanentError(str(exc)) from exc
+    except TopicsError as exc:
+        if "not found" in str(exc) or "has no emotion label" in str(exc):
+            raise PermanentError(str(exc)) from exc
+        raise StageUnavailable(str(exc)) from exc
+
+
+@lru_cache(maxsize=4)
+def stage(name: str) -> Callable[..., Any]:
+    """The features or topics stage function named by the worker settings."""
+    return resolve(getattr(worker_settings(), name))

@@ -1,0 +1,308 @@
+"""Pipeline tasks: crawl -> features -> label (gpu, batched) -> topics; the database is the source of truth.
+
+Every task reads the song's state first and moves it forward with a guarded UPDATE
+(`... WHERE status = <expected>`), and every stored row is an upsert on a unique key, so a task
+delivered twice does nothing the second time. A song that cannot pass a stage ends `failed` with the
+stage and reason; a transient error (database, network) is retried with exponential backoff, and after
+the last retry the song is marked failed with that error. `sweep` re-enqueues songs (and queued crawl
+jobs) that sat in a state for too long: it recovers work lost by a dead worker or a restarted broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from sqlalchemy import select, update
+
+from catalog.db import session_scope
+from catalog.models import CrawlJob, EmotionLabel, Song, utcnow
+from workers import stages
+from workers.app import app
+from workers.config import worker_settings
+
+log = logging.getLogger(__name__)
+
+HOOK_PATH = "workers.tasks:enqueue_new_songs"
+
+
+# --- song state -------------------------------------------------------------------------------------
+
+
+def advance(song_ids: list[int], from_status: str, to_status: str) -> list[int]:
+    """Move songs from one state to the next; returns the ids that moved (others were already past)."""
+    if not song_ids:
+        return []
+    with session_scope() as session:
+        moved = session.scalars(
+            update(Song)
+            .where(Song.id.in_(song_ids), Song.status == from_status)
+            .values(status=to_status, failed_stage=None, failure_reason=None, updated_at=utcnow())
+            .returning(Song.id)
+        ).all()
+    return list(moved)
+
+
+def mark_failed(song_id: int, stage: str, reason: str) -> None:
+    """A song that failed for good: status failed, with the stage and the reason."""
+    log.warning("song %s failed at %s: %s", song_id, stage, reason)
+    with session_scope() as session:
+        session.execute(
+            update(Song)
+            .where(Song.id == song_id, Song.status != "failed")
+            .values(status="failed", failed_stage=stage, failure_reason=reason[:4000], updated_at=utcnow())
+        )
+
+
+def status_of(song_id: int) -> str | None:
+    with session_scope() as session:
+        return session.scalar(select(Song.status).where(Song.id == song_id))
+
+
+def retry_or_fail(task: Task, exc: BaseException, song_ids: list[int], stage: str) -> None:
+    """Retry a transient failure with exponential backoff; after the last retry mark the songs failed."""
+    ws = worker_settings()
+    retries = task.request.retries
+    if retries >= ws.max_retries:
+        for song_id in song_ids:
+            mark_failed(song_id, stage, f"gave up after {retries} retries: {type(exc).__name__}: {exc}")
+        return
+    countdown = min(ws.retry_backoff_max_s, 2 ** retries)
+    log.info("%s: transient %s, retry %d in %ss", task.name, type(exc).__name__, retries + 1, countdown)
+    raise task.retry(exc=exc, countdown=countdown, max_retries=ws.max_retries)
+
+
+# --- features ---------------------------------------------------------------------------------------
+
+
+@app.task(bind=True, name="workers.tasks.features")
+def features(self: Task, song_id: int) -> str:
+    """Features of one new song, then a nudge to the labelling collector."""
+    state = status_of(song_id)
+    if state != "new":
+        return f"skipped ({state})"
+    try:
+        stages.stage("features")(song_id)
+    except stages.PermanentError as exc:
+        mark_failed(song_id, "features", str(exc))
+        return "failed"
+    except stages.StageUnavailable as exc:
+        log.warning("features stage unavailable, song %s waits: %s", song_id, exc)
+        return "waiting"
+    except stages.TRANSIENT as exc:
+        retry_or_fail(self, exc, [song_id], "features")
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - an unknown error on one song is recorded, not lost
+        mark_failed(song_id, "features", f"{type(exc).__name__}: {exc}")
+        return "failed"
+    advance([song_id], "new", "features")
+    label_pending.delay()
+    return "features"
+
+
+# --- labelling (gpu queue) --------------------------------------------------------------------------
+
+
+def pending_batch(limit: int) -> list[int]:
+    with session_scope() as session:
+        return list(session.scalars(select(Song.id).where(Song.status == "features").order_by(Song.id).limit(limit)))
+
+
+def collect(batch_size: int, wait_s: float) -> list[int]:
+    """Songs waiting for a label: up to `batch_size`, waiting at most `wait_s` for the batch to fill."""
+    ids = pending_batch(batch_size)
+    deadline = time.monotonic() + wait_s
+    while ids and len(ids) < batch_size and time.monotonic() < deadline:
+        time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
+        ids = pending_batch(batch_size)
+    return ids
+
+
+def store_labels(model_id: int, predictions: dict[int, stages.Prediction]) -> int:
+    """Upsert the labels (unique song_id + model_id): a label stored twice stays one row."""
+    rows = [
+        dict(song_id=sid, model_id=model_id, label=p.label, confidence=float(p.confidence),
+             probabilities={k: float(v) for k, v in p.probabilities.items()}, created_at=utcnow())
+        for sid, p in predictions.items()
+    ]
+    with session_scope() as session:
+        return stages.insert_ignore(session, EmotionLabel.__table__, rows, ["song_id", "model_id"])
+
+
+@app.task(bind=True, name="workers.tasks.label_pending")
+def label_pending(self: Task) -> dict[str, int]:
+    """The collector: label one batch of songs in state 'features' with the active model (model loaded once)."""
+    ws = worker_settings()
+    ids = collect(ws.batch_size, ws.batch_wait_s)
+    if not ids:
+        return {"labelled": 0, "failed": 0}
+    try:
+        labeller = stages.labeller()
+    except Exception as exc:  # noqa: BLE001 - no model to load: the songs wait, nothing fails
+        stages.labeller.cache_clear()
+        log.warning("no labeller, %d songs wait: %s", len(ids), exc)
+        return {"labelled": 0, "failed": 0, "waiting": len(ids)}
+    try:
+        results = labeller.predict(ids)
+        good = {sid: p for sid, p in results.items() if isinstance(p, stages.Prediction)}
+        store_labels(labeller.model_id, good)
+    except stages.TRANSIENT as exc:
+        retry_or_fail(self, exc, ids, "label")
+        return {"labelled": 0, "failed": len(ids)}
+    except Exception as exc:  # noqa: BLE001 - label one by one to find the poison song
+        if len(ids) == 1:
+            mark_failed(ids[0], "label", f"{type(exc).__name__}: {exc}")
+            return {"labelled": 0, "failed": 1}
+        log.warning("batch of %d failed (%s); labelling one by one", len(ids), exc)
+        return label_each(labeller, ids)
+    for sid, reason in results.items():
+        if not isinstance(reason, stages.Prediction):
+            mark_failed(sid, "label", str(reason))
+    for sid in ids:
+        if sid not in results:
+            mark_failed(sid, "label", "the labeller returned nothing for this song")
+    moved = advance(list(good), "features", "labelled")
+    for sid in moved:
+        topics.delay(sid)
+    if len(ids) == ws.batch_size:
+        label_pending.delay()
+    return {"labelled": len(moved), "failed": len(ids) - len(good)}
+
+
+def label_each(labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
+    """Fallback after a failed batch: each song alone, so one bad song fails alone."""
+    labelled = failed = 0
+    for sid in ids:
+        try:
+            result = labeller.predict([sid]).get(sid, "the labeller returned nothing for this song")
+        except Exception as exc:  # noqa: BLE001
+            result = f"{type(exc).__name__}: {exc}"
+        if isinstance(result, stages.Prediction):
+            store_labels(labeller.model_id, {sid: result})
+            if advance([sid], "features", "labelled"):
+                topics.delay(sid)
+            labelled += 1
+        else:
+            mark_failed(sid, "label", str(result))
+            failed += 1
+    return {"labelled": labelled, "failed": failed}
+
+
+# --- topics -----------------------------------------------------------------------------------------
+
+
+@app.task(bind=True, name="workers.tasks.topics")
+def topics(self: Task, song_id: int) -> str:
+    """Topic inference for one labelled song; storing song_topics puts it in its playlist."""
+    state = status_of(song_id)
+    if state != "labelled":
+        return f"skipped ({state})"
+    try:
+        stages.stage("topics")(song_id)
+    except stages.PermanentError as exc:
+        mark_failed(song_id, "topics", str(exc))
+        return "failed"
+    except stages.StageUnavailable as exc:
+        log.warning("topics unavailable, song %s waits labelled: %s", song_id, exc)
+        return "waiting"
+    except stages.TRANSIENT as exc:
+        retry_or_fail(self, exc, [song_id], "topics")
+        return "failed"
+    except Exception as exc:  # noqa: BLE001
+        mark_failed(song_id, "topics", f"{type(exc).__name__}: {exc}")
+        return "failed"
+    advance([song_id], "labelled", "topics")
+    return "topics"
+
+
+# --- crawl ------------------------------------------------------------------------------------------
+
+
+def enqueue_new_songs(job_id: int, song_ids: list[int]) -> None:
+    """The crawler's new-songs hook: each new song goes to the features queue."""
+    for song_id in song_ids:
+        features.delay(int(song_id))
+    log.info("crawl job %s: %d new songs enqueued for features", job_id, len(song_ids))
+
+
+def dispatch_crawl(job_id: int) -> str:
+    """Send a queued crawl_jobs row to the crawl queue (the API's dispatch function); returns the task id."""
+    return crawl.delay(job_id=int(job_id)).id
+
+
+def claim_job(job_id: int) -> tuple[str, dict[str, Any]] | None:
+    """Take a queued crawl job (queued -> running) once; None when another delivery already took it."""
+    with session_scope() as session:
+        row = session.execute(
+            update(CrawlJob)
+            .where(CrawlJob.id == job_id, CrawlJob.status == "queued")
+            .values(status="running", started_at=utcnow(), updated_at=utcnow())
+            .returning(CrawlJob.spider, CrawlJob.args)
+        ).first()
+    return (row[0], dict(row[1] or {})) if row else None
+
+
+def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run the crawl in a fresh Python process (Twisted's reactor cannot restart inside a worker)."""
+    from crawler.run import crawl_command
+
+    argv = crawl_command(spider, {k: str(v) for k, v in args.items()}, job_id, {"NEW_SONGS_HOOK": HOOK_PATH})
+    return subprocess.run(argv, capture_output=True, text=True, timeout=worker_settings().crawl_time_limit_s)
+
+
+@app.task(bind=True, name="workers.tasks.crawl", time_limit=None, soft_time_limit=None)
+def crawl(self: Task, job_id: int | None = None, spider: str | None = None, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one crawl job (an existing queued row, or a new one for `spider`/`args` from a schedule)."""
+    if job_id is None:
+        if not spider:
+            raise ValueError("crawl needs a job_id or a spider")
+        from crawler.jobs import create_job
+
+        job_id = create_job(spider, dict(args or {}))
+    claimed = claim_job(job_id)
+    if claimed is None:
+        return {"job_id": job_id, "skipped": "not queued"}
+    spider, args = claimed
+    try:
+        proc = crawl_subprocess(job_id, spider, args)
+        ok, message = proc.returncode == 0, (proc.stderr or "")[-2000:]
+    except subprocess.TimeoutExpired:
+        ok, message = False, f"crawl ran past {worker_settings().crawl_time_limit_s} s"
+    with session_scope() as session:
+        job = session.get(CrawlJob, job_id)
+        if not ok and job is not None and job.status in ("queued", "running"):
+            job.status, job.finished_at, job.message = "failed", utcnow(), f"crawl process failed: {message}"
+        new_ids = list(session.scalars(select(Song.id).where(Song.crawl_job_id == job_id, Song.status == "new")))
+    enqueue_new_songs(job_id, new_ids)
+    return {"job_id": job_id, "ok": ok, "new_songs_enqueued": len(new_ids)}
+
+
+# --- recovery ---------------------------------------------------------------------------------------
+
+
+@app.task(name="workers.tasks.sweep")
+def sweep(stale_after_s: float | None = None) -> dict[str, int]:
+    """Re-enqueue work the broker may have lost: songs stuck in a state, crawl jobs stuck queued."""
+    stale = stale_after_s if stale_after_s is not None else worker_settings().stale_after_s
+    cutoff = utcnow() - timedelta(seconds=stale)
+    with session_scope() as session:
+        new = list(session.scalars(select(Song.id).where(Song.status == "new", Song.updated_at <= cutoff)))
+        waiting = session.scalar(select(Song.id).where(Song.status == "features", Song.updated_at <= cutoff).limit(1))
+        labelled = list(session.scalars(select(Song.id).where(Song.status == "labelled", Song.updated_at <= cutoff)))
+        jobs = list(session.scalars(select(CrawlJob.id).where(CrawlJob.status == "queued", CrawlJob.created_at <= cutoff)))
+    for sid in new:
+        features.delay(sid)
+    if waiting is not None:
+        label_pending.delay()
+    for sid in labelled:
+        topics.delay(sid)
+    for jid in jobs:
+        crawl.delay(job_id=jid)
+    counts = {"new": len(new), "features": int(waiting is not None), "labelled": len(labelled), "crawl_jobs": len(jobs)}
+    if any(counts.values()):
+        log.info("sweep re-enqueued %s", counts)
+    return counts
