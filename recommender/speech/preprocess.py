@@ -13,6 +13,7 @@ SAMPLE_RATE = 16000
 MIN_SPEECH_S = 0.3
 MAX_CLIP_S = 30.0
 TRIM_TOP_DB = 40.0
+ABSOLUTE_FLOOR = 10 ** (-60 / 20)
 TARGET_RMS_DBFS = -23.0
 PEAK_LIMIT = 0.99
 
@@ -55,7 +56,7 @@ def trim_silence(y: np.ndarray, sr: int, top_db: float = TRIM_TOP_DB, frame_s: f
         return y
     rms = np.sqrt(np.mean(y[: frames * n].reshape(frames, n) ** 2, axis=1) + 1e-12)
     db = 20 * np.log10(rms / rms.max())
-    loud = np.flatnonzero(db > -top_db)
+    loud = np.flatnonzero((db > -top_db) & (rms > ABSOLUTE_FLOOR))
     if loud.size == 0:
         return y[:0]
     return y[loud[0] * n : min(len(y), (loud[-1] + 1) * n)]
@@ -77,10 +78,9 @@ def prepare(path: str | Path, sr: int = SAMPLE_RATE, limits: Limits = Limits()) 
     if info.duration_s > limits.max_clip_s + 0.05:
         raise SpeechClipError(path, f"clip too long: {info.duration_s:.1f} s (limit {limits.max_clip_s:.0f} s)", "too_long")
     y = load(path, sr)
-    y = y - float(np.mean(y))
     speech = trim_silence(y, sr)
     if speech.size == 0:
         raise SpeechClipError(path, "silent audio: no speech above the noise floor", "silent")
     if len(speech) < limits.min_speech_s * sr:
         raise SpeechClipError(path, f"too little speech: {len(speech) / sr:.2f} s after trimming silence (minimum {limits.min_speech_s} s)", "too_short")
-    return normalise_loudness(speech)
+    return normalise_loudness(speech - float(np.mean(speech)))

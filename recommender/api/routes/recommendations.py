@@ -1,0 +1,103 @@
+"""POST /v1/recommendations: a voice clip and a listener id in, the heard emotion and a playlist out."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from pydantic import BaseModel
+
+from catalog.audio import AudioError
+from recommender import sessions
+from recommender.api.config import ApiConfig
+from recommender.api.deps import config, recognizer
+from recommender.api.errors import ApiError
+from recommender.speech.artifact import SpeechRecognizer
+from recommender.speech.preprocess import classify
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+
+AUDIO_ERRORS = {
+    "empty": (400, "empty_audio"),
+    "silent": (422, "silent_audio"),
+    "too_short": (422, "too_little_speech"),
+    "too_long": (413, "clip_too_long"),
+    "not_audio": (415, "not_audio"),
+    "corrupt": (400, "corrupt_audio"),
+}
+
+
+class Song(BaseModel):
+    id: int
+    title: str
+    artist: str | None = None
+    album: str | None = None
+    duration_s: float | None = None
+    label: str | None = None
+    confidence: float | None = None
+    topic_id: int | None = None
+
+
+class RecommendationOut(BaseModel):
+    emotion: str
+    probabilities: dict[str, float]
+    playlist: list[Song]
+    session_id: int
+    step: int
+    exhausted: bool
+    preferred_topics: list[int]
+    speech_s: float
+
+
+def read_upload(audio: UploadFile, cfg: ApiConfig) -> bytes:
+    """The uploaded bytes, refusing empty, oversized and wrongly named files."""
+    name = audio.filename or ""
+    suffix = Path(name).suffix.lower()
+    if suffix and suffix not in cfg.extensions:
+        raise ApiError(415, "unsupported_format", f"{name!r}: accepted formats are {', '.join(e.lstrip('.') for e in cfg.extensions)}")
+    data = audio.file.read(cfg.max_upload_bytes + 1)
+    if len(data) > cfg.max_upload_bytes:
+        raise ApiError(413, "upload_too_large", f"upload larger than {cfg.max_upload_bytes // (1024 * 1024)} MiB")
+    if not data:
+        raise ApiError(400, "empty_audio", f"{name or 'audio'}: empty upload (0 bytes)")
+    return data
+
+
+def hear(model: SpeechRecognizer, data: bytes, name: str, cfg: ApiConfig):
+    """Run the speech model on uploaded bytes; audio problems become 4xx ApiErrors."""
+    fd, tmp = tempfile.mkstemp(suffix=Path(name).suffix.lower() or ".bin", prefix="clip-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return model.predict_file(tmp, cfg.limits)
+    except AudioError as exc:
+        status, code = AUDIO_ERRORS[classify(exc)]
+        raise ApiError(status, code, f"{name or 'audio'}: {exc.reason}") from exc
+    finally:
+        os.unlink(tmp)
+
+
+@router.post("/recommendations", response_model=RecommendationOut, summary="Recommend a playlist from a voice clip")
+def recommend(
+    audio: UploadFile = File(..., description="Voice clip (WAV, FLAC, OGG or MP3)."),
+    listener: str = Form(..., min_length=1, max_length=255, description="The listener's external id."),
+    size: int | None = Form(None, ge=1, le=sessions.MAX_SIZE, description="Songs per playlist once preferences are known."),
+    cfg: ApiConfig = Depends(config),
+    model: SpeechRecognizer = Depends(recognizer),
+) -> Any:
+    data = read_upload(audio, cfg)
+    heard = hear(model, data, audio.filename or "", cfg)
+    rec = sessions.recommend(listener, heard.emotion, size or cfg.playlist_size)
+    return {
+        "emotion": heard.emotion,
+        "probabilities": heard.probabilities,
+        "playlist": rec.playlist,
+        "session_id": rec.session_id,
+        "step": rec.step,
+        "exhausted": rec.exhausted,
+        "preferred_topics": rec.preferred_topics,
+        "speech_s": round(heard.duration_s, 3),
+    }
