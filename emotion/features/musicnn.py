@@ -1,0 +1,202 @@
+"""`musicnn` audio encoder: a PyTorch port of musicnn's MSD_musicnn (Pons & Serra 2019, ISC licence).
+
+Architecture as in musicnn's models.py (`build_musicnn`, MSD: 64 mid-end filters, 200 back-end units):
+- input: 3 s patches of 187 frames of log-compressed 96-band Mel spectrogram (16 kHz, n_fft 512, hop 256,
+  `log10(10000 * mel + 1)` after a float16 cast, exactly as musicnn's `batch_data`), batch-normalised;
+- front-end: timbral convs (7 x 38 and 7 x 67 over time x frequency, 204 filters each) and temporal convs
+  (128/64/32 x 1, 51 filters each, TF 'same' padding), each ReLU -> batch norm -> max over frequency;
+- mid-end: three 7-tap convs over the 561 front-end channels (64 filters), the 2nd and 3rd residual;
+- back-end: max and mean over time of [front-end | mid-end] (753 x 2, interleaved as TF flattens them),
+  batch norm, dense 200 + ReLU + batch norm (the "penultimate" layer), dense 50 -> sigmoid tag probabilities.
+
+Weights: emotion/features/weights/musicnn_msd.safetensors, converted from the checkpoint shipped in the
+`musicnn` PyPI package by scripts/convert_musicnn.py (licence in weights/MUSICNN_LICENSE.md); the test
+compares this port with TensorFlow outputs the script recorded.
+
+Segment vector (250-d): the penultimate embedding averaged over the segment's 3 s patches (200) followed
+by the averaged 50 MSD tag probabilities (MSD_LABELS; they include sad, happy, Mellow, chill).
+Patches are non-overlapping, from the start of the segment; a remainder longer than half a patch adds one
+patch ending at the segment's end; segments shorter than one patch are repeat-padded (musicnn's training
+setting `pad_short: repeat-pad`).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import librosa
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from emotion.features.base import EncoderError
+
+SR = 16000
+N_FFT = 512
+HOP = 256
+N_MELS = 96
+PATCH_FRAMES = 187
+BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default
+WEIGHTS = "musicnn_msd.safetensors"
+
+MSD_LABELS: tuple[str, ...] = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
+    "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow", "electronica",
+    "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock", "ambient", "acoustic",
+    "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy",
+    "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
+)
+
+
+def weights_path() -> Path:
+    return Path(str(files("emotion.features") / "weights" / WEIGHTS))
+
+
+class _ConvBN(nn.Module):
+    """conv -> ReLU -> batch norm (musicnn's order), 2-D or 1-D."""
+
+    def __init__(self, conv: nn.Module, channels: int, dims: int) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = (nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d)(channels, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(torch.relu(self.conv(x)))
+
+
+def _same_pad(k: int) -> tuple[int, int]:
+    """TensorFlow 'same' padding for stride 1: the extra sample goes after."""
+    return (k - 1) // 2, k - 1 - (k - 1) // 2
+
+
+class Musicnn(nn.Module):
+    """MSD_musicnn: [B, 187, 96] log-Mel patches -> (tag logits [B, 50], penultimate [B, 200])."""
+
+    def __init__(self, n_mels: int = N_MELS, n_classes: int = 50, mid_filters: int = 64, backend_units: int = 200) -> None:
+        super().__init__()
+        self.input_bn = nn.BatchNorm2d(1, eps=BN_EPS)
+        self.timbral74 = _ConvBN(nn.Conv2d(1, 204, (7, int(0.4 * n_mels))), 204, 2)
+        self.timbral77 = _ConvBN(nn.Conv2d(1, 204, (7, int(0.7 * n_mels))), 204, 2)
+        self.temporal128 = _ConvBN(nn.Conv2d(1, 51, (128, 1)), 51, 2)
+        self.temporal64 = _ConvBN(nn.Conv2d(1, 51, (64, 1)), 51, 2)
+        self.temporal32 = _ConvBN(nn.Conv2d(1, 51, (32, 1)), 51, 2)
+        front = 2 * 204 + 3 * 51
+        self.mid1 = _ConvBN(nn.Conv1d(front, mid_filters, 7, padding=3), mid_filters, 1)
+        self.mid2 = _ConvBN(nn.Conv1d(mid_filters, mid_filters, 7, padding=3), mid_filters, 1)
+        self.mid3 = _ConvBN(nn.Conv1d(mid_filters, mid_filters, 7, padding=3), mid_filters, 1)
+        pooled = 2 * (front + 3 * mid_filters)
+        self.pool_bn = nn.BatchNorm1d(pooled, eps=BN_EPS)
+        self.dense = nn.Linear(pooled, backend_units)
+        self.dense_bn = nn.BatchNorm1d(backend_units, eps=BN_EPS)
+        self.out = nn.Linear(backend_units, n_classes)
+
+    def frontend(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, 561, T]."""
+        x = self.input_bn(x.unsqueeze(1))  # [B, 1, T, F]
+        padded7 = F.pad(x, (0, 0, 3, 3))
+        feats = [self.timbral74(padded7), self.timbral77(padded7)]
+        for block, k in ((self.temporal128, 128), (self.temporal64, 64), (self.temporal32, 32)):
+            feats.append(block(F.pad(x, (0, 0, *_same_pad(k)))))
+        return torch.cat([f.amax(dim=3) for f in feats], dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        front = self.frontend(x)
+        m1 = self.mid1(front)
+        m2 = self.mid2(m1) + m1
+        m3 = self.mid3(m2) + m2
+        feats = torch.cat([front, m1, m2, m3], dim=1)  # [B, 753, T]
+        pooled = torch.stack([feats.amax(dim=2), feats.mean(dim=2)], dim=2).flatten(1)  # TF flatten order
+        penultimate = self.dense_bn(torch.relu(self.dense(self.pool_bn(pooled))))
+        return self.out(penultimate), penultimate
+
+
+def load_musicnn(path: str | Path | None = None) -> Musicnn:
+    """The port with the converted MSD weights, in eval mode."""
+    from safetensors.torch import load_file
+
+    path = Path(path) if path else weights_path()
+    if not path.is_file():
+        raise EncoderError(
+            f"musicnn weights not found at {path}; they ship with musicrec (emotion/features/weights) - reinstall, "
+            "or regenerate them with scripts/convert_musicnn.py; use --audio-encoder lld meanwhile"
+        )
+    model = Musicnn()
+    state = load_file(str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if not m.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise EncoderError(f"musicnn weights at {path} do not match the port (missing {missing}, unexpected {unexpected})")
+    return model.eval()
+
+
+def log_mel(y: np.ndarray, sr: int = SR) -> np.ndarray:
+    """musicnn's input representation [T, 96] (float16-rounded, log-compressed), as its batch_data computes it."""
+    if sr != SR:
+        raise ValueError(f"musicnn expects {SR} Hz audio, got {sr}")
+    mel = librosa.feature.melspectrogram(y=np.asarray(y, dtype=np.float32), sr=SR, hop_length=HOP, n_fft=N_FFT, n_mels=N_MELS).T
+    mel = mel.astype(np.float16).astype(np.float32)  # musicnn rounds to float16, then (numpy 1.x) computes in float32
+    return np.log10(10000 * mel + 1).astype(np.float32)
+
+
+def patches(rep: np.ndarray, n: int = PATCH_FRAMES) -> np.ndarray:
+    """Non-overlapping [P, n, 96] patches; a remainder over half a patch adds one end-aligned patch; short input repeat-padded."""
+    if len(rep) < n:
+        reps = int(np.ceil(n / max(len(rep), 1)))
+        return np.tile(rep, (reps, 1))[None, :n]
+    starts = list(range(0, len(rep) - n + 1, n))
+    if len(rep) - (starts[-1] + n) > n // 2:
+        starts.append(len(rep) - n)
+    return np.stack([rep[s : s + n] for s in starts])
+
+
+class MusicnnEncoder:
+    """AudioEncoder "musicnn": mean penultimate embedding (200) + mean MSD tag probabilities (50) per segment."""
+
+    name = "musicnn"
+    version = "1"
+    dim = 250
+    sample_rate = SR
+    labels = MSD_LABELS
+
+    def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
+        from catalog.settings import get_settings
+
+        self.device = device or get_settings().torch_device()
+        self.model = load_musicnn(weights).to(self.device)
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def run_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[P, 187, 96] patches -> (tag probabilities [P, 50], penultimate [P, 200])."""
+        probs, pens = [], []
+        for i in range(0, len(x), self.batch_size):
+            logits, pen = self.model(torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size])).to(self.device))
+            probs.append(torch.sigmoid(logits).float().cpu().numpy())
+            pens.append(pen.float().cpu().numpy())
+        return np.concatenate(probs), np.concatenate(pens)
+
+    def encode(self, segments: list[np.ndarray]) -> np.ndarray:
+        """float32 [len(segments), 250]; all patches of all segments go through the network in batches."""
+        if not segments:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        per = [patches(log_mel(s)) for s in segments]
+        probs, pens = self.run_patches(np.concatenate(per))
+        out = np.zeros((len(segments), self.dim), dtype=np.float32)
+        start = 0
+        for i, p in enumerate(per):
+            sl = slice(start, start + len(p))
+            out[i, :200] = pens[sl].mean(0)
+            out[i, 200:] = probs[sl].mean(0)
+            start += len(p)
+        return out
+
+
+def tag_names_from_weights(path: str | Path | None = None) -> list[str]:
+    """The label list stored in the weights' metadata by the conversion script."""
+    from safetensors import safe_open
+
+    with safe_open(str(path or weights_path()), framework="np") as fh:
+        return json.loads((fh.metadata() or {}).get("labels", "[]"))
