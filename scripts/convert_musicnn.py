@@ -9,7 +9,7 @@ Run once, at conversion time only, in a throwaway environment that has TensorFlo
     /tmp/tfvenv/bin/python scripts/convert_musicnn.py
 
 Writes emotion/features/weights/musicnn_msd.safetensors (inference variables only: conv kernels, biases,
-batch-norm gamma/beta/moving statistics; Adam slots dropped), MUSICNN_LICENSE.md (ISC, from the package)
+batch-norm gamma/beta/moving statistics; Adam slots dropped), LICENSE-musicnn.md (ISC, from the package)
 and musicnn_msd_reference.npz: a fixed synthetic input (`reference_audio()`), the input patches exactly
 as musicnn's own `batch_data` computes them, and TF's outputs for them (tag probabilities, penultimate
 layer, mean/max pool) from musicnn's own `models.define_model` graph restored from the checkpoint.
@@ -129,13 +129,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     weights = convert_variables(str(model_dir) + "/")
     meta = {"source": "musicnn 0.1.0 MSD_musicnn checkpoint (Pons & Serra, MTG-UPF), converted by scripts/convert_musicnn.py",
-            "licence": "ISC (MUSICNN_LICENSE.md)"}
+            "licence": "ISC (LICENSE-musicnn.md)"}
     ref = tf_reference(model_dir, reference_audio())
     meta["labels"] = json.dumps([str(x) for x in ref["labels"]])
     save_file(weights, str(args.out / "musicnn_msd.safetensors"), metadata=meta)
     np.savez_compressed(args.out / "musicnn_msd_reference.npz", **{k: v for k, v in ref.items() if k != "labels"})
     licence = pkg.parent / "musicnn-0.1.0.dist-info" / "LICENSE.md"
-    shutil.copyfile(licence, args.out / "MUSICNN_LICENSE.md")
+    shutil.copyfile(licence, args.out / "LICENSE-musicnn.md")
     total = sum(v.size for v in weights.values())
     print(f"wrote {len(weights)} tensors ({total} parameters) and reference outputs for {len(ref['tags'])} patches to {args.out}")
     print("top tags on the reference input:", [str(ref["labels"][i]) for i in np.argsort(-ref["tags"].mean(0))[:5]])

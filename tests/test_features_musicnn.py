@@ -38,7 +38,7 @@ def ref() -> dict[str, np.ndarray]:
 
 def test_weights_and_licence_ship_with_the_package() -> None:
     assert weights_path().is_file()
-    assert "Permission to use, copy, modify" in (weights_path().parent / "MUSICNN_LICENSE.md").read_text()
+    assert "Permission to use, copy, modify" in (weights_path().parent / "LICENSE-musicnn.md").read_text()
     assert tag_names_from_weights() == list(MSD_LABELS)
     assert {"sad", "happy", "Mellow", "chill"} <= set(MSD_LABELS)
 

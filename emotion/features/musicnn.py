@@ -10,7 +10,7 @@ Architecture as in musicnn's models.py (`build_musicnn`, MSD: 64 mid-end filters
   batch norm, dense 200 + ReLU + batch norm (the "penultimate" layer), dense 50 -> sigmoid tag probabilities.
 
 Weights: emotion/features/weights/musicnn_msd.safetensors, converted from the checkpoint shipped in the
-`musicnn` PyPI package by scripts/convert_musicnn.py (licence in weights/MUSICNN_LICENSE.md); the test
+`musicnn` PyPI package by scripts/convert_musicnn.py (licence in weights/LICENSE-musicnn.md); the test
 compares this port with TensorFlow outputs the script recorded.
 
 Segment vector (250-d): the penultimate embedding averaged over the segment's 3 s patches (200) followed

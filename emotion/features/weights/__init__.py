@@ -1,0 +1,1 @@
+"""Converted model weights shipped as package data (musicnn MSD, ISC licence in LICENSE-musicnn.md)."""
