@@ -1,0 +1,140 @@
+"""The job extension: live counts on the crawl_jobs row, error rows, the new-songs hook, final status."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from scrapy import signals
+from twisted.internet.task import LoopingCall
+
+from catalog.models import utcnow
+from crawler import audiofile, hooks
+from crawler.context import CrawlContext, context_for
+from crawler.drops import DuplicateSong, KnownSong, LimitReached, SongDropped
+from crawler.pipelines import MEDIA_META
+
+log = logging.getLogger(__name__)
+OK_REASONS = ("finished", "limit_reached")
+
+
+class JobExtension:
+    """Keeps the crawl_jobs row current (flushed every MUSICREC_FLUSH_INTERVAL seconds)."""
+
+    def __init__(self, crawler: Any) -> None:
+        self.crawler = crawler
+        self.ctx: CrawlContext = context_for(crawler)
+        self.interval = crawler.settings.getfloat("MUSICREC_FLUSH_INTERVAL", 1.0)
+        self.hook_path = crawler.settings.get("NEW_SONGS_HOOK")
+        self.loop: LoopingCall | None = None
+        for handler, signal in (
+            (self.spider_opened, signals.spider_opened),
+            (self.spider_closed, signals.spider_closed),
+            (self.response_received, signals.response_received),
+            (self.item_scraped, signals.item_scraped),
+            (self.item_dropped, signals.item_dropped),
+            (self.item_error, signals.item_error),
+            (self.spider_error, signals.spider_error),
+            (self.request_dropped, signals.request_dropped),
+        ):
+            crawler.signals.connect(handler, signal=signal)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> JobExtension:
+        return cls(crawler)
+
+    def spider_opened(self, spider: Any) -> None:
+        from crawler.jobs import mark_running
+
+        mark_running(self.ctx.job_id, self.ctx.db_url)
+        self.ctx.load_known()
+        self.loop = LoopingCall(self.flush)
+        self.loop.start(self.interval, now=False)
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        if self.loop and self.loop.running:
+            self.loop.stop()
+        ok = reason in OK_REASONS or reason.startswith("closespider_")
+        self.flush(
+            status="done" if ok else "failed",
+            finished_at=utcnow(),
+            message=f"closed: {reason}",
+            stats=self.stats_summary(),
+        )
+        totals = dict(self.ctx.recorder.totals)
+        log.info("crawl job %s %s (%s): %s", self.ctx.job_id, "done" if ok else "failed", reason, totals)
+
+    def stats_summary(self) -> dict[str, Any]:
+        raw = self.crawler.stats.get_stats() if self.crawler.stats else {}
+        out: dict[str, Any] = {"known_skipped": self.ctx.known_skipped}
+        for key, value in raw.items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            if isinstance(value, (int, float, str)):
+                out[key] = value
+        return out
+
+    def flush(self, **values: Any) -> None:
+        """Write counts and errors, then hand new song ids to the hook."""
+        try:
+            self.ctx.recorder.flush(**values)
+        except Exception:  # noqa: BLE001 - keep crawling; counts stay pending for the next flush
+            log.exception("could not update crawl job %s", self.ctx.job_id)
+            return
+        self.call_hook()
+
+    def call_hook(self) -> None:
+        ids, self.ctx.new_song_ids = self.ctx.new_song_ids, []
+        if not ids:
+            return
+        try:
+            hooks.resolve(self.hook_path)(self.ctx.job_id, ids)
+        except Exception as exc:  # noqa: BLE001 - songs are committed; record and go on
+            log.exception("new-songs hook failed for job %s", self.ctx.job_id)
+            self.ctx.recorder.error(None, "hook", f"new-songs hook failed for songs {ids[:50]}: {type(exc).__name__}: {exc}")
+
+    def response_received(self, response: Any, request: Any, spider: Any) -> None:
+        if not request.meta.get(MEDIA_META) and not request.meta.get("dont_obey_robotstxt"):
+            self.ctx.recorder.count("pages")
+
+    def item_scraped(self, item: Any, response: Any, spider: Any) -> None:
+        self.ctx.recorder.count("items")
+
+    def item_dropped(self, item: Any, response: Any, exception: BaseException, spider: Any) -> None:
+        ctx = self.ctx
+        audio = item.get("audio") if hasattr(item, "get") else None
+        if audio and audio.get("tmp_path"):
+            audiofile.discard(audio)
+        if not isinstance(exception, KnownSong):
+            ctx.release(item.get("claims") if hasattr(item, "get") else None)
+        if isinstance(exception, LimitReached):
+            return
+        ctx.recorder.count("items")
+        url = item.get("source_url") if hasattr(item, "get") else None
+        if isinstance(exception, KnownSong):
+            ctx.known_skipped += 1
+        elif isinstance(exception, DuplicateSong):
+            ctx.recorder.error(url, exception.stage, exception.reason, counter="duplicates")
+        elif isinstance(exception, SongDropped):
+            ctx.recorder.error(url, exception.stage, exception.reason, counter="dropped")
+        else:
+            ctx.recorder.error(url, "pipeline", str(exception), counter="dropped")
+
+    def item_error(self, item: Any, response: Any, spider: Any, failure: Any) -> None:
+        audio = item.get("audio") if hasattr(item, "get") else None
+        audiofile.discard(audio)
+        self.ctx.release(item.get("claims") if hasattr(item, "get") else None)
+        self.ctx.recorder.count("items")
+        url = item.get("source_url") if hasattr(item, "get") else None
+        self.ctx.recorder.error(url, "pipeline", f"{type(failure.value).__name__}: {failure.value}")
+
+    def spider_error(self, failure: Any, response: Any, spider: Any) -> None:
+        url = getattr(response, "url", None)
+        self.ctx.recorder.error(url, "parse", f"{type(failure.value).__name__}: {failure.value}")
+
+    def request_dropped(self, request: Any, spider: Any) -> None:
+        redirects = request.meta.get("redirect_urls")
+        if redirects:
+            chain = " -> ".join([*redirects, request.url])
+            self.ctx.recorder.error(redirects[0], "download", f"redirect loop: {chain}")

@@ -1,0 +1,120 @@
+"""Scrapy settings for musicrec crawls: polite defaults, our pipelines, and user overrides.
+
+Overrides, later wins: the `[crawler]` table of musicrec.toml, `MUSICREC_CRAWL_<SETTING>` environment
+variables (e.g. `MUSICREC_CRAWL_USER_AGENT`, `MUSICREC_CRAWL_DOWNLOAD_TIMEOUT`), then explicit overrides
+(`musicrec crawl --set KEY=VALUE`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Any
+
+BOT_NAME = "musicrec"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# Manners
+ROBOTSTXT_OBEY = True
+USER_AGENT = "musicrec-crawler/0.1 (+https://github.com/musicrec/musicrec)"
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.0
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_TIMEOUT = 30
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+REDIRECT_MAX_TIMES = 5
+HTTPCACHE_ENABLED = False
+HTTPCACHE_DIR = "httpcache"
+HTTPCACHE_EXPIRATION_SECS = 0
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+LOG_LEVEL = "INFO"
+DEFAULT_DROPITEM_LOG_LEVEL = "INFO"
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"
+
+# Depth-first by default (LIFO queues, Scrapy's default); `order=breadth` switches to FIFO.
+DEPTH_PRIORITY = 0
+
+# Audio downloads
+AUDIO_MAX_BYTES = 50 * 1024 * 1024
+AUDIO_CONTENT_TYPES = [
+    "audio/",
+    "application/ogg",
+    "application/octet-stream",
+    "binary/octet-stream",
+    "application/x-flac",
+]
+MEDIA_ALLOW_REDIRECTS = True
+FILES_EXPIRES = 0
+
+# Job bookkeeping
+MUSICREC_JOB_ID = None
+MUSICREC_FLUSH_INTERVAL = 1.0
+NEW_SONGS_HOOK = "crawler.hooks:log_new_songs"
+
+ITEM_PIPELINES = {
+    "crawler.pipelines.ValidatePipeline": 100,
+    "crawler.pipelines.KnownSongPipeline": 200,
+    "crawler.pipelines.AudioFilesPipeline": 300,
+    "crawler.pipelines.FileTagsPipeline": 400,
+    "crawler.pipelines.DedupPipeline": 500,
+    "crawler.pipelines.LyricsPipeline": 600,
+    "crawler.pipelines.StorePipeline": 900,
+}
+DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.KnownUrlMiddleware": 50,
+}
+EXTENSIONS = {
+    "crawler.extensions.JobExtension": 100,
+}
+
+BREADTH_FIRST = {
+    "DEPTH_PRIORITY": 1,
+    "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
+    "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
+}
+
+ENV_PREFIX = "MUSICREC_CRAWL_"
+
+
+def defaults() -> dict[str, Any]:
+    """The Scrapy settings defined in this module."""
+    return {k: v for k, v in globals().items() if k.isupper() and k not in ("BREADTH_FIRST", "ENV_PREFIX")}
+
+
+def from_config_file() -> dict[str, Any]:
+    """The `[crawler]` table of musicrec.toml (keys are Scrapy setting names)."""
+    from catalog.settings import config_file
+
+    path = config_file()
+    if not path.is_file():
+        return {}
+    with path.open("rb") as fh:
+        table = tomllib.load(fh).get("crawler", {})
+    return {str(k).upper(): v for k, v in table.items()}
+
+
+def from_environment() -> dict[str, str]:
+    """`MUSICREC_CRAWL_<SETTING>` variables as Scrapy settings."""
+    return {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)}
+
+
+def build(overrides: dict[str, Any] | None = None, *, order: str = "depth") -> dict[str, Any]:
+    """All settings for one crawl: defaults, config file, environment, `overrides`, crawl order."""
+    if order not in ("depth", "breadth"):
+        raise ValueError(f"crawl order must be 'depth' or 'breadth', got {order!r}")
+    merged = defaults()
+    if order == "breadth":
+        merged.update(BREADTH_FIRST)
+    merged.update(from_config_file())
+    merged.update(from_environment())
+    merged.update(overrides or {})
+    return merged
