@@ -73,7 +73,10 @@ class CNNLSTM(SongModel):
         self.out = nn.Linear(2 * lstm_hidden, n_classes)
 
     def forward(self, batch: SongBatch) -> torch.Tensor:
-        mel = self.cnn(batch.mel).mean(2).transpose(1, 2)  # [B, T/8, C]
+        x = batch.mel
+        if x.shape[-1] < self.pool_t:  # songs without audio: a zero spectrogram long enough to pool
+            x = F.pad(x, (0, self.pool_t - x.shape[-1]))
+        mel = self.cnn(x).mean(2).transpose(1, 2)  # [B, T/8, C]
         mel_mask = batch.mel_mask[:, :: self.pool_t][:, : mel.shape[1]]
         tok = self.text(self.words[batch.tokens])  # [B, L, text_dim]
         seq = torch.cat([_align(mel, mel_mask, self.steps), _align(tok, batch.tokens_mask, self.steps)], dim=-1)
