@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         select_topics: Optional[str] = typer.Option(None, "--select-topics", help="Pick the number of topics: coherence | perplexity."),
         candidates: Optional[str] = typer.Option(None, "--candidates", help="Topic counts to try with --select-topics, e.g. 2,3,4,5,6."),
         codebook: str = typer.Option("auto", "--codebook", help="auto | kmeans | minibatch (auto: MiniBatchKMeans above 50k frames)."),
-        passes: int = typer.Option(20, "--passes", help="LDA passes over the corpus."),
+        passes: Optional[int] = typer.Option(None, "--passes", help="LDA passes over the corpus (default: 20 up to 2,000 songs, fewer above)."),
     ) -> None:
         """Refit the topic models from the songs labelled by the active emotion model; new versions become active."""
         from topics.build import BuildConfig, build_all

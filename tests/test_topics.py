@@ -19,6 +19,8 @@ from topics.frames import SongFrames
 from topics.infer import infer_frames, infer_song, stored_topics
 from topics.playlist import list_topics, playlist
 
+pytestmark = pytest.mark.slow  # renders 32 EMOPIA excerpts once per session (~20-50 s) and analyses them
+
 SMALL = dict(k=16, num_topics=3, seed=42, progress=False)
 
 

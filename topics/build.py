@@ -37,7 +37,7 @@ class BuildConfig:
     select: str | None = None  # "coherence" | "perplexity" | None (use num_topics)
     candidates: list[int] | None = None
     method: str = "auto"  # codebook: auto | kmeans | minibatch
-    passes: int = 20
+    passes: int | None = None  # LDA passes; None: 20 up to 2,000 songs, fewer (>= 4) above
     iterations: int = 100
     min_songs: int = 2
     progress: bool = True
@@ -52,6 +52,7 @@ class FittedTopics:
     num_topics: int
     notes: list[str] = field(default_factory=list)
     selection: dict[int, float] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,10 +109,12 @@ def gather_frames(songs: list[Song], frames_for: FramesFor, progress: bool = Tru
 def fit_topics(frames: list[np.ndarray], cfg: BuildConfig) -> FittedTopics:
     """Codebook, bags and LDA for one emotion; fewer topics (logged) when some would get no song."""
     notes: list[str] = []
+    t0 = time.monotonic()
     codebook = fit_codebook(np.concatenate(frames, axis=0), k=cfg.k, seed=cfg.seed, method=cfg.method)
     if codebook.k != cfg.k:
         notes.append(f"K reduced from {cfg.k} to {codebook.k}: only {codebook.info['frames']} frames")
     bags = bags_for_songs(codebook, frames)
+    t1 = time.monotonic()
     params = LdaParams(num_topics=cfg.num_topics, passes=cfg.passes, iterations=cfg.iterations, seed=cfg.seed)
     selection = None
     if cfg.select:
@@ -130,7 +133,8 @@ def fit_topics(frames: list[np.ndarray], cfg: BuildConfig) -> FittedTopics:
         notes.append(f"{params.num_topics} topics left {int((sizes == 0).sum())} without songs; refitted with {params.num_topics - 1}")
         log.warning(notes[-1])
         params.num_topics -= 1
-    return FittedTopics(codebook=codebook, lda=lda, bags=bags, dist=dist, num_topics=params.num_topics, notes=notes, selection=selection)
+    timings = {"codebook_s": round(t1 - t0, 3), "lda_s": round(time.monotonic() - t1, 3)}
+    return FittedTopics(codebook=codebook, lda=lda, bags=bags, dist=dist, num_topics=params.num_topics, notes=notes, selection=selection, timings=timings)
 
 
 def movement(previous: dict[int, int], current: dict[int, int]) -> dict[str, Any]:
@@ -183,7 +187,7 @@ def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedT
     dominant = fitted.dist.argmax(axis=1)
     sizes = np.bincount(dominant, minlength=fitted.num_topics).tolist()
     moved = movement(prev_dom, {s.id: int(t) for s, t in zip(songs, dominant)})
-    params = {**asdict(cfg), "k_used": fitted.codebook.k, "topics_used": fitted.num_topics, "codebook_method": fitted.codebook.method, "encoder": encoder, "frame_dim": fitted.codebook.dim, "emotion_model_id": emodel.id}
+    params = {**asdict(cfg), "k_used": fitted.codebook.k, "topics_used": fitted.num_topics, "codebook_method": fitted.codebook.method, "lda_passes": int(fitted.lda.passes), "encoder": encoder, "frame_dim": fitted.codebook.dim, "emotion_model_id": emodel.id}
     params.pop("progress", None)
     metrics = {
         "songs": len(songs),
@@ -194,6 +198,7 @@ def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedT
         "previous_version": prev.version if prev else None,
         "movement": moved,
         "inertia": fitted.codebook.info.get("inertia"),
+        "timings": fitted.timings,
     }
     meta = {"emotion": emotion, "version": version, "seed": cfg.seed, "encoder": encoder, "song_ids": [s.id for s in songs]}
     path = artifacts.save(artifacts.TopicArtifact(fitted.codebook, fitted.lda, meta), store)

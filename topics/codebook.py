@@ -100,7 +100,7 @@ def fit_codebook(
         z_fit = z
     chosen = method if method != "auto" else ("minibatch" if len(z_fit) > MINIBATCH_ABOVE else "kmeans")
     if chosen == "minibatch":
-        km = MiniBatchKMeans(n_clusters=k_used, random_state=seed, batch_size=batch_size, n_init=3, max_no_improvement=20)
+        km = MiniBatchKMeans(n_clusters=k_used, random_state=seed, batch_size=batch_size, n_init=1, max_no_improvement=20)
     else:
         km = KMeans(n_clusters=k_used, random_state=seed, n_init=1, max_iter=300)
     km.fit(z_fit)

@@ -19,9 +19,17 @@ SELECT_METHODS = ("coherence", "perplexity")
 @dataclass
 class LdaParams:
     num_topics: int = 5
-    passes: int = 20
+    passes: int | None = None  # None: auto_passes(number of songs)
     iterations: int = 100
     seed: int = 42
+
+
+CHUNK = 2000
+
+
+def auto_passes(n_docs: int) -> int:
+    """20 passes for small catalogs; fewer (at least 4) for large ones, about 40k document visits in all."""
+    return 20 if n_docs <= CHUNK else max(4, 40_000 // n_docs)
 
 
 class _ConstantGamma:
@@ -47,12 +55,12 @@ def fit_lda(bags: list[Bag], k: int, params: LdaParams):  # -> gensim.models.Lda
         corpus=bags,
         id2word=id2word(k),
         num_topics=params.num_topics,
-        passes=params.passes,
+        passes=params.passes or auto_passes(len(bags)),
         iterations=params.iterations,
         random_state=params.seed,
         alpha="symmetric",
         eta=None,
-        chunksize=max(2000, len(bags)) if len(bags) <= 20_000 else 4000,
+        chunksize=min(CHUNK, len(bags)),
         update_every=1,
         eval_every=None,
         dtype=np.float64,
