@@ -35,6 +35,7 @@ class CrawlContext:
     claimed_urls: set[str] = field(default_factory=set)
     new_song_ids: list[int] = field(default_factory=list)
     new_songs: int = 0
+    writing: int = 0  # items inside the store pipeline right now
     known_skipped: int = 0
 
     def load_known(self) -> None:

@@ -241,8 +241,9 @@ class StorePipeline(_ContextPipeline):
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         ctx = self.ctx
-        if ctx.limit_reached():
+        if ctx.limit is not None and ctx.new_songs + ctx.writing >= ctx.limit:
             raise LimitReached()
+        ctx.writing += 1
         try:
             song_id = await deferred_to_future(deferToThread(write_song, ctx, dict(item)))
         except IntegrityError as exc:
@@ -251,6 +252,8 @@ class StorePipeline(_ContextPipeline):
             raise SongDropped("store", f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
         except OSError as exc:
             raise SongDropped("store", f"cannot move audio into the store: {exc}") from exc
+        finally:
+            ctx.writing -= 1
         ctx.known_fingerprints.add(item["fingerprint"])
         ctx.known_shas.add(item["audio"]["sha256"])
         ctx.known_urls.update({item["source_url"], item["audio_url"]})

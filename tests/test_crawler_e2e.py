@@ -19,7 +19,7 @@ from catalog.settings import get_settings
 from tests.crawler_site import Route, LocalSite, convert, jamendo_handler, jamendo_track, listing, site_rules, song_page, tone
 
 REPO = Path(__file__).resolve().parent.parent
-FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=1.5", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
+FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=1", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
         "-s", "MUSICREC_FLUSH_INTERVAL=0.2", "-s", "LOG_LEVEL=INFO"]
 LRC = "[ti:Song One]\n[00:00.50]hello bright world\n[00:01.20]second line here"
 
@@ -46,10 +46,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[s
     return out
 
 
-def run_crawl(*args: str, env_extra: dict[str, str] | None = None, timeout: int = 120) -> subprocess.CompletedProcess[str]:
-    """`musicrec crawl ...` in a fresh Python process with this test's settings."""
+def run_crawl(*args: str, env_extra: dict[str, str] | None = None, timeout: int = 120, cli: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python -m crawler.run ...` (or `musicrec crawl ...` with cli=True) in a fresh process with this test's settings."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
-    cmd = [sys.executable, "-m", "cli.main", "crawl", *args]
+    cmd = [sys.executable, "-m", *(("cli.main", "crawl") if cli else ("crawler.run",)), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=str(REPO))
     return proc
 
@@ -82,7 +82,7 @@ def build_site(site: LocalSite, clips: dict[str, bytes]) -> None:
     site.page("/song/malformed", "<html><body><h1 class='title'>Broken <b>page<div><span class='artist'>Q</p></h1>"
               "<audio><source src='/audio/t5.wav'<</audio")
     site.add("/song/500", Route(status=500, body=b"<html>server error</html>"))
-    site.add("/song/slow", Route(body=song_page("Slow", "S", None, None, "/audio/t4.wav").encode(), delay=4.0))
+    site.add("/song/slow", Route(body=song_page("Slow", "S", None, None, "/audio/t4.wav").encode(), delay=2.5))
     site.add("/song/loop-a", Route(status=302, headers={"Location": "/song/loop-b"}))
     site.add("/song/loop-b", Route(status=302, headers={"Location": "/song/loop-a"}))
     site.add("/private/song/secret", Route(body=song_page("Secret", "S", None, None, "/audio/t4.wav").encode()))
@@ -188,6 +188,7 @@ def check_errors(db_url: str, job_id: int, base: str) -> None:
         assert job.started_at is not None and job.finished_at is not None
 
 
+@pytest.mark.slow
 def test_site_crawl_end_to_end_and_incremental(db_url: str, clips: dict[str, bytes], tmp_path: Path) -> None:
     site = LocalSite()
     build_site(site, clips)
@@ -198,7 +199,7 @@ def test_site_crawl_end_to_end_and_incremental(db_url: str, clips: dict[str, byt
         hook_log = tmp_path / "hook.jsonl"
         env = {"MUSICREC_TEST_HOOK_LOG": str(hook_log)}
         first = run_crawl("site", "-a", f"rules={rules}", *FAST, "-s", "NEW_SONGS_HOOK=tests.crawler_hook:record",
-                          "--jobdir", str(tmp_path / "jobdir"), env_extra=env)
+                          "--jobdir", str(tmp_path / "jobdir"), env_extra=env, cli=True)
         assert first.returncode == 0, first.stdout + first.stderr[-4000:]
         with session_scope(db_url) as s:
             job_id = s.scalar(select(func.max(CrawlJob.id)))
@@ -223,6 +224,7 @@ def test_site_crawl_end_to_end_and_incremental(db_url: str, clips: dict[str, byt
         site.close()
 
 
+@pytest.mark.slow
 def test_jamendo_api_crawl(db_url: str, clips: dict[str, bytes]) -> None:
     site = LocalSite()
     tracks = [
@@ -263,5 +265,23 @@ def test_jamendo_api_crawl(db_url: str, clips: dict[str, bytes]) -> None:
         with session_scope(db_url) as s:
             job = s.scalars(select(CrawlJob).order_by(CrawlJob.id.desc())).first()
             assert any("not authorized" in e.message for e in job.error_rows) and job.new_songs == 0
+    finally:
+        site.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_limit_stops_after_n_new_songs_breadth_first(db_url: str, clips: dict[str, bytes], tmp_path: Path) -> None:
+    site = LocalSite()
+    build_site(site, clips)
+    site.serve()
+    try:
+        rules = tmp_path / "testsite.toml"
+        rules.write_text(site_rules(site.base, order="breadth"))
+        proc = run_crawl("site", "-a", f"rules={rules}", "-a", "limit=2", *FAST)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+        with session_scope(db_url) as s:
+            job = s.scalars(select(CrawlJob)).one()
+            assert job.status == "done" and job.message == "closed: limit_reached"
+            assert job.new_songs == 2 and len(s.scalars(select(Song)).all()) == 2
     finally:
         site.close()
