@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
+from catalog.db import normalise_url
 from catalog.settings import get_settings
 from workers.config import worker_settings
 
@@ -88,7 +89,10 @@ def make_app() -> Celery:
         task_publish_retry_policy={"max_retries": 10, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 3.0},
         timezone="UTC",
         beat_scheduler="sqlalchemy_celery_beat.schedulers:DatabaseScheduler",
-        beat_dburi=settings.database_url,
+        beat_dburi=normalise_url(settings.database_url),
+        beat_schema="celery_schema" if normalise_url(settings.database_url).startswith("postgresql") else None,
+        beat_max_loop_interval=5,
+        beat_schedule={"musicrec-sweep": {"task": "workers.tasks.sweep", "schedule": ws.sweep_every_s}},
     )
     if broker_kind(settings.broker_url) == "sqla":
         # The SQL transport has no fanout exchange: no remote control, no events.

@@ -89,8 +89,8 @@ def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=keys))
-    return int(result.rowcount or 0)
+    stmt = insert(table).values(rows).on_conflict_do_nothing(index_elements=keys).returning(table.c.id)
+    return len(session.execute(stmt).all())
 
 
 # --- features ---------------------------------------------------------------------------------------
@@ -175,16 +175,64 @@ def labeller() -> Labeller:
     return instance
 
 
+class ActiveModelLabeller:
+    """The active song emotion model (emotion.artifact), loaded once on the configured device (CPU without CUDA)."""
+
+    def __init__(self) -> None:
+        from catalog.settings import get_settings
+        from emotion import artifact
+
+        active = artifact.active_model()
+        if active is None:
+            raise StageUnavailable("no active song emotion model; train one and run `musicrec models activate ID`")
+        self.model_id, path = active
+        self.device = get_settings().torch_device()
+        try:
+            self.art = artifact.load(path, self.device)
+        except artifact.ArtifactError as exc:
+            raise StageUnavailable(f"active emotion model {self.model_id} cannot load: {exc}") from exc
+        self.spec = self.art.input_spec()
+        log.info("emotion model %s (%s) loaded on %s", self.model_id, self.art.name, self.device)
+
+    def is_current(self) -> bool:
+        from emotion import artifact
+
+        active = artifact.active_model()
+        return active is not None and active[0] == self.model_id
+
+    def predict(self, song_ids: list[int]) -> dict[int, Prediction | str]:
+        from emotion.data import LABELS
+        from emotion.inputs import build_samples
+        from emotion.label import SongInput
+
+        store = FileStore()
+        with session_scope() as session:
+            songs = list(session.scalars(select(Song).where(Song.id.in_(song_ids)).options(selectinload(Song.audio), selectinload(Song.lyrics))))
+            items = []
+            for song in songs:
+                audio = None
+                if song.audio is not None:
+                    audio = Path(song.audio.path) if Path(song.audio.path).is_absolute() else store.resolve(song.audio.path)
+                text = song.lyrics.raw_text if song.lyrics is not None and (song.lyrics.raw_text or "").strip() else None
+                items.append(SongInput(id=str(song.id), audio=audio, lyrics_text=text))
+        built = build_samples(items, self.spec, progress=False)
+        out: dict[int, Prediction | str] = {int(f.id): f"{f.stage}: {f.reason}" for f in built.failures}
+        if built.samples:
+            probs = self.art.predict(built.samples, self.device)
+            for sample, p in zip(built.samples, probs):
+                k = int(p.argmax())
+                out[int(sample.id)] = Prediction(LABELS[k], float(p[k]), {name: float(v) for name, v in zip(LABELS, p)})
+        for sid in song_ids:
+            out.setdefault(sid, "song not found or no usable audio or lyrics")
+        return out
+
+
 def active_labeller() -> Labeller:
-    """The active emotion model's batch labeller (emotion/label.py of the emotion-models issue)."""
+    """The default labeller: the active model of the emotion-models issue (emotion/artifact.py, emotion/inputs.py)."""
     try:
-        module = importlib.import_module("emotion.label")
+        return ActiveModelLabeller()
     except ImportError as exc:
-        raise StageUnavailable(f"emotion labelling is not installed (emotion.label: {exc})") from exc
-    factory = getattr(module, "batch_labeller", None)
-    if factory is None:
-        raise StageUnavailable("emotion.label has no batch_labeller(); the labelling stage cannot run")
-    return factory()
+        raise StageUnavailable(f"emotion labelling is not installed: {exc}") from exc
 
 
 # --- topics -----------------------------------------------------------------------------------------

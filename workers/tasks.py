@@ -142,10 +142,14 @@ def label_pending(self: Task) -> dict[str, int]:
         return {"labelled": 0, "failed": 0}
     try:
         labeller = stages.labeller()
+        if not getattr(labeller, "is_current", lambda: True)():
+            stages.labeller.cache_clear()  # another model was activated: load it (once)
+            labeller = stages.labeller()
     except Exception as exc:  # noqa: BLE001 - no model to load: the songs wait, nothing fails
         stages.labeller.cache_clear()
         log.warning("no labeller, %d songs wait: %s", len(ids), exc)
         return {"labelled": 0, "failed": 0, "waiting": len(ids)}
+    log.info("labelling batch of %d songs with model %s: %s", len(ids), labeller.model_id, ids)
     try:
         results = labeller.predict(ids)
         good = {sid: p for sid, p in results.items() if isinstance(p, stages.Prediction)}

@@ -1,0 +1,135 @@
+"""Workers without worker processes: schedules in the database, the one-beat lock, idempotent state changes,
+the recovery sweep and `musicrec status` on the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.pipeline_support import REPO, add_songs
+
+
+def test_every_and_cron_parsing() -> None:
+    from workers.schedules import ScheduleError, parse_cron, parse_every
+
+    assert parse_every("6h") == (6, "hours") and parse_every("30s") == (30, "seconds") and parse_every("1d") == (1, "days")
+    for bad in ("", "6", "h", "0m", "5w", "-1h"):
+        with pytest.raises(ScheduleError, match="--every"):
+            parse_every(bad)
+    assert parse_cron("0 */6 * * *")["hour"] == "*/6"
+    with pytest.raises(ScheduleError, match="5 fields"):
+        parse_cron("* * *")
+    with pytest.raises(ScheduleError, match="bad --cron"):
+        parse_cron("61 * * * *")
+
+
+def test_schedules_cli_in_the_database_and_db_check_clean(db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from catalog import migrate
+    from cli.main import app
+    from workers import schedules
+
+    run = CliRunner().invoke
+    assert run(app, ["crawl", "schedule", "add", "directory", "--every", "6h", "-a", "url=http://127.0.0.1:9/m/"]).exit_code == 0
+    assert run(app, ["crawl", "schedule", "add", "site", "--cron", "0 3 * * 1", "-a", "site=demo", "--name", "weekly"]).exit_code == 0
+    again = run(app, ["crawl", "schedule", "add", "site", "--every", "2d", "-a", "site=demo", "--name", "weekly"])
+    assert again.exit_code == 0  # same name: replaced, not duplicated
+    both = run(app, ["crawl", "schedule", "add", "site", "--every", "1h", "--cron", "* * * * *"])
+    assert both.exit_code != 0 and "exactly one" in both.output
+    listed = run(app, ["crawl", "schedule", "list"]).output
+    assert "crawl:directory[url=http://127.0.0.1:9/m/]: directory -a url=http://127.0.0.1:9/m/ every 6 hours" in listed
+    assert "crawl:weekly: site -a site=demo every 2 days" in listed
+    rows = schedules.list_all(db_url)
+    assert [r.name for r in rows] == ["crawl:directory[url=http://127.0.0.1:9/m/]", "crawl:weekly"]
+    assert migrate.pending_diff(db_url) == []  # the scheduler's tables do not disturb `musicrec db check`
+    assert run(app, ["crawl", "schedule", "remove", "site"]).exit_code == 0
+    assert [r.spider for r in schedules.list_all(db_url)] == ["directory"]
+    missing = run(app, ["crawl", "schedule", "remove", "nothing"])
+    assert missing.exit_code == 1 and "no crawl schedule" in missing.output
+
+
+def test_only_one_beat_holds_the_lock(db_url: str) -> None:
+    from workers.schedules import ScheduleError, beat_lock
+
+    with beat_lock(db_url):
+        with pytest.raises(ScheduleError, match="another beat"):
+            with beat_lock(db_url, wait=False):
+                pass
+    with beat_lock(db_url, wait=False):  # released: the standby can take it
+        pass
+
+
+def test_labels_and_state_changes_are_idempotent(db_url: str, tmp_path: Path) -> None:
+    from catalog.db import session_scope
+    from catalog.models import EmotionLabel, FeatureSet
+    from workers import reference, stages, tasks
+
+    model_id = reference.register(db_url)
+    ids = add_songs(db_url, tmp_path / "audio", 2)
+    for _ in range(2):
+        stages.extract_features(ids[0], db_url)
+    assert tasks.advance(ids, "new", "features") == ids
+    assert tasks.advance(ids, "new", "features") == []  # a second delivery moves nothing
+    pred = {sid: stages.Prediction("sad", 0.7, {"sad": 0.7}) for sid in ids}
+    assert tasks.store_labels(model_id, pred) == 2
+    assert tasks.store_labels(model_id, pred) == 0
+    tasks.mark_failed(ids[1], "label", "reason one")
+    tasks.mark_failed(ids[1], "topics", "reason two")  # the first reason stays
+    with session_scope(db_url) as s:
+        assert s.scalar(select(func.count()).select_from(EmotionLabel)) == 2
+        assert s.scalar(select(func.count()).select_from(FeatureSet)) == 1
+        from catalog.models import Song
+
+        song = s.get(Song, ids[1])
+        assert (song.status, song.failed_stage, song.failure_reason) == ("failed", "label", "reason one")
+
+
+def test_corrupt_audio_is_a_permanent_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog import migrate
+    from catalog.settings import reload_settings
+    from workers import stages
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    monkeypatch.setenv("MUSICREC_DATABASE_URL", url)
+    reload_settings()
+    migrate.upgrade("head", url)
+    bad = add_songs(url, tmp_path / "audio", 1, corrupt=(0,))[0]
+    with pytest.raises(stages.PermanentError, match="audio unusable"):
+        stages.extract_features(bad, url)
+
+
+def test_sweep_requeues_stuck_songs_and_status_counts_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog import migrate
+    from catalog.settings import reload_settings
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    var = tmp_path / "var"
+    monkeypatch.setenv("MUSICREC_DATABASE_URL", url)
+    monkeypatch.setenv("MUSICREC_BROKER_URL", f"sqla+sqlite:///{var / 'broker.db'}")
+    reload_settings()
+    migrate.upgrade("head", url)
+    new = add_songs(url, tmp_path / "audio", 3)
+    labelled = add_songs(url, tmp_path / "audio", 2, start=10, status="labelled")
+    waiting = add_songs(url, tmp_path / "audio", 1, start=20, status="features")
+
+    def sweep(stale: float) -> dict[str, int]:  # in a fresh process, publishing to this test's broker
+        code = f"import json; from workers.tasks import sweep; print(json.dumps(sweep.run(stale_after_s={stale})))"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert sweep(0) == {"new": 3, "features": 1, "labelled": 2, "crawl_jobs": 0}
+    from workers.status import collect
+
+    report = collect()
+    assert report["queues"] == {"crawl": 0, "features": 3, "gpu": 1, "topics": 2}
+    assert report["catalog"]["songs"] == {"new": 3, "features": 1, "labelled": 2, "topics": 0, "failed": 0}
+    assert sweep(3600) == {"new": 0, "features": 0, "labelled": 0, "crawl_jobs": 0}
+    assert len(new) + len(labelled) + len(waiting) == 6
