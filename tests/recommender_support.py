@@ -27,12 +27,13 @@ def emodb_clips(shared_data: Path, per_label: int = 3) -> list[tuple[Path, str, 
     """(path, label, speaker) of `per_label` EmoDB utterances per emotion, spread over speakers."""
     wavs = sorted((shared_data / "emodb-dev").rglob("*.wav"))
     out: list[tuple[Path, str, str]] = []
-    for letter, label in EMODB_LETTERS.items():
+    for n, (letter, label) in enumerate(EMODB_LETTERS.items()):
         chosen = [w for w in wavs if w.name[5] == letter]
         by_speaker: dict[str, list[Path]] = {}
         for w in chosen:
             by_speaker.setdefault(w.name[:2], []).append(w)
-        picked = [v[0] for v in by_speaker.values()][:per_label]
+        firsts = [v[0] for v in by_speaker.values()]
+        picked = (firsts[n:] + firsts[:n])[:per_label]  # rotate so the clips cover several speakers
         out += [(p, label, p.name[:2]) for p in picked]
     return out
 

@@ -246,9 +246,9 @@ def cross_validate(examples: list[Example], name: str, epochs: int, seed: int = 
     results = []
     for k, test_speakers in enumerate(groups):
         rest = [s for s in speakers if s not in test_speakers]
-        val_speaker = rest[k % len(rest)]
+        val_speaker = rest[k % len(rest)] if len(rest) > 1 else None
         train = [e for e in examples if e.group not in (*test_speakers, val_speaker)]
-        val = [e for e in examples if e.group == val_speaker]
+        val = [e for e in examples if e.group == val_speaker] or None
         test = [e for e in examples if e.group in test_speakers]
         result = fit(name, train, val, epochs=epochs, seed=seed, progress=progress)
         pred = predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test]).argmax(1)

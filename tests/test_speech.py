@@ -1,0 +1,170 @@
+"""Speech emotion model: clip preprocessing, channel inputs, the three networks, and the train/evaluate CLI contract."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from catalog.audio import AudioError
+from recommender.speech import features as F
+from recommender.speech.model import MODEL_NAMES, SpeechEmotionNet, SpeechModelConfig
+from recommender.speech.preprocess import SAMPLE_RATE, Limits, SpeechClipError, classify, prepare
+from tests.recommender_support import emodb_clips, tiny_speech_model, wav_bytes  # noqa: F401
+
+SR = SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def emodb(shared_data: Path) -> list[tuple[Path, str, str]]:
+    return emodb_clips(shared_data, per_label=2)
+
+
+def test_prepare_trims_silence_and_normalises_loudness(emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
+    speech = prepare(emodb[0][0])
+    rms = float(np.sqrt(np.mean(speech**2)))
+    assert 20 * np.log10(rms) == pytest.approx(-23, abs=0.5) and np.max(np.abs(speech)) <= 0.99 + 1e-6
+    quiet = tmp_path / "quiet_padded.wav"
+    padded = np.r_[np.zeros(SR), 0.3 * speech, np.zeros(2 * SR)].astype(np.float32)
+    quiet.write_bytes(wav_bytes(padded))
+    again = prepare(quiet)
+    assert abs(len(again) - len(speech)) < 0.1 * SR  # the added 3 s of silence are gone
+    assert float(np.sqrt(np.mean(again**2))) == pytest.approx(rms, rel=0.05)
+
+
+def test_prepare_resamples_stereo_to_mono(emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
+    import soundfile as sf
+
+    y, sr = sf.read(str(emodb[0][0]), dtype="float32")
+    stereo = tmp_path / "stereo.flac"
+    sf.write(str(stereo), np.stack([y, y], axis=1), sr)
+    out = prepare(stereo)
+    assert out.ndim == 1 and abs(len(out) - len(prepare(emodb[0][0]))) < 0.02 * SR
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("empty.wav", b"", "empty"),
+        ("silent.wav", wav_bytes(np.zeros(SR, np.float32)), "silent"),
+        ("blip.wav", wav_bytes(np.r_[np.zeros(SR), 0.5 * np.ones(400), np.zeros(SR)].astype(np.float32)), "too_short"),
+        ("long.wav", wav_bytes((0.1 * np.random.default_rng(0).standard_normal(SR * 6)).astype(np.float32)), "too_long"),
+        ("corrupt.wav", b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(200)), "corrupt"),
+        ("page.wav", b"<html><body>hello</body></html>", "not_audio"),
+    ],
+)
+def test_prepare_refuses_bad_clips(tmp_path: Path, name: str, data: bytes, kind: str) -> None:
+    p = tmp_path / name
+    p.write_bytes(data)
+    with pytest.raises(AudioError) as info:
+        prepare(p, limits=Limits(max_clip_s=5))
+    assert classify(info.value) == kind
+    assert str(p) in str(info.value)
+    if kind in ("too_long", "too_short"):
+        assert isinstance(info.value, SpeechClipError)
+
+
+def test_channel_inputs_are_aligned(emodb: list[tuple[Path, str, str]]) -> None:
+    y = prepare(emodb[0][0])
+    spec = F.spectrogram(y)
+    assert spec.shape[0] == 81  # 20 ms frames at 16 kHz, bins up to 4 kHz
+    assert abs(spec.shape[1] - (1 + len(y) // 160)) <= 1  # 10 ms hop
+    feats = F.extract(y)
+    frames = spec.shape[1]
+    assert feats.spec.shape == (len(F.segment_starts(frames)), 81, 50)
+    assert feats.hsf.shape == (feats.segments, F.HSF_DIM) and np.isfinite(feats.hsf).all()
+    assert F.segment_starts(120) == [0, 25, 50, 75]  # 50-frame segments overlapping by 25
+    short = F.extract(y[: SR // 4])
+    assert short.segments == 1
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_networks_on_real_features(emodb: list[tuple[Path, str, str]], name: str) -> None:
+    feats = [F.extract(prepare(p)) for p, _, _ in emodb[:3]]
+    from recommender.speech.train import collate
+
+    spec, hsf, lengths = collate(feats)
+    net = SpeechEmotionNet(SpeechModelConfig(name=name))
+    logits = net(spec, hsf, lengths)
+    assert logits.shape == (3, 4)
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert net.crnn.cnn[0].weight.shape == (30, 1, 40, 5) and net.crnn.cnn[3].weight.shape == (30, 30, 1, 3)
+    assert net.crnn.hidden[0].in_features == 384 and net.crnn.hidden[0].out_features == 128
+    assert (net.hsf is None) == (name == "crnn")
+    assert (net.crnn.attention is None) == (name == "hsf-crnn-noattn")
+    net.eval()
+    with torch.no_grad():  # padding never changes a clip's answer
+        alone = net(spec[:1, : lengths[0]], hsf[:1, : lengths[0]], lengths[:1])
+        batched = net(spec, hsf, lengths)[:1]
+    assert torch.allclose(alone, batched, atol=1e-5)
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(ValueError, match="unknown speech model"):
+        SpeechEmotionNet(SpeechModelConfig(name="wavenet"))
+
+
+def _manifest(tmp_path: Path, clips: list[tuple[Path, str, str]], split: bool) -> Path:
+    path = tmp_path / "speech.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label", "audio", "lyrics", "group", "split"])
+        speakers = sorted({s for _, _, s in clips})
+        for p, label, spk in clips:
+            w.writerow([p.stem, label, str(p), "", f"speaker-{spk}", ("test" if spk == speakers[0] else "train") if split else ""])
+    return path
+
+
+def test_train_and_evaluate_cli(db_url: str, emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
+    from catalog.db import session_scope
+    from catalog.models import EmotionModel
+    from cli.main import app
+
+    manifest = _manifest(tmp_path, emodb, split=True)
+    out = tmp_path / "model"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "speech", "--manifest", str(manifest), "--model", "crnn", "--out", str(out), "--epochs", "1", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    trained = json.loads(res.stdout.strip().splitlines()[-1])
+    assert trained["model"] == "crnn" and trained["n"] > 0
+    with session_scope(db_url) as s:
+        row = s.scalars(select(EmotionModel).where(EmotionModel.kind == "speech")).one()
+        assert row.active and row.name == "speech-crnn" and Path(row.artifact_path) == out.resolve()
+    res = runner.invoke(app, ["evaluate", "speech", "--model", str(out), "--manifest", str(manifest), "--split", "test", "--json"])
+    assert res.exit_code == 0, res.output
+    scores = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(scores) == {"accuracy", "macro_f1", "per_class_f1", "confusion", "labels", "n"}
+    assert scores["labels"] == ["happy", "angry", "sad", "relaxed"] and scores["n"] == trained["n"]
+    assert sum(map(sum, scores["confusion"])) == scores["n"] and scores["accuracy"] == pytest.approx(trained["accuracy"])
+    bad = runner.invoke(app, ["train", "speech", "--manifest", str(manifest), "--model", "nope", "--out", str(out)])
+    assert bad.exit_code == 2 and "unknown --model" in bad.output
+
+
+def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
+    from cli.main import app
+
+    manifest = _manifest(tmp_path, emodb, split=False)
+    res = CliRunner().invoke(app, ["train", "speech", "--manifest", str(manifest), "--model", "hsf-crnn-noattn", "--out", str(tmp_path / "cv"), "--epochs", "1", "--cv", "--folds", "2"])
+    assert res.exit_code == 0, res.output
+    cv = json.loads(res.stdout.strip().splitlines()[-1])
+    assert cv["n"] == len(emodb) and len(cv["folds"]) == 2 and cv["protocol"] == "2-fold speaker-grouped"
+    tested = [s for f in cv["folds"] for s in f["test_speakers"]]
+    assert sorted(tested) == sorted({f"speaker-{s}" for _, _, s in emodb})  # every speaker tested exactly once
+    assert (tmp_path / "cv" / "cv.json").is_file()
+
+
+def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:
+    from recommender.speech.artifact import SpeechRecognizer
+
+    model = SpeechRecognizer(tiny_speech_model)
+    first = model.predict_file(emodb[0][0])
+    again = model.predict_file(emodb[0][0])
+    assert first.emotion in first.probabilities and sum(first.probabilities.values()) == pytest.approx(1, abs=1e-4)
+    assert first == again
