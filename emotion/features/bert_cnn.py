@@ -197,7 +197,9 @@ class BertCNNEncoder:
         if any(not s.strip() for s in segments):
             raise EncoderError("bert-cnn: empty lyric segment (drop empty segments before encoding)")
         out = np.zeros((len(segments), self.dim), dtype=np.float32)
-        for i in range(0, len(segments), self.batch_size):
-            batch = self.model.tokenize(segments[i : i + self.batch_size], self.device)
-            out[i : i + len(batch["input_ids"])] = self.model(**batch).float().cpu().numpy()
+        order = sorted(range(len(segments)), key=lambda i: len(segments[i]))  # similar lengths share a batch: less padding
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = self.model.tokenize([segments[i] for i in idx], self.device)
+            out[idx] = self.model(**batch).float().cpu().numpy()
         return out
