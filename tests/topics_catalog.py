@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 EXCERPT_S = 18.0
-PER_QUADRANT = 8
+PER_QUADRANT = 6
 QUAD = {"1": "happy", "2": "angry", "3": "sad", "4": "relaxed"}
 NAME = re.compile(r"^Q([1-4])_(.+)_(\d+)$")
 

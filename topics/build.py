@@ -181,13 +181,13 @@ def _describe(fitted: FittedTopics, songs: list[Song]) -> list[dict[str, Any]]:
     return [d.as_json() for d in describe_topics(fitted.codebook.centers_raw(), topic_word(fitted.lda), freq, artists, lyrics)]
 
 
-def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedTopics, songs: list[Song], skipped: list[dict[str, Any]], cfg: BuildConfig, encoder: str, store: FileStore, started: float) -> BuildReport:
+def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedTopics, songs: list[Song], skipped: list[dict[str, Any]], cfg: BuildConfig, encoder: str, frame_sr: int | None, store: FileStore, started: float) -> BuildReport:
     prev, prev_dom = previous_dominant(session, emotion)
     version = (session.scalar(select(func.max(TopicModel.version)).where(TopicModel.emotion == emotion)) or 0) + 1
     dominant = fitted.dist.argmax(axis=1)
     sizes = np.bincount(dominant, minlength=fitted.num_topics).tolist()
     moved = movement(prev_dom, {s.id: int(t) for s, t in zip(songs, dominant)})
-    params = {**asdict(cfg), "k_used": fitted.codebook.k, "topics_used": fitted.num_topics, "codebook_method": fitted.codebook.method, "lda_passes": int(fitted.lda.passes), "encoder": encoder, "frame_dim": fitted.codebook.dim, "emotion_model_id": emodel.id}
+    params = {**asdict(cfg), "k_used": fitted.codebook.k, "topics_used": fitted.num_topics, "codebook_method": fitted.codebook.method, "lda_passes": int(fitted.lda.passes), "encoder": encoder, "frame_sr": frame_sr, "frame_dim": fitted.codebook.dim, "emotion_model_id": emodel.id}
     params.pop("progress", None)
     metrics = {
         "songs": len(songs),
@@ -234,7 +234,7 @@ def build_emotion(emotion: str, cfg: BuildConfig | None = None, frames_for: Fram
         raise TopicsError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
     cfg = cfg or BuildConfig()
     store = store or FileStore()
-    frames_for = frames_for or SongFrames(store=store)
+    frames_for = frames_for or SongFrames(store=store, url=url)
     started = time.monotonic()
     with session_scope(url) as session:
         emodel = active_emotion_model(session)
@@ -246,7 +246,7 @@ def build_emotion(emotion: str, cfg: BuildConfig | None = None, frames_for: Fram
             raise TopicsError(f"{emotion}: {len(songs)} songs with usable frames{detail}; need at least {cfg.min_songs} to build topics")
         fitted = fit_topics(frames, cfg)
         encoder = getattr(frames_for, "name", getattr(frames_for, "__name__", type(frames_for).__name__))
-        report = _write(session, emotion, emodel, fitted, songs, skipped, cfg, encoder, store, started)
+        report = _write(session, emotion, emodel, fitted, songs, skipped, cfg, encoder, getattr(frames_for, "sr", None), store, started)
     log.info("%s: topic model v%d with %d topics over %d songs (sizes %s) in %.1f s", emotion, report.version, len(report.sizes), report.songs, report.sizes, report.seconds)
     return report
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
 from catalog.audio import AudioError, load
-from catalog.models import Song
+from catalog.db import session_scope
+from catalog.models import FeatureSet, Song
 from catalog.store import FileStore
 from topics.codebook import clean_frames
 from topics.errors import NoFramesError, TopicsError
@@ -17,7 +22,11 @@ from topics.errors import NoFramesError, TopicsError
 log = logging.getLogger(__name__)
 
 FrameEncoder = Callable[[np.ndarray, int], np.ndarray]
-FRAME_SR = 16000  # the rate emotion.features.lld's encoder uses
+FRAME_SR = 22050  # the rate the worker pipeline computes and caches song LLD frames at
+# Persisted song frames shared with the worker pipeline (workers/stages.py): feature_sets rows with this
+# encoder name/version whose file is an .npy [n_frames, 62] in the store (kind "features").
+CACHE_ENCODER = "lld62-frames"
+CACHE_VERSION = "1"
 
 
 def lld_encoder(frame_s: float = 3.0) -> FrameEncoder:
@@ -43,13 +52,21 @@ def audio_path(song: Song, store: FileStore) -> Path:
 
 
 class SongFrames:
-    """Callable giving a song's finite frames [n, d]; raises NoFramesError with the reason; memoised by audio hash."""
+    """Callable giving a song's finite frames [n, d]; raises NoFramesError with the reason.
 
-    def __init__(self, encoder: FrameEncoder | None = None, sr: int = FRAME_SR, store: FileStore | None = None, cache: bool | dict[str, np.ndarray] = True) -> None:
+    Memoised in memory by audio hash; with `persist` (the default for the LLD encoder at 22,050 Hz) the
+    frames are also read from and written to the catalog's feature cache shared with the workers, so a
+    rebuild does not analyse the audio again.
+    """
+
+    def __init__(self, encoder: FrameEncoder | None = None, sr: int = FRAME_SR, store: FileStore | None = None,
+                 cache: bool | dict[str, np.ndarray] = True, persist: bool | None = None, url: str | None = None) -> None:
         self.encoder = encoder or lld_encoder()
         self.sr = sr
         self.store = store or FileStore()
+        self.url = url
         self._cache: dict[str, np.ndarray] | None = cache if isinstance(cache, dict) else ({} if cache else None)
+        self.persist = (encoder is None and sr == FRAME_SR) if persist is None else persist
 
     @property
     def name(self) -> str:
@@ -59,6 +76,19 @@ class SongFrames:
         key = f"{song.audio.sha256}:{self.name}:{self.sr}" if song.audio is not None else None
         if self._cache is not None and key and key in self._cache:
             return self._cache[key]
+        frames = self._load_persisted(song) if self.persist else None
+        if frames is None:
+            frames = self._compute(song)
+            if self.persist:
+                self.persist_frames(song, frames)
+        good = clean_frames(frames)
+        if len(good) == 0:
+            raise NoFramesError(f"all {len(frames)} frames have non-finite values")
+        if self._cache is not None and key:
+            self._cache[key] = good
+        return good
+
+    def _compute(self, song: Song) -> np.ndarray:
         path = audio_path(song, self.store)
         try:
             y = load(path, sr=self.sr)
@@ -72,9 +102,32 @@ class SongFrames:
             raise NoFramesError(f"frame encoder failed: {type(exc).__name__}: {exc}") from exc
         if frames.ndim != 2 or frames.shape[0] == 0:
             raise NoFramesError(f"frame encoder returned no frames (shape {frames.shape}); audio of {len(y) / self.sr:.1f} s")
-        good = clean_frames(frames)
-        if len(good) == 0:
-            raise NoFramesError(f"all {len(frames)} frames have non-finite values")
-        if self._cache is not None and key:
-            self._cache[key] = good
-        return good
+        return frames
+
+    def _load_persisted(self, song: Song) -> np.ndarray | None:
+        if song.audio is None:
+            return None
+        with session_scope(self.url) as session:
+            rel = session.scalar(select(FeatureSet.path).where(FeatureSet.content_sha256 == song.audio.sha256,
+                                                                FeatureSet.encoder_name == CACHE_ENCODER, FeatureSet.encoder_version == CACHE_VERSION))
+        if rel is None or not self.store.resolve(rel).is_file():
+            return None
+        try:
+            return np.load(self.store.resolve(rel))
+        except (OSError, ValueError) as exc:
+            log.warning("cached frames of song %s unreadable (%s); analysing the audio again", song.id, exc)
+            return None
+
+    def persist_frames(self, song: Song, frames: np.ndarray) -> None:
+        """Store frames in the shared feature cache (a row recorded meanwhile by someone else is kept)."""
+        if song.audio is None:
+            return
+        buf = io.BytesIO()
+        np.save(buf, frames)
+        _, dest = self.store.put_bytes("features", buf.getvalue(), ".npy")
+        try:
+            with session_scope(self.url) as session:
+                session.add(FeatureSet(song_id=song.id, modality="audio", content_sha256=song.audio.sha256, encoder_name=CACHE_ENCODER,
+                                       encoder_version=CACHE_VERSION, path=self.store.relative(dest), shape=list(frames.shape)))
+        except IntegrityError:
+            pass  # recorded meanwhile by a worker or another build

@@ -80,7 +80,7 @@ def infer_song(song_id: int, emotion: str | None = None, frames_for=None, url: s
     from topics.frames import SongFrames
 
     store = store or FileStore()
-    frames_for = frames_for or SongFrames(store=store)
+    frames_for = frames_for or SongFrames(store=store, url=url)
     with session_scope(url) as session:
         song = session.scalars(select(Song).where(Song.id == song_id).options(selectinload(Song.audio))).first()
         if song is None:
