@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,7 +31,11 @@ def make_catalog(manifest: Path, url: str, limit: int | None) -> int:
     from catalog.store import FileStore
 
     migrate.upgrade("head", url)
-    items = read(manifest).items[:limit] if limit else read(manifest).items
+    items, seen = [], Counter()
+    for item in read(manifest).items:  # the first `limit` clips of each label
+        if limit is None or seen[item.label] < limit:
+            items.append(item)
+            seen[item.label] += 1
     store = FileStore()
     with session_scope(url) as s:
         model = EmotionModel(name="emopia-quadrant", version="1", kind="song", artifact_path="-", active=True)
@@ -54,7 +59,7 @@ def main() -> None:
     ap.add_argument("manifest", type=Path, help="EMOPIA manifest (musicrec datasets import emopia ...)")
     ap.add_argument("--k", type=int, default=150)
     ap.add_argument("--topics", type=int, default=5)
-    ap.add_argument("--limit", type=int, default=None, help="first N clips only")
+    ap.add_argument("--limit", type=int, default=None, help="the first N clips of each emotion only")
     ap.add_argument("--out", type=Path, default=Path("var/bench/topics-emopia"), help="folder for the PNG plots")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
