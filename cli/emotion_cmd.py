@@ -134,6 +134,7 @@ def benchmark_emotion(
     workers: int | None = WORKERS,
     test: float = typer.Option(0.2, "--test", help="Test fraction of the group-aware split when the manifest has no test rows."),
     val: float = typer.Option(0.15, "--val", help="Validation fraction of the group-aware split."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Models trained in parallel processes (one torch thread each)."),
 ) -> None:
     """Train and score every model on the same split; write a Markdown + JSON table and a PNG chart."""
     from catalog.manifest import ManifestError
@@ -147,7 +148,9 @@ def benchmark_emotion(
         _fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
     cfg = _config(names[0], epochs, seed, device, batch_size, audio_encoder, lyrics_encoder, lr, [], set_, workers)
     try:
-        result = run_benchmark(manifest, names, out, cfg, val=val, test=test)
+        if jobs > 1 and not cfg.threads:
+            cfg.threads = 1
+        result = run_benchmark(manifest, names, out, cfg, val=val, test=test, jobs=jobs)
     except (ManifestError, RunError) as exc:
         _fail(str(exc))
     typer.echo(markdown(result))

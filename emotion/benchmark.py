@@ -44,10 +44,35 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
     has = {"audio": any(s.audio is not None for s in samples), "lyrics": any(s.lyrics is not None for s in samples)}
     if not any(has[m] for m in cls.uses):
         return f"needs {' or '.join(sorted(cls.uses))}, which this data set lacks"
+    if model_spec(name).params.get("graph") == "no-cross" and not any(s.audio is not None and s.lyrics is not None for s in samples):
+        return "same graphs as songgatnet here: no song has both modalities, so there is no cross-modal edge to remove"
     return None
 
 
-def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path, base: TrainConfig, val: float = 0.15, test: float = 0.2, progress: bool = True, keep_artifacts: bool = True) -> dict[str, Any]:
+def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
+    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {})
+    if base.threads:
+        import torch
+
+        torch.set_num_threads(base.threads)
+    t0 = time.perf_counter()
+    result = train_model(tr, va, cfg, progress)
+    seconds = time.perf_counter() - t0
+    probs = predict(result.model, [result.standardizer.apply(s) for s in te], result.dims, "cpu", cfg.eval_batch_size)
+    m = scores(np.array([s.y for s in te]), probs)
+    m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics["macro_f1"],
+             params=sum(p.numel() for p in result.model.parameters()))
+    log.info("%s: acc %.3f macro-F1 %.3f (%.0f s)", name, m["accuracy"], m["macro_f1"], seconds)
+    if out is not None:
+        folder = out / "models" / name
+        config = {**cfg.to_json(), **context, "best_epoch": result.best_epoch}
+        artifact.save(folder, result.model, config, result.standardizer, result.dims, {"val": result.val_metrics, "test": m}, result.history)
+        plot_curves(result.history, folder / artifact.CURVES, name)
+    return m
+
+
+def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path, base: TrainConfig, val: float = 0.15, test: float = 0.2, progress: bool = True, keep_artifacts: bool = True, jobs: int = 1) -> dict[str, Any]:
     """Train each model with `base` settings on one split and score it on the test rows."""
     manifest = read(manifest_path)
     out = Path(out)
@@ -60,28 +85,26 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
     built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples
-    rows: dict[str, Any] = {}
-    for name in models:
-        why = applicable(name, tr)
-        if why:
-            rows[name] = {"skipped": why}
-            log.info("%s skipped: %s", name, why)
-            continue
-        cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {})
-        t0 = time.perf_counter()
-        result = train_model(tr, va, cfg, progress)
-        seconds = time.perf_counter() - t0
-        probs = predict(result.model, [result.standardizer.apply(s) for s in te], result.dims, "cpu", cfg.eval_batch_size)
-        m = scores(np.array([s.y for s in te]), probs)
-        m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics["macro_f1"], params=sum(p.numel() for p in result.model.parameters()))
-        rows[name] = m
-        log.info("%s: acc %.3f macro-F1 %.3f (%.0f s)", name, m["accuracy"], m["macro_f1"], seconds)
-        if keep_artifacts:
-            folder = out / "models" / name
-            config = {**cfg.to_json(), "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids(), "manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how, "best_epoch": result.best_epoch}
-            artifact.save(folder, result.model, config, result.standardizer, result.dims, {"val": result.val_metrics, "test": m}, result.history)
-            plot_curves(result.history, folder / artifact.CURVES, name)
-        _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
+    rows: dict[str, Any] = {name: {"skipped": why} for name in models if (why := applicable(name, tr + va))}
+    slow_first = lambda n: 0 if n == "cnn-lstm" else 1 if model_spec(n).cls.__name__ == "SongGATNet" else 2  # noqa: E731
+    todo = sorted((name for name in models if name not in rows), key=slow_first) if jobs > 1 else [n for n in models if n not in rows]
+    context = {"manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how,
+               "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids()}
+    args = [(name, base, tr, va, te, out if keep_artifacts else None, context, progress and jobs <= 1) for name in todo]
+    if jobs <= 1:
+        for a in args:
+            rows[a[0]] = train_and_score(*a)
+            _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(train_and_score, *a): a[0] for a in args}
+            for fut in as_completed(futures):
+                rows[futures[fut]] = fut.result()
+                _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
+    rows = {name: rows[name] for name in models}
     return _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
 
 

@@ -84,18 +84,32 @@ def resolve_device(name: str) -> str:
     return name
 
 
+class _GraphMemo:
+    """Builds each sample's graph once per training run (samples are not modified while training)."""
+
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+        self.graphs: dict[int, object] = {}
+
+    def __call__(self, sample: SongSample, dims: dict[str, int]):
+        key = id(sample)
+        if key not in self.graphs:
+            self.graphs[key] = (sample, song_graph(sample, dims, self.variant))
+        return self.graphs[key][1]
+
+
 def make_collate(model: SongModel, dims: dict[str, int]):
     """The collate function that gives `model` its inputs (graphs built only for graph models)."""
-    builder = partial(song_graph, variant=model.graph) if model.graph else None
+    builder = _GraphMemo(model.graph) if model.graph else None
     return partial(collate, dims=dims, needs=model.needs, graph_builder=builder)
 
 
 @torch.no_grad()
-def predict(model: SongModel, samples: list[SongSample], dims: dict[str, int], device: str = "cpu", batch_size: int = 32) -> np.ndarray:
+def predict(model: SongModel, samples: list[SongSample], dims: dict[str, int], device: str = "cpu", batch_size: int = 32, fn=None) -> np.ndarray:
     """Class probabilities [n, 4] for already standardised samples."""
     model.eval()
     out: list[np.ndarray] = []
-    fn = make_collate(model, dims)
+    fn = fn or make_collate(model, dims)
     for i in range(0, len(samples), batch_size):
         batch = fn(samples[i : i + batch_size]).to(device)
         out.append(torch.softmax(model(batch), dim=-1).cpu().numpy())
@@ -124,6 +138,7 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     gen = torch.Generator().manual_seed(cfg.seed)
     fn = make_collate(model, dims)
     loader = _batches(train_s, cfg.batch_size, gen, fn)
+    eval_fn = make_collate(model, dims)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, copy.deepcopy(model.state_dict()))
     bar = _progress(cfg.epochs, f"train {cfg.model}", progress)
@@ -143,7 +158,7 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
             total += float(loss.detach()) * batch.size
             seen += batch.size
         eval_on = val_s or train_s
-        m = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size))
+        m = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size, eval_fn))
         sched.step(m["macro_f1"])
         history.append({"epoch": epoch, "loss": total / max(seen, 1), "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
         if m["macro_f1"] > best[0]:
