@@ -18,8 +18,11 @@ log = logging.getLogger(__name__)
 
 def load_recognizer(cfg: ApiConfig):
     """The configured speech model (MUSICREC_SPEECH_MODEL), else the active speech EmotionModel; warmed up."""
+    import torch
+
     from recommender.speech.artifact import SpeechRecognizer, active_model_path
 
+    torch.set_num_threads(cfg.torch_threads)
     path = cfg.speech_model or str(active_model_path())
     model = SpeechRecognizer(path)
     model.warm_up()

@@ -19,6 +19,7 @@ class ApiConfig:
     max_clip_s: float = MAX_CLIP_S
     min_speech_s: float = MIN_SPEECH_S
     playlist_size: int = 5
+    torch_threads: int = 1
     extensions: tuple[str, ...] = field(default=ACCEPTED_EXTENSIONS)
 
     @property
@@ -34,4 +35,5 @@ class ApiConfig:
             max_clip_s=float(env.get("MUSICREC_MAX_CLIP_S", str(MAX_CLIP_S))),
             min_speech_s=float(env.get("MUSICREC_MIN_SPEECH_S", str(MIN_SPEECH_S))),
             playlist_size=int(env.get("MUSICREC_PLAYLIST_SIZE", "5")),
+            torch_threads=max(1, int(env.get("MUSICREC_TORCH_THREADS", "1"))),
         )
