@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -12,23 +11,20 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.utils.defer import deferred_to_future
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twisted.internet.threads import deferToThread
 
-from catalog.db import session_scope
-from catalog.fingerprint import normalise_text, sha256_text, song_fingerprint
-from catalog.lyrics import has_time_tags, parse_lrc
-from catalog.models import Artist, AudioAsset, Lyrics, Song
+from catalog.fingerprint import song_fingerprint
+from catalog.lyrics import parse_lrc
 from crawler import audiofile
 from crawler.context import CrawlContext, context_for
 from crawler.drops import DuplicateSong, KnownSong, LimitReached, SongDropped
 from crawler.tags import read_tags
+from crawler.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 MAX_DURATION_S = 3 * 3600
 MEDIA_META = "musicrec_media"
-_WRITE_LOCK = threading.Lock()  # one writer at a time: no artist get-or-create races between threads
 
 
 def _claim(item: Any, kind: str, value: str) -> None:
@@ -100,9 +96,15 @@ class KnownSongPipeline(_ContextPipeline):
             ctx.claimed_fingerprints.add(fp)
             _claim(item, "fingerprint", fp)
             item["fingerprint"] = fp
-        for url in {item["source_url"], item["audio_url"]}:
-            ctx.claimed_urls.add(url)
-            _claim(item, "url", url)
+        keys = {item["source_url"], item["audio_url"]}
+        if site and sid:
+            key = f"source-id:{site}:{sid}"
+            if key in ctx.claimed_urls:
+                raise DuplicateSong(f"source id {site}:{sid} already taken by another item of this crawl")
+            keys.add(key)
+        for key in keys:
+            ctx.claimed_urls.add(key)
+            _claim(item, "url", key)
         return item
 
 
@@ -237,7 +239,12 @@ class LyricsPipeline(_ContextPipeline):
 
 
 class StorePipeline(_ContextPipeline):
-    """Song, artist, audio asset and lyrics in one transaction; the audio file is moved into the store first."""
+    """Song, artist, audio asset and lyrics all-or-nothing (batched transactions, see crawler.writer)."""
+
+    def __init__(self, crawler: Any) -> None:
+        super().__init__(crawler)
+        settings = crawler.settings
+        self.writer = BatchWriter(self.ctx, settings.getint("MUSICREC_WRITE_BATCH", 64), settings.getfloat("MUSICREC_WRITE_WAIT", 0.2))
 
     async def process_item(self, item: Any, spider: Any = None) -> Any:
         ctx = self.ctx
@@ -245,9 +252,9 @@ class StorePipeline(_ContextPipeline):
             raise LimitReached()
         ctx.writing += 1
         try:
-            song_id = await deferred_to_future(deferToThread(write_song, ctx, dict(item)))
+            song_id = await deferred_to_future(self.writer.write(dict(item)))
         except IntegrityError as exc:
-            raise DuplicateSong(f"already in the catalog (concurrent insert): {str(exc.orig).splitlines()[0]}") from exc
+            raise DuplicateSong(f"already in the catalog (stored meanwhile by another crawl): {str(exc.orig).splitlines()[0]}") from exc
         except SQLAlchemyError as exc:
             raise SongDropped("store", f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
         except OSError as exc:
@@ -263,56 +270,3 @@ class StorePipeline(_ContextPipeline):
         if ctx.limit_reached():
             self.crawler.engine.close_spider(self.crawler.spider, "limit_reached")
         return item
-
-
-def _artist(session: Any, name: str | None) -> Artist | None:
-    norm = normalise_text(name)
-    if not norm:
-        return None
-    artist = session.scalar(select(Artist).where(Artist.name_norm == norm))
-    if artist is None:
-        artist = Artist(name=name, name_norm=norm)
-        session.add(artist)
-    return artist
-
-
-def write_song(ctx: CrawlContext, item: dict[str, Any]) -> int:
-    """Insert one song with its asset and lyrics; return the song id (runs in a worker thread)."""
-    audio = item["audio"]
-    dest = audiofile.commit_to_store(ctx.store, audio)
-    lines = item.get("lyric_lines") or []
-    with _WRITE_LOCK, session_scope(ctx.db_url) as session:
-        song = Song(
-            title=item["title"],
-            artist=_artist(session, item.get("artist")),
-            album=item.get("album"),
-            duration_s=float(audio["duration_s"]),
-            source_site=item.get("source_site"),
-            source_url=item["source_url"],
-            source_id=None if item.get("source_id") is None else str(item["source_id"]),
-            fingerprint=item["fingerprint"],
-            tags=list(item.get("tags") or []),
-            status="new",
-            crawl_job_id=ctx.job_id,
-        )
-        song.audio = AudioAsset(
-            sha256=audio["sha256"],
-            path=ctx.store.relative(Path(dest)),
-            format=audio["format"],
-            sample_rate=int(audio["sample_rate"]),
-            channels=int(audio["channels"]),
-            duration_s=float(audio["duration_s"]),
-            size_bytes=int(audio["size_bytes"]),
-            source_url=audio["url"],
-        )
-        if lines:
-            raw = item["lyrics_raw"]
-            song.lyrics = Lyrics(
-                raw_text=raw,
-                lines=lines,
-                has_time_tags=has_time_tags(parse_lrc(raw)),
-                sha256=sha256_text(raw),
-            )
-        session.add(song)
-        session.flush()
-        return song.id

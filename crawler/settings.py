@@ -19,6 +19,7 @@ NEWSPIDER_MODULE = "crawler.spiders"
 ROBOTSTXT_OBEY = True
 USER_AGENT = "musicrec-crawler/0.1 (+https://github.com/musicrec/musicrec)"
 CONCURRENT_REQUESTS = 16
+CONCURRENT_ITEMS = 8  # per response; a song page yields one item (Scrapy starts this many workers per response)
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.0
 AUTOTHROTTLE_ENABLED = True

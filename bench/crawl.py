@@ -1,0 +1,156 @@
+"""Crawler benchmark: our full pipeline vs a bare Scrapy spider on the same local site of song pages with audio.
+
+    python bench/crawl.py            # 1,000 song pages
+    python bench/crawl.py --quick    # 300 song pages, under a minute
+
+Both crawls run in fresh processes with the same concurrency and no throttling; page rates use Scrapy's
+own elapsed time (process start-up excluded). The last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.crawler_site import LocalSite, listing, site_rules, song_page  # noqa: E402
+
+PER_LISTING = 50
+COMMON = {"AUTOTHROTTLE_ENABLED": "0", "CONCURRENT_REQUESTS": "16", "CONCURRENT_REQUESTS_PER_DOMAIN": "16",
+          "LOG_LEVEL": "WARNING", "RETRY_TIMES": "1", "DOWNLOAD_TIMEOUT": "20"}
+
+
+def clip(i: int, sr: int = 8000, seconds: float = 0.5) -> bytes:
+    """A distinct short WAV (tone + seeded noise)."""
+    t = np.arange(int(sr * seconds)) / sr
+    y = 0.3 * np.sin(2 * np.pi * (200 + i) * t) + 0.01 * np.random.default_rng(i).standard_normal(t.size)
+    buf = io.BytesIO()
+    sf.write(buf, y.astype(np.float32), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def build_site(n: int) -> LocalSite:
+    site = LocalSite()
+    pages = -(-n // PER_LISTING)
+    for p in range(1, pages + 1):
+        songs = [f"/song/{i}" for i in range((p - 1) * PER_LISTING, min(p * PER_LISTING, n))]
+        site.page(f"/list/{p}", listing(songs, f"/list/{p + 1}" if p < pages else None))
+    for i in range(n):
+        lyrics = f"[00:00.10]line one of song {i}\n[00:00.30]line two"
+        site.page(f"/song/{i}", song_page(f"Song {i}", f"Artist {i % 37}", f"Album {i % 11}", None, f"/audio/{i}.wav", lyrics=lyrics))
+        site.file(f"/audio/{i}.wav", clip(i))
+    site.page("/robots.txt", "User-agent: *\nAllow: /\n", ctype="text/plain")
+    return site.serve()
+
+
+BARE_SPIDER = r'''
+import json, sys, scrapy
+from scrapy.crawler import CrawlerProcess
+
+class Bare(scrapy.Spider):
+    name = "bare"
+    start_urls = [sys.argv[1]]
+    def parse(self, response):
+        for href in response.css("a::attr(href)").getall():
+            if "/list/" in href:
+                yield response.follow(href, self.parse)
+            elif "/song/" in href:
+                yield response.follow(href, self.parse_song)
+    def parse_song(self, response):
+        response.css("h1.title::text").get()
+
+settings = json.loads(sys.argv[2])
+settings.update(ROBOTSTXT_OBEY=True, TELNETCONSOLE_ENABLED=False, REMOTE_CONTROL_ENABLED=False)
+process = CrawlerProcess(settings)
+crawler = process.create_crawler(Bare)
+process.crawl(crawler)
+process.start()
+stats = crawler.stats.get_stats()
+pages = stats.get("response_received_count", 0) - stats.get("robotstxt/response_count", 0)
+print(json.dumps({"pages": pages, "elapsed_s": stats["elapsed_time_seconds"]}))
+'''
+
+
+def run_bare(base: str, work: Path) -> dict[str, float]:
+    script = work / "bare_spider.py"  # a file, not -c: Scrapy inspects callback source
+    script.write_text(BARE_SPIDER)
+    proc = subprocess.run([sys.executable, str(script), f"{base}/list/1", json.dumps(COMMON)], capture_output=True, text=True,
+                          cwd=str(work), timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"bare spider failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_ours(base: str, work: Path, db_url: str | None) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MUSICREC_VAR_DIR": str(work / "var"), "MUSICREC_STORE_DIR": str(work / "var" / "store"),
+           "MUSICREC_CONFIG": str(work / "none.toml")}
+    env["MUSICREC_DATABASE_URL"] = db_url or f"sqlite:///{work / 'var' / 'bench.db'}"
+    subprocess.run([sys.executable, "-m", "cli.main", "db", "upgrade"], env=env, cwd=str(REPO), check=True, capture_output=True)
+    rules = work / "bench.toml"
+    rules.write_text(site_rules(base, name="bench"))
+    argv = [sys.executable, "-m", "crawler.run", "site", "-a", f"rules={rules}"]
+    for key, value in COMMON.items():
+        argv += ["-s", f"{key}={value}"]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=900)
+    if proc.returncode != 0:
+        raise SystemExit(f"our crawl failed:\n{proc.stderr[-3000:]}")
+    code = ("from catalog.db import session_scope; from catalog.models import CrawlJob; import json\n"
+            "with session_scope() as s:\n    j = s.query(CrawlJob).order_by(CrawlJob.id.desc()).first()\n"
+            "    print(json.dumps({'pages': j.pages, 'new_songs': j.new_songs, 'dropped': j.dropped, 'errors': j.errors,"
+            " 'elapsed_s': j.stats['elapsed_time_seconds']}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(REPO), check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--songs", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="300 song pages")
+    parser.add_argument("--db-url", default=None, help="catalog for our crawl (default: a fresh SQLite file); must be empty and migratable")
+    ns = parser.parse_args()
+    n = 300 if ns.quick else ns.songs
+    print(f"building a local site with {n} song pages and {n} WAV clips ...", flush=True)
+    site = build_site(n)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-crawl-") as tmp:
+            print("bare Scrapy spider ...", flush=True)
+            bare = run_bare(site.base, Path(tmp))
+            print(f"  {bare['pages']} pages in {bare['elapsed_s']:.2f} s", flush=True)
+            print("musicrec crawler (site spider, full pipeline, SQLite catalog) ...", flush=True)
+            ours = run_ours(site.base, Path(tmp), ns.db_url)
+            print(f"  {ours['pages']} pages, {ours['new_songs']} new songs in {ours['elapsed_s']:.2f} s "
+                  f"(dropped {ours['dropped']}, errors {ours['errors']})", flush=True)
+    finally:
+        site.close()
+    bare_rate = bare["pages"] / bare["elapsed_s"]
+    ours_rate = ours["pages"] / ours["elapsed_s"]
+    result = {
+        "songs": n,
+        "bare_pages": bare["pages"],
+        "ours_pages": ours["pages"],
+        "ours_new_songs": ours["new_songs"],
+        "bare_elapsed_s": round(bare["elapsed_s"], 3),
+        "ours_elapsed_s": round(ours["elapsed_s"], 3),
+        "bare_pages_per_s": round(bare_rate, 2),
+        "ours_pages_per_s": round(ours_rate, 2),
+        "ratio": round(ours_rate / bare_rate, 3),
+        "new_songs_per_s": round(ours["new_songs"] / ours["elapsed_s"], 2),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
