@@ -122,6 +122,7 @@ def _manifest(tmp_path: Path, clips: list[tuple[Path, str, str]], split: bool) -
     return path
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_cli(db_url: str, emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
     from catalog.db import session_scope
     from catalog.models import EmotionModel
@@ -147,6 +148,7 @@ def test_train_and_evaluate_cli(db_url: str, emodb: list[tuple[Path, str, str]],
     assert bad.exit_code == 2 and "unknown --model" in bad.output
 
 
+@pytest.mark.slow
 def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
     from cli.main import app
 
@@ -160,6 +162,7 @@ def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path
     assert (tmp_path / "cv" / "cv.json").is_file()
 
 
+@pytest.mark.slow
 def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:
     from recommender.speech.artifact import SpeechRecognizer
 

@@ -7,6 +7,7 @@ same 515 ms of speech as segment t of the other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,6 +66,14 @@ def spectrogram(y: np.ndarray, sr: int = SAMPLE_RATE, max_hz: float = SPEC_MAX_H
     return (10 * np.log10(power[:bins] + 1e-10)).astype(np.float32)
 
 
+@lru_cache(maxsize=4)
+def _mel_basis(sr: int, n_fft: int) -> np.ndarray:
+    """The 40-band mel filterbank (what librosa.feature.melspectrogram builds on every call)."""
+    import librosa
+
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=40)
+
+
 def lld_frames(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Low-level descriptors per 10 ms frame (25 ms analysis window): shape (T, LLD_DIM)."""
     import librosa
@@ -72,7 +81,7 @@ def lld_frames(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     hop = int(round(HOP_S * sr))
     n_fft = 512
     power = _stft_power(y, sr, 0.025, n_fft)
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=40)
+    mel = _mel_basis(sr, n_fft) @ power
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=N_MFCC)
     dmfcc = librosa.feature.delta(mfcc, width=5, mode="nearest") if mfcc.shape[1] >= 5 else np.zeros_like(mfcc)
     f0 = librosa.yin(y, fmin=60, fmax=500, sr=sr, frame_length=1024, hop_length=hop, center=True)
