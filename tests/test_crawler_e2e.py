@@ -285,3 +285,34 @@ def test_limit_stops_after_n_new_songs_breadth_first(db_url: str, clips: dict[st
             assert job.new_songs == 2 and len(s.scalars(select(Song)).all()) == 2
     finally:
         site.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_jobdir_resumes_an_interrupted_crawl(db_url: str, clips: dict[str, bytes], tmp_path: Path) -> None:
+    """Stopped after a few pages, the crawl picks up its queued requests from JOBDIR and finishes the site."""
+    site = LocalSite()
+    names = ["t1.wav", "t2.wav", "t3.wav", "t4.wav", "t5.wav", "emo1.wav", "emo2.wav", "t7.mp3"]
+    for i, name in enumerate(names):
+        site.page(f"/song/{i}", song_page(f"Resume {i}", "R", None, None, f"/audio/{name}"))
+        site.file(f"/audio/{name}", clips[name])
+    site.page("/list/1", listing([f"/song/{i}" for i in range(4)], "/list/2"))
+    site.page("/list/2", listing([f"/song/{i}" for i in range(4, len(names))]))
+    site.serve()
+    try:
+        rules = tmp_path / "testsite.toml"
+        rules.write_text(site_rules(site.base))
+        jobdir = str(tmp_path / "state")
+        slow = ["-s", "CONCURRENT_REQUESTS=1", "-s", "CLOSESPIDER_PAGECOUNT=3"]
+        first = run_crawl("site", "-a", f"rules={rules}", *FAST, *slow, "-s", f"JOBDIR={jobdir}")
+        assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+        assert "Unable to serialize" not in first.stderr
+        with session_scope(db_url) as s:
+            stored_first = len(s.scalars(select(Song)).all())
+            assert 0 < stored_first < len(names)
+        second = run_crawl("site", "-a", f"rules={rules}", *FAST, "-s", f"JOBDIR={jobdir}")
+        assert second.returncode == 0, second.stdout + second.stderr[-3000:]
+        with session_scope(db_url) as s:
+            assert sorted(x.title for x in s.scalars(select(Song))) == sorted(f"Resume {i}" for i in range(len(names)))
+        assert site.hits["/list/1"] == 1 and all(site.hits[f"/song/{i}"] == 1 for i in range(len(names)))
+    finally:
+        site.close()
