@@ -162,3 +162,38 @@ def test_crawl_rejects_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with session_scope(url) as s:
         job = s.scalars(select(CrawlJob)).one()
         assert job.status == "failed" and message in (job.message or "")
+
+
+def test_write_batch_isolates_a_song_stored_meanwhile(db_url: str, tmp_path: Path) -> None:
+    """A batch that hits a unique constraint is retried song by song: the others are stored whole, the offender not at all."""
+    from sqlalchemy import func
+    from sqlalchemy.exc import IntegrityError
+
+    from catalog.fingerprint import song_fingerprint
+    from catalog.models import AudioAsset, Lyrics, Song
+    from crawler import jobs
+    from crawler.context import CrawlContext
+    from crawler.writer import write_batch
+
+    store = FileStore()
+    job_id = jobs.create_job("site", {}, db_url)
+    ctx = CrawlContext(job_id, db_url, store, jobs.JobRecorder(job_id, db_url))
+
+    def item(i: int, fp: str | None = None) -> dict[str, object]:
+        checked = audiofile.stage_and_verify(store, tone(tmp_path / f"{i}.wav", 300 + 10 * i).read_bytes(), f"http://x/{i}.wav")
+        return {"title": f"T{i}", "artist": "Same Artist", "album": None, "source_url": f"http://x/song/{i}", "audio_url": f"http://x/{i}.wav",
+                "fingerprint": fp or song_fingerprint(f"T{i}", "Same Artist", None, None), "audio": checked.as_dict(),
+                "lyrics_raw": "[00:00.50]la", "lyric_lines": [{"time_s": 0.5, "text": "la"}], "tags": ["x"]}
+
+    first = write_batch(ctx, [item(0)])
+    assert isinstance(first[0], int)
+    clash = song_fingerprint("T0", "Same Artist", None, None)  # as if another crawl stored this song meanwhile
+    results = write_batch(ctx, [item(1), item(2, fp=clash), item(3)])
+    assert isinstance(results[0], int) and isinstance(results[2], int) and isinstance(results[1], IntegrityError)
+    with session_scope(db_url) as s:
+        assert s.scalar(select(func.count()).select_from(Song)) == 3
+        assert s.scalar(select(func.count()).select_from(AudioAsset)) == 3
+        assert s.scalar(select(func.count()).select_from(Lyrics)) == 3
+        titles = sorted(s.scalars(select(Song.title)))
+        assert titles == ["T0", "T1", "T3"]
+        assert len({song.artist_id for song in s.scalars(select(Song))}) == 1
