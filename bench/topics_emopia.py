@@ -54,24 +54,38 @@ def make_catalog(manifest: Path, url: str, limit: int | None) -> int:
     return len(items)
 
 
+def reused_count(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from catalog.db import session_scope
+    from catalog.models import Song
+
+    with session_scope(url) as s:
+        return int(s.scalar(select(func.count()).select_from(Song)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("manifest", type=Path, help="EMOPIA manifest (musicrec datasets import emopia ...)")
     ap.add_argument("--k", type=int, default=150)
     ap.add_argument("--topics", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="the first N clips of each emotion only")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep the catalog and frame cache here; a second run reuses them")
     ap.add_argument("--out", type=Path, default=Path("var/bench/topics-emopia"), help="folder for the PNG plots")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from catalog.settings import reload_settings
 
-    with tempfile.TemporaryDirectory(prefix="topics-emopia-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="topics-emopia-") as scratch:
+        tmp = str(args.workdir or scratch)
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         os.environ["MUSICREC_VAR_DIR"] = tmp
         os.environ["MUSICREC_STORE_DIR"] = f"{tmp}/store"
         url = f"sqlite:///{tmp}/catalog.db"
         os.environ["MUSICREC_DATABASE_URL"] = url
         reload_settings()
-        n = make_catalog(args.manifest, url, args.limit)
+        reuse = args.workdir is not None and Path(tmp, "catalog.db").exists()
+        n = reused_count(url) if reuse else make_catalog(args.manifest, url, args.limit)
         from topics.build import BuildConfig, build_emotion
         from topics.frames import SongFrames
         from topics.playlist import list_topics
@@ -85,9 +99,10 @@ def main() -> None:
             infos = list_topics(emotion, url)
             plots = write_plots(emotion, args.out, url)
             summary["emotions"][emotion] = {
+                "descriptions": [{"label": t.label, "values": t.description.get("values", {}), "z": t.description.get("audio", {})} for t in infos],
                 "songs": report.songs, "frames": report.metrics["frames"], "k_used": report.params["k_used"], "sizes": report.sizes,
                 "skipped": len(report.skipped), "seconds": round(time.perf_counter() - t0, 1), "timings": report.metrics["timings"],
-                "labels": [t.label for t in infos], "plots": [str(p) for p in plots],
+                "plots": [str(p) for p in plots],
             }
             print(emotion, json.dumps(summary["emotions"][emotion]), flush=True)
     print(json.dumps(summary))

@@ -70,6 +70,8 @@ def register(app: typer.Typer) -> None:
             audio = ", ".join(f"{k} {v:+.2f}" for k, v in d.get("audio", {}).items())
             if audio:
                 typer.echo(f"  audio (z vs the emotion): {audio}")
+            if d.get("values"):
+                typer.echo("  values: " + ", ".join(f"{k} {v:g}" for k, v in d["values"].items()))
             words = "; ".join(f"w{w['word']} ({w['p']:.3f}: {w['sounds']})" for w in d.get("top_words", []))
             typer.echo(f"  top audio words: {words}")
             if d.get("artists"):

@@ -75,6 +75,9 @@ def test_build_gives_nonempty_topics_and_distributions_summing_to_one(db_url, ca
         assert all(n > 0 for n in sizes) and sum(sizes) == len(catalog["happy"])
         assert all(t.description["label"] and len(t.description["top_words"]) == 5 for t in tm.topics)
         assert set(tm.topics[0].description["audio"]) == {"tempo", "brightness", "loudness", "pitch range"}
+        values = tm.topics[0].description["values"]
+        assert set(values) <= {"tempo_bpm", "brightness_db", "loudness_db", "pitch_range_hz"} and "loudness_db" in values
+        assert all(40 <= t.description["values"].get("tempo_bpm", 60) <= 240 for t in tm.topics)
         assert FileStore().resolve(tm.artifact_path).is_file()
         statuses = set(s.scalars(select(Song.status).where(Song.id.in_(catalog["happy"]))).all())
         assert statuses == {"topics"}

@@ -74,7 +74,7 @@ def fit_codebook(
     k: int = 150,
     seed: int = 42,
     method: str = "auto",
-    max_fit_frames: int = 500_000,
+    max_fit_frames: int = 200_000,
     batch_size: int = 4096,
 ) -> Codebook:
     """Learn K codewords from stacked frames [n, d] (K reduced with a warning when frames are too few)."""

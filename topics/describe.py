@@ -74,16 +74,37 @@ def _adjectives(z: dict[str, float], threshold: float) -> list[str]:
 class TopicDescription:
     label: str
     audio: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)
     top_words: list[dict] = field(default_factory=list)
     artists: list[list] = field(default_factory=list)
     lyric_words: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"label": self.label, "audio": self.audio, "top_words": self.top_words, "artists": self.artists, "lyric_words": self.lyric_words}
+        return {"label": self.label, "audio": self.audio, "values": self.values, "top_words": self.top_words, "artists": self.artists, "lyric_words": self.lyric_words}
 
 
-def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_freq: np.ndarray, top_n: int = 5, threshold: float = 0.5) -> list[dict]:
-    """Per topic: descriptor z-scores (vs the emotion's frames) and its top audio words in plain descriptors."""
+def physical_values(vector: np.ndarray, layout: dict[str, dict[str, list[int]]]) -> dict[str, float]:
+    """An LLD vector's descriptors in their own units: tempo in BPM, dB, Hz."""
+    out: dict[str, float] = {}
+    if "tempo" in layout:
+        period = float(vector[layout["tempo"]["minus"]].mean())
+        if period > 0:
+            out["tempo_bpm"] = round(60.0 / period, 1)
+    if "brightness" in layout:
+        out["brightness_db"] = round(10.0 * (float(vector[layout["brightness"]["plus"]].mean()) - float(vector[layout["brightness"]["minus"]].mean())), 2)
+    if "loudness" in layout:
+        out["loudness_db"] = round(10.0 * float(vector[layout["loudness"]["plus"]].mean()), 2)
+    if "pitch range" in layout:
+        out["pitch_range_hz"] = round(float(vector[layout["pitch range"]["plus"]].mean()), 1)
+    return out
+
+
+def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_freq: np.ndarray, top_n: int = 5, min_z: float = 0.15) -> list[dict]:
+    """Per topic: descriptor z-scores (vs the emotion's frames), values in units, label words and top audio words.
+
+    A topic is a blend of many codewords, so its z-scores are small; a descriptor names a topic when its
+    |z| is at least `min_z` and at least half the largest |z| of that descriptor among the topics.
+    """
     layout = layout_for(centers_raw.shape[1])
     p = word_freq / word_freq.sum() if word_freq.sum() > 0 else np.full(len(word_freq), 1 / len(word_freq))
     word_vals = descriptor_values(centers_raw, layout)
@@ -92,14 +113,17 @@ def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_fre
         mean = float((p * v).sum())
         sd = float(np.sqrt((p * (v - mean) ** 2).sum())) or 1.0
         stats[d] = (mean, sd)
+    zs = [{d: round((float((row * v).sum()) - stats[d][0]) / stats[d][1], 3) for d, v in word_vals.items()} for row in topic_word]
+    thresholds = {d: max(min_z, 0.5 * max(abs(z[d]) for z in zs)) for d in word_vals}
     out = []
-    for row in topic_word:
-        z = {d: round((float((row * v).sum()) - stats[d][0]) / stats[d][1], 3) for d, v in word_vals.items()}
+    for row, z in zip(topic_word, zs):
+        named = [WORDS[d][0] if z[d] > 0 else WORDS[d][1] for d in word_vals if abs(z[d]) >= thresholds[d]]
         words = []
         for w in np.argsort(-row)[:top_n]:
             wz = {d: (float(word_vals[d][w]) - stats[d][0]) / stats[d][1] for d in word_vals}
             words.append({"word": int(w), "p": round(float(row[w]), 4), "sounds": ", ".join(_adjectives(wz, 1.0)) or "typical"})
-        out.append({"z": z, "label": ", ".join(_adjectives(z, threshold)) or "typical of the emotion", "top_words": words})
+        values = physical_values(row @ centers_raw, layout)
+        out.append({"z": z, "values": values, "label": ", ".join(named) or "typical of the emotion", "top_words": words})
     return out
 
 
@@ -146,5 +170,5 @@ def describe_topics(
             label += f"; often {artists[t][0][0]}"
         if lyric_words[t]:
             label += f"; lyrics: {', '.join(lyric_words[t][:3])}"
-        out.append(TopicDescription(label=label, audio=a["z"], top_words=a["top_words"], artists=artists[t], lyric_words=lyric_words[t]))
+        out.append(TopicDescription(label=label, audio=a["z"], values=a["values"], top_words=a["top_words"], artists=artists[t], lyric_words=lyric_words[t]))
     return out
