@@ -19,7 +19,7 @@ from catalog.settings import get_settings
 from tests.crawler_site import Route, LocalSite, convert, jamendo_handler, jamendo_track, listing, site_rules, song_page, tone
 
 REPO = Path(__file__).resolve().parent.parent
-FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=1", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
+FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=2", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
         "-s", "MUSICREC_FLUSH_INTERVAL=0.2", "-s", "LOG_LEVEL=INFO"]
 LRC = "[ti:Song One]\n[00:00.50]hello bright world\n[00:01.20]second line here"
 
@@ -82,7 +82,7 @@ def build_site(site: LocalSite, clips: dict[str, bytes]) -> None:
     site.page("/song/malformed", "<html><body><h1 class='title'>Broken <b>page<div><span class='artist'>Q</p></h1>"
               "<audio><source src='/audio/t5.wav'<</audio")
     site.add("/song/500", Route(status=500, body=b"<html>server error</html>"))
-    site.add("/song/slow", Route(body=song_page("Slow", "S", None, None, "/audio/t4.wav").encode(), delay=2.5))
+    site.add("/song/slow", Route(body=song_page("Slow", "S", None, None, "/audio/t4.wav").encode(), delay=5.0))
     site.add("/song/loop-a", Route(status=302, headers={"Location": "/song/loop-b"}))
     site.add("/song/loop-b", Route(status=302, headers={"Location": "/song/loop-a"}))
     site.add("/private/song/secret", Route(body=song_page("Secret", "S", None, None, "/audio/t4.wav").encode()))
