@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from catalog.settings import get_settings
@@ -48,6 +49,8 @@ def crawl_order(spider: str, args: dict[str, str]) -> str:
 def scrapy_settings(spider: str, args: dict[str, str], job_id: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     app = get_settings()
     values = crawl_settings.build(overrides, order=crawl_order(spider, args))
+    if values.get("HTTPCACHE_DIR") and not Path(str(values["HTTPCACHE_DIR"])).is_absolute():
+        values["HTTPCACHE_DIR"] = str(app.var_dir / str(values["HTTPCACHE_DIR"]))
     values.update(
         MUSICREC_JOB_ID=job_id,
         MUSICREC_DATABASE_URL=app.database_url,

@@ -277,8 +277,10 @@ def test_limit_stops_after_n_new_songs_breadth_first(db_url: str, clips: dict[st
     try:
         rules = tmp_path / "testsite.toml"
         rules.write_text(site_rules(site.base, order="breadth"))
-        proc = run_crawl("site", "-a", f"rules={rules}", "-a", "limit=2", *FAST)
+        proc = run_crawl("site", "-a", f"rules={rules}", "-a", "limit=2", *FAST, "-s", "HTTPCACHE_ENABLED=1")
         assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+        cache = get_settings().var_dir / "httpcache"
+        assert cache.is_dir() and any(cache.rglob("response_body")), "HTTP cache not written under var/httpcache"
         with session_scope(db_url) as s:
             job = s.scalars(select(CrawlJob)).one()
             assert job.status == "done" and job.message == "closed: limit_reached"
