@@ -14,7 +14,7 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MUSICREC_WORKER_", extra="ignore")
 
     batch_size: int = Field(16, ge=1, description="Most songs one labelling batch takes.")
-    batch_wait_s: float = Field(2.0, ge=0, description="How long the collector waits for a batch to fill.")
+    batch_wait_s: float = Field(1.0, ge=0, description="Longest wait of a song for its labelling batch to fill.")
     visibility_timeout_s: int = Field(4 * 3600, description="Redis: an unacked task is redelivered after this long.")
     crawl_time_limit_s: int = Field(3 * 3600, description="Hard limit of one crawl (must stay below the visibility timeout).")
     stage_time_limit_s: int = Field(15 * 60, description="Hard limit of one features, labelling or topics task.")
@@ -26,7 +26,8 @@ class WorkerSettings(BaseSettings):
     features: str = Field("workers.stages:extract_features", description="module:function of the features stage.")
     labeller: str = Field("workers.stages:active_labeller", description="module:function returning the labeller object.")
     topics: str = Field("workers.stages:assign_topics", description="module:function of the topics stage.")
-    poll_interval_s: float = Field(0.2, description="Polling interval of the embedded SQL transport.")
+    warm_up: bool = Field(True, description="Each pool process compiles the feature code and loads the model at start.")
+    poll_interval_s: float = Field(0.1, description="Polling interval of the embedded SQL transport.")
 
 
 @lru_cache(maxsize=1)

@@ -119,6 +119,13 @@ def lld_of(path: Path) -> np.ndarray:
     return frames
 
 
+def warm_up_features() -> None:
+    """Run the LLD code once on a second of noise (librosa/numba compile on first use)."""
+    from emotion.features.lld import lld_frames
+
+    lld_frames(np.random.default_rng(0).standard_normal(LLD_SR).astype(np.float32) * 0.1, LLD_SR)
+
+
 def cached_frames(song_id: int, url: str | None = None, store: FileStore | None = None) -> np.ndarray | None:
     """The LLD frames cached for a song's audio, or None."""
     store = store or FileStore()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import time
 from datetime import timedelta
 from typing import Any
 
 from celery import Task
+from celery.signals import celeryd_init, worker_process_init
 from sqlalchemy import select, update
 
 from catalog.db import session_scope
@@ -100,26 +100,41 @@ def features(self: Task, song_id: int) -> str:
         mark_failed(song_id, "features", f"{type(exc).__name__}: {exc}")
         return "failed"
     advance([song_id], "new", "features")
-    label_pending.delay()
+    nudge_collector()
     return "features"
 
 
 # --- labelling (gpu queue) --------------------------------------------------------------------------
 
 
-def pending_batch(limit: int) -> list[int]:
+def pending_batch(limit: int) -> tuple[list[int], float]:
+    """Up to `limit` songs waiting for a label, oldest first, and how long the oldest has waited (seconds)."""
     with session_scope() as session:
-        return list(session.scalars(select(Song.id).where(Song.status == "features").order_by(Song.id).limit(limit)))
+        rows = session.execute(select(Song.id, Song.updated_at).where(Song.status == "features").order_by(Song.updated_at, Song.id).limit(limit)).all()
+    if not rows:
+        return [], 0.0
+    oldest = rows[0][1]
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+    return sorted(r[0] for r in rows), (utcnow() - oldest).total_seconds()
 
 
-def collect(batch_size: int, wait_s: float) -> list[int]:
-    """Songs waiting for a label: up to `batch_size`, waiting at most `wait_s` for the batch to fill."""
-    ids = pending_batch(batch_size)
-    deadline = time.monotonic() + wait_s
-    while ids and len(ids) < batch_size and time.monotonic() < deadline:
-        time.sleep(min(0.25, max(deadline - time.monotonic(), 0)))
-        ids = pending_batch(batch_size)
-    return ids
+def collect(batch_size: int, wait_s: float) -> tuple[list[int], float]:
+    """The next batch: full, or whatever waits once its oldest song has waited `wait_s`; else (ids, seconds to wait)."""
+    ids, waited = pending_batch(batch_size)
+    if not ids or len(ids) >= batch_size or waited >= wait_s:
+        return ids, 0.0
+    return ids, wait_s - waited
+
+
+def nudge_collector() -> None:
+    """Wake the collector: now when a full batch waits, else when this song's batch window closes."""
+    ws = worker_settings()
+    ids, _ = pending_batch(ws.batch_size)
+    if len(ids) >= ws.batch_size or ws.batch_wait_s <= 0:
+        label_pending.delay()
+    else:
+        label_pending.apply_async(countdown=ws.batch_wait_s)
 
 
 def store_labels(model_id: int, predictions: dict[int, stages.Prediction]) -> int:
@@ -135,11 +150,18 @@ def store_labels(model_id: int, predictions: dict[int, stages.Prediction]) -> in
 
 @app.task(bind=True, name="workers.tasks.label_pending")
 def label_pending(self: Task) -> dict[str, int]:
-    """The collector: label one batch of songs in state 'features' with the active model (model loaded once)."""
+    """The collector: label one batch of songs in state 'features' with the active model (model loaded once).
+
+    A batch is taken when it is full or when its oldest song has waited `batch_wait_s`; until then the task
+    puts itself back with a countdown instead of sleeping, so the process keeps working on other tasks.
+    """
     ws = worker_settings()
-    ids = collect(ws.batch_size, ws.batch_wait_s)
+    ids, wait = collect(ws.batch_size, ws.batch_wait_s)
     if not ids:
         return {"labelled": 0, "failed": 0}
+    if wait > 0:
+        label_pending.apply_async(countdown=min(wait + 0.05, ws.batch_wait_s))
+        return {"labelled": 0, "failed": 0, "deferred": len(ids)}
     try:
         labeller = stages.labeller()
         if not getattr(labeller, "is_current", lambda: True)():
@@ -172,8 +194,8 @@ def label_pending(self: Task) -> dict[str, int]:
     moved = advance(list(good), "features", "labelled")
     for sid in moved:
         topics.delay(sid)
-    if len(ids) == ws.batch_size:
-        label_pending.delay()
+    if pending_batch(1)[0]:
+        nudge_collector()  # songs that arrived during this batch
     return {"labelled": len(moved), "failed": len(ids) - len(good)}
 
 
@@ -310,3 +332,31 @@ def sweep(stale_after_s: float | None = None) -> dict[str, int]:
     if any(counts.values()):
         log.info("sweep re-enqueued %s", counts)
     return counts
+
+
+# --- process start ----------------------------------------------------------------------------------
+
+_worker_queues: set[str] = set()
+
+
+@celeryd_init.connect
+def _remember_queues(sender: Any = None, conf: Any = None, options: dict[str, Any] | None = None, **_: Any) -> None:
+    """Note the queues this worker consumes (inherited by its pool processes)."""
+    queues = (options or {}).get("queues") or ""
+    names = queues if isinstance(queues, (list, tuple, set)) else str(queues).split(",")
+    _worker_queues.update(q.strip() for q in names if q and q.strip())
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Once per pool process: compile the feature code and, on a gpu worker, load the model (never per task)."""
+    if not worker_settings().warm_up:
+        return
+    try:
+        if not _worker_queues or _worker_queues & {"features", "topics"}:
+            stages.warm_up_features()
+        if not _worker_queues or "gpu" in _worker_queues:
+            stages.labeller()
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs time; the task reports the real error
+        log.warning("warm-up failed (tasks will load lazily): %s", exc)
+    log.info("pool process warmed up (queues %s)", ",".join(sorted(_worker_queues)) or "all")
