@@ -84,10 +84,16 @@ def test_channel_inputs_are_aligned(emodb: list[tuple[Path, str, str]]) -> None:
     assert short.segments == 1
 
 
+@pytest.fixture(scope="module")
+def real_feats(emodb: list[tuple[Path, str, str]]) -> list[F.SpeechFeatures]:
+    return [F.extract(prepare(p)) for p, _, _ in emodb[:3]]
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_networks_on_real_features(emodb: list[tuple[Path, str, str]], name: str) -> None:
-    feats = [F.extract(prepare(p)) for p, _, _ in emodb[:3]]
+def test_networks_on_real_features(real_feats: list[F.SpeechFeatures], name: str) -> None:
     from recommender.speech.train import collate
+
+    feats = real_feats
 
     spec, hsf, lengths = collate(feats)
     net = SpeechEmotionNet(SpeechModelConfig(name=name))
