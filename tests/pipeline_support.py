@@ -188,3 +188,25 @@ def label_counts(url: str | None, ids: list[int]) -> dict[int, int]:
     with session_scope(url) as session:
         rows = session.execute(select(EmotionLabel.song_id, func.count()).where(EmotionLabel.song_id.in_(ids)).group_by(EmotionLabel.song_id)).all()
     return {sid: 0 for sid in ids} | dict(rows)
+
+
+def train_tiny_song_model(root: Path, url: str | None = None, epochs: int = 2) -> int:
+    """A real `audio-only` emotion model (LLD encoder) trained for a few epochs on 8 generated clips, registered
+    and activated; behaviour tests only (its labels carry no accuracy claim). Returns its emotion_models id."""
+    from catalog.manifest import write
+    from catalog.models import EMOTIONS
+    from emotion import artifact
+    from emotion.runs import train_manifest
+    from emotion.train import TrainConfig
+
+    rows = []
+    for i in range(8):
+        song_audio(root / "clips" / f"clip{i}.wav", seed=500 + i, seconds=12.0)
+        rows.append({"id": f"clip{i}", "label": EMOTIONS[i % 4], "audio": f"clips/clip{i}.wav", "lyrics": "",
+                     "group": f"g{i}", "split": "train" if i < 6 else "val"})
+    manifest = write(root / "tiny.csv", rows)
+    cfg = TrainConfig(model="audio-only", epochs=epochs, batch_size=4, audio_encoder="lld", device="cpu", seed=1)
+    report = train_manifest(manifest, root / "tiny-model", cfg, progress=False, register=False)
+    model_id = artifact.register(report.out, url)
+    artifact.activate(model_id, url)
+    return model_id

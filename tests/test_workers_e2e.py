@@ -1,5 +1,6 @@
 """End to end on real processes: a schedule in the database, one beat (a second one waits), a crawl of a local
-site in its own process, then features -> labelling -> topics for every new song."""
+site in its own process, then features -> labelling with the active emotion model (a real, tiny trained model,
+loaded by the default labeller) -> topics for every new song."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.crawler_site import LocalSite, autoindex
-from tests.pipeline_support import REPO, Pipeline, label_counts, pipeline_env, seed_topic_models, song_audio, states, wait_for
+from tests.pipeline_support import REPO, Pipeline, label_counts, pipeline_env, seed_topic_models, song_audio, states, train_tiny_song_model, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +41,7 @@ def test_scheduled_crawl_runs_through_to_topics(tmp_path: Path, monkeypatch: pyt
     reload_settings()
     migrate.upgrade("head", db_url)
     seed_topic_models(db_url, tmp_path / "audio")
+    model_id = train_tiny_song_model(tmp_path / "model", db_url)  # now the active model; topics stay per emotion
 
     site = LocalSite()
     names = [f"track{i}.wav" for i in range(3)]
@@ -51,6 +53,7 @@ def test_scheduled_crawl_runs_through_to_topics(tmp_path: Path, monkeypatch: pyt
     var = tmp_path / "var"
     env = pipeline_env(var, db_url, f"sqla+sqlite:///{var / 'broker.db'}", f"db+sqlite:///{var / 'results.db'}")
     env.update(MUSICREC_CRAWL_AUTOTHROTTLE_ENABLED="0", MUSICREC_CRAWL_DOWNLOAD_TIMEOUT="5")
+    del env["MUSICREC_WORKER_LABELLER"]  # the default: workers.stages:active_labeller
     (tmp_path / "logs").mkdir()
     pipe = Pipeline(env, tmp_path / "logs")
     try:
@@ -72,6 +75,10 @@ def test_scheduled_crawl_runs_through_to_topics(tmp_path: Path, monkeypatch: pyt
         ids = crawled_songs()
         wait_for(lambda: set(states(db_url, ids).values()) == {"topics"}, 120, "crawled songs to reach topics", lambda: pipe.log_text("all"))
         assert all(n == 1 for n in label_counts(db_url, ids).values())
+        with session_scope(db_url) as s:
+            from catalog.models import EmotionLabel
+
+            assert set(s.scalars(select(EmotionLabel.model_id).where(EmotionLabel.song_id.in_(ids)))) == {model_id}
         time.sleep(4)  # the schedule fires again: an incremental crawl adds nothing
         with session_scope(db_url) as s:
             jobs = s.execute(select(CrawlJob.status, func.count()).group_by(CrawlJob.status)).all()
