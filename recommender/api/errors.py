@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recommender.sessions import SessionError
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -43,6 +47,11 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
             parts.append(f"{where}: {err.get('msg')}")
         return JSONResponse(error_body("invalid_request", "; ".join(parts) or "invalid request"), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
