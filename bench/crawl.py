@@ -4,7 +4,9 @@
     python bench/crawl.py --quick    # 300 song pages, under a minute
 
 Both crawls run in fresh processes with the same concurrency and no throttling; page rates use Scrapy's
-own elapsed time (process start-up excluded). The last line of stdout is one JSON object.
+own elapsed time (process start-up excluded), and pages per CPU-second of the crawling process (less
+sensitive to other load on the machine). `--repeat N` alternates the two and reports medians.
+The last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def build_site(n: int) -> LocalSite:
 
 
 BARE_SPIDER = r'''
-import json, sys, scrapy
+import json, sys, time, scrapy
+from scrapy import signals
 from scrapy.crawler import CrawlerProcess
 
 class Bare(scrapy.Spider):
@@ -75,11 +78,18 @@ settings = json.loads(sys.argv[2])
 settings.update(ROBOTSTXT_OBEY=True, TELNETCONSOLE_ENABLED=False, REMOTE_CONTROL_ENABLED=False)
 process = CrawlerProcess(settings)
 crawler = process.create_crawler(Bare)
+cpu = {}
+def opened(spider):
+    cpu["open"] = time.process_time()
+def closed(spider, reason):
+    cpu["close"] = time.process_time()
+crawler.signals.connect(opened, signal=signals.spider_opened)  # module-level functions: signals hold weak references
+crawler.signals.connect(closed, signal=signals.spider_closed)
 process.crawl(crawler)
 process.start()
 stats = crawler.stats.get_stats()
 pages = stats.get("response_received_count", 0) - stats.get("robotstxt/response_count", 0)
-print(json.dumps({"pages": pages, "elapsed_s": stats["elapsed_time_seconds"]}))
+print(json.dumps({"pages": pages, "elapsed_s": stats["elapsed_time_seconds"], "cpu_s": cpu["close"] - cpu["open"]}))
 '''
 
 
@@ -109,7 +119,7 @@ def run_ours(base: str, work: Path, db_url: str | None) -> dict[str, float]:
     code = ("from catalog.db import session_scope; from catalog.models import CrawlJob; import json\n"
             "with session_scope() as s:\n    j = s.query(CrawlJob).order_by(CrawlJob.id.desc()).first()\n"
             "    print(json.dumps({'pages': j.pages, 'new_songs': j.new_songs, 'dropped': j.dropped, 'errors': j.errors,"
-            " 'elapsed_s': j.stats['elapsed_time_seconds']}))")
+            " 'elapsed_s': j.stats['elapsed_time_seconds'], 'cpu_s': j.stats['cpu_s']}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=str(REPO), check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -118,36 +128,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--songs", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="300 song pages")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate bare/ours runs this many times; report medians")
     parser.add_argument("--db-url", default=None, help="catalog for our crawl (default: a fresh SQLite file); must be empty and migratable")
     ns = parser.parse_args()
     n = 300 if ns.quick else ns.songs
     print(f"building a local site with {n} song pages and {n} WAV clips ...", flush=True)
     site = build_site(n)
+    bares: list[dict[str, float]] = []
+    ourss: list[dict[str, float]] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-crawl-") as tmp:
-            print("bare Scrapy spider ...", flush=True)
-            bare = run_bare(site.base, Path(tmp))
-            print(f"  {bare['pages']} pages in {bare['elapsed_s']:.2f} s", flush=True)
-            print("musicrec crawler (site spider, full pipeline, SQLite catalog) ...", flush=True)
-            ours = run_ours(site.base, Path(tmp), ns.db_url)
-            print(f"  {ours['pages']} pages, {ours['new_songs']} new songs in {ours['elapsed_s']:.2f} s "
-                  f"(dropped {ours['dropped']}, errors {ours['errors']})", flush=True)
+        for rep in range(ns.repeat):
+            with tempfile.TemporaryDirectory(prefix="bench-crawl-") as tmp:
+                print(f"[{rep + 1}/{ns.repeat}] bare Scrapy spider ...", flush=True)
+                bare = run_bare(site.base, Path(tmp))
+                print(f"  {bare['pages']} pages in {bare['elapsed_s']:.2f} s ({bare['cpu_s']:.2f} s CPU)", flush=True)
+                print(f"[{rep + 1}/{ns.repeat}] musicrec crawler (site spider, full pipeline) ...", flush=True)
+                ours = run_ours(site.base, Path(tmp), ns.db_url)
+                print(f"  {ours['pages']} pages, {ours['new_songs']} new songs in {ours['elapsed_s']:.2f} s ({ours['cpu_s']:.2f} s CPU; "
+                      f"dropped {ours['dropped']}, errors {ours['errors']})", flush=True)
+                bares.append(bare)
+                ourss.append(ours)
     finally:
         site.close()
-    bare_rate = bare["pages"] / bare["elapsed_s"]
-    ours_rate = ours["pages"] / ours["elapsed_s"]
+
+    def med(runs: list[dict[str, float]], num: str, den: str) -> float:
+        return float(np.median([r[num] / r[den] for r in runs]))
+
+    bare_rate, ours_rate = med(bares, "pages", "elapsed_s"), med(ourss, "pages", "elapsed_s")
+    bare_cpu_rate, ours_cpu_rate = med(bares, "pages", "cpu_s"), med(ourss, "pages", "cpu_s")
     result = {
         "songs": n,
-        "bare_pages": bare["pages"],
-        "ours_pages": ours["pages"],
-        "ours_new_songs": ours["new_songs"],
-        "bare_elapsed_s": round(bare["elapsed_s"], 3),
-        "ours_elapsed_s": round(ours["elapsed_s"], 3),
+        "repeat": ns.repeat,
+        "bare_pages": bares[-1]["pages"],
+        "ours_pages": ourss[-1]["pages"],
+        "ours_new_songs": ourss[-1]["new_songs"],
         "bare_pages_per_s": round(bare_rate, 2),
         "ours_pages_per_s": round(ours_rate, 2),
         "ratio": round(ours_rate / bare_rate, 3),
-        "new_songs_per_s": round(ours["new_songs"] / ours["elapsed_s"], 2),
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
+        "new_songs_per_s": round(med(ourss, "new_songs", "elapsed_s"), 2),
+        "bare_pages_per_cpu_s": round(bare_cpu_rate, 2),
+        "ours_pages_per_cpu_s": round(ours_cpu_rate, 2),
+        "cpu_ratio": round(ours_cpu_rate / bare_cpu_rate, 3),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}, "
+                   f"load average {os.getloadavg()[0]:.1f}",
     }
     print(json.dumps(result))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ class JobExtension:
         self.interval = crawler.settings.getfloat("MUSICREC_FLUSH_INTERVAL", 1.0)
         self.hook_path = crawler.settings.get("NEW_SONGS_HOOK")
         self.loop: LoopingCall | None = None
+        self.cpu_at_open = 0.0
         for handler, signal in (
             (self.spider_opened, signals.spider_opened),
             (self.spider_closed, signals.spider_closed),
@@ -47,6 +49,7 @@ class JobExtension:
     def spider_opened(self, spider: Any) -> None:
         from crawler.jobs import mark_running
 
+        self.cpu_at_open = time.process_time()
         mark_running(self.ctx.job_id, self.ctx.db_url)
         self.ctx.load_known()
         self.loop = LoopingCall(self.flush)
@@ -67,7 +70,7 @@ class JobExtension:
 
     def stats_summary(self) -> dict[str, Any]:
         raw = self.crawler.stats.get_stats() if self.crawler.stats else {}
-        out: dict[str, Any] = {"known_skipped": self.ctx.known_skipped}
+        out: dict[str, Any] = {"known_skipped": self.ctx.known_skipped, "cpu_s": round(time.process_time() - self.cpu_at_open, 3)}
         for key, value in raw.items():
             if isinstance(value, datetime):
                 value = value.isoformat()

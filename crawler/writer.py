@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from twisted.internet import defer, reactor
@@ -29,53 +29,66 @@ log = logging.getLogger(__name__)
 _WRITE_LOCK = threading.Lock()  # one writer at a time: no artist get-or-create races between batches
 
 
-def _artist(session: Session, name: str | None, cache: dict[str, Artist]) -> Artist | None:
-    norm = normalise_text(name)
-    if not norm:
-        return None
-    if norm in cache:
-        return cache[norm]
-    artist = session.scalar(select(Artist).where(Artist.name_norm == norm))
-    if artist is None:
-        artist = Artist(name=name, name_norm=norm)
-        session.add(artist)
-    cache[norm] = artist
-    return artist
+def _artist_ids(session: Session, items: list[dict[str, Any]]) -> dict[str, int]:
+    """Ids of the batch's artists by normalised name, inserting the new ones."""
+    names: dict[str, str] = {}
+    for item in items:
+        norm = normalise_text(item.get("artist"))
+        if norm and norm not in names:
+            names[norm] = str(item["artist"])[:512]
+    if not names:
+        return {}
+    ids = {norm: id_ for norm, id_ in session.execute(select(Artist.name_norm, Artist.id).where(Artist.name_norm.in_(list(names))))}
+    missing = [{"name": names[norm], "name_norm": norm} for norm in names if norm not in ids]
+    if missing:
+        created = session.execute(insert(Artist).returning(Artist.name_norm, Artist.id, sort_by_parameter_order=True), missing)
+        ids.update({norm: id_ for norm, id_ in created})
+    return ids
 
 
-def song_rows(session: Session, ctx: Any, item: dict[str, Any], artists: dict[str, Artist]) -> Song:
-    """The Song with its AudioAsset and Lyrics, added to `session` (audio must already be in the store)."""
-    audio = item["audio"]
-    dest = ctx.store.path_for("audio", str(audio["sha256"]), f".{audio['format']}")
-    song = Song(
-        title=item["title"],
-        artist=_artist(session, item.get("artist"), artists),
-        album=item.get("album"),
-        duration_s=float(audio["duration_s"]),
-        source_site=item.get("source_site"),
-        source_url=item["source_url"],
-        source_id=None if item.get("source_id") is None else str(item["source_id"]),
-        fingerprint=item["fingerprint"],
-        tags=list(item.get("tags") or []),
-        status="new",
-        crawl_job_id=ctx.job_id,
-    )
-    song.audio = AudioAsset(
-        sha256=audio["sha256"],
-        path=ctx.store.relative(Path(dest)),
-        format=audio["format"],
-        sample_rate=int(audio["sample_rate"]),
-        channels=int(audio["channels"]),
-        duration_s=float(audio["duration_s"]),
-        size_bytes=int(audio["size_bytes"]),
-        source_url=audio["url"],
-    )
-    lines = item.get("lyric_lines") or []
-    if lines:
-        raw = item["lyrics_raw"]
-        song.lyrics = Lyrics(raw_text=raw, lines=lines, has_time_tags=has_time_tags(parse_lrc(raw)), sha256=sha256_text(raw))
-    session.add(song)
-    return song
+def insert_songs(session: Session, ctx: Any, items: list[dict[str, Any]]) -> list[int]:
+    """Insert songs, audio assets and lyrics for `items` (audio already in the store); return the song ids in order."""
+    artists = _artist_ids(session, items)
+    song_rows = []
+    for item in items:
+        audio = item["audio"]
+        song_rows.append({
+            "title": item["title"],
+            "artist_id": artists.get(normalise_text(item.get("artist"))),
+            "album": item.get("album"),
+            "duration_s": float(audio["duration_s"]),
+            "source_site": item.get("source_site"),
+            "source_url": item["source_url"],
+            "source_id": None if item.get("source_id") is None else str(item["source_id"]),
+            "fingerprint": item["fingerprint"],
+            "tags": list(item.get("tags") or []),
+            "status": "new",
+            "crawl_job_id": ctx.job_id,
+        })
+    ids = list(session.scalars(insert(Song).returning(Song.id, sort_by_parameter_order=True), song_rows))
+    assets, lyrics = [], []
+    for song_id, item in zip(ids, items):
+        audio = item["audio"]
+        dest = ctx.store.path_for("audio", str(audio["sha256"]), f".{audio['format']}")
+        assets.append({
+            "song_id": song_id,
+            "sha256": audio["sha256"],
+            "path": ctx.store.relative(Path(dest)),
+            "format": audio["format"],
+            "sample_rate": int(audio["sample_rate"]),
+            "channels": int(audio["channels"]),
+            "duration_s": float(audio["duration_s"]),
+            "size_bytes": int(audio["size_bytes"]),
+            "source_url": audio["url"],
+        })
+        if item.get("lyric_lines"):
+            raw = item["lyrics_raw"]
+            lyrics.append({"song_id": song_id, "raw_text": raw, "lines": item["lyric_lines"],
+                           "has_time_tags": has_time_tags(parse_lrc(raw)), "sha256": sha256_text(raw)})
+    session.execute(insert(AudioAsset), assets)
+    if lyrics:
+        session.execute(insert(Lyrics), lyrics)
+    return ids
 
 
 def write_batch(ctx: Any, items: list[dict[str, Any]]) -> list[int | BaseException]:
@@ -85,10 +98,7 @@ def write_batch(ctx: Any, items: list[dict[str, Any]]) -> list[int | BaseExcepti
     with _WRITE_LOCK:
         try:
             with session_scope(ctx.db_url) as session:
-                artists: dict[str, Artist] = {}
-                songs = [song_rows(session, ctx, item, artists) for item in items]
-                session.flush()
-                return [song.id for song in songs]
+                return list(insert_songs(session, ctx, items))
         except IntegrityError:
             if len(items) == 1:
                 raise
@@ -96,9 +106,7 @@ def write_batch(ctx: Any, items: list[dict[str, Any]]) -> list[int | BaseExcepti
         for item in items:
             try:
                 with session_scope(ctx.db_url) as session:
-                    song = song_rows(session, ctx, item, {})
-                    session.flush()
-                    results.append(song.id)
+                    results.extend(insert_songs(session, ctx, [item]))
             except Exception as exc:  # noqa: BLE001 - reported per song
                 results.append(exc)
         return results
