@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from topics.errors import TopicsError
 
@@ -116,8 +117,9 @@ def assign(codebook: Codebook, frames: np.ndarray, chunk: int = 65_536) -> np.nd
     c = codebook.centers
     c2 = (c * c).sum(axis=1)
     out = np.empty(len(x), dtype=np.int64)
-    for start in range(0, len(x), chunk):
-        z = (x[start : start + chunk] - codebook.mean) / codebook.scale
-        d = c2[None, :] - 2.0 * z @ c.T
-        out[start : start + chunk] = d.argmin(axis=1)
+    with threadpool_limits(1 if len(x) < 4096 else None, user_api="blas"):  # one song: BLAS threads only cost
+        for start in range(0, len(x), chunk):
+            z = (x[start : start + chunk] - codebook.mean) / codebook.scale
+            d = c2[None, :] - 2.0 * z @ c.T
+            out[start : start + chunk] = d.argmin(axis=1)
     return out

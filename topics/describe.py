@@ -100,9 +100,10 @@ def physical_values(vector: np.ndarray, layout: dict[str, dict[str, list[int]]])
 
 
 def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_freq: np.ndarray, top_n: int = 5, min_z: float = 0.15) -> list[dict]:
-    """Per topic: descriptor z-scores (vs the emotion's frames), values in units, label words and top audio words.
+    """Per topic: descriptor z-scores, values in units, label words and top audio words.
 
-    A topic is a blend of many codewords, so its z-scores are small; a descriptor names a topic when its
+    z = (topic value - mean over the emotion's topics) / spread of the emotion's frames (codewords weighted by
+    use). A topic is a blend of many codewords, so its z-scores are small; a descriptor names a topic when its
     |z| is at least `min_z` and at least half the largest |z| of that descriptor among the topics.
     """
     layout = layout_for(centers_raw.shape[1])
@@ -113,7 +114,10 @@ def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_fre
         mean = float((p * v).sum())
         sd = float(np.sqrt((p * (v - mean) ** 2).sum())) or 1.0
         stats[d] = (mean, sd)
-    zs = [{d: round((float((row * v).sum()) - stats[d][0]) / stats[d][1], 3) for d, v in word_vals.items()} for row in topic_word]
+    # Centre on the mean over topics: rare outlying codewords (near-silent frames) get some probability in every
+    # topic and would otherwise shift all topics the same way.
+    raw = {d: topic_word @ v for d, v in word_vals.items()}
+    zs = [{d: round((float(raw[d][t]) - float(raw[d].mean())) / stats[d][1], 3) for d in word_vals} for t in range(len(topic_word))]
     thresholds = {d: max(min_z, 0.5 * max(abs(z[d]) for z in zs)) for d in word_vals}
     out = []
     for row, z in zip(topic_word, zs):

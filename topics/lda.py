@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from topics.bags import Bag
 from topics.errors import TopicsError
@@ -39,6 +40,11 @@ class _ConstantGamma:
         return np.full(size, shape * scale)
 
 
+def one_blas_thread():
+    """LDA works on many tiny matrices: BLAS threads only add synchronisation (badly so on a busy machine)."""
+    return threadpool_limits(1, user_api="blas")
+
+
 def id2word(k: int) -> dict[int, str]:
     return {i: f"w{i}" for i in range(k)}
 
@@ -51,20 +57,21 @@ def fit_lda(bags: list[Bag], k: int, params: LdaParams):  # -> gensim.models.Lda
         raise TopicsError("no non-empty bags of audio words to fit LDA on")
     if params.num_topics < 1:
         raise TopicsError(f"number of topics must be at least 1, got {params.num_topics}")
-    return LdaModel(
-        corpus=bags,
-        id2word=id2word(k),
-        num_topics=params.num_topics,
-        passes=params.passes or auto_passes(len(bags)),
-        iterations=params.iterations,
-        random_state=params.seed,
-        alpha="symmetric",
-        eta=None,
-        chunksize=min(CHUNK, len(bags)),
-        update_every=1,
-        eval_every=None,
-        dtype=np.float64,
-    )
+    with one_blas_thread():
+        return LdaModel(
+            corpus=bags,
+            id2word=id2word(k),
+            num_topics=params.num_topics,
+            passes=params.passes or auto_passes(len(bags)),
+            iterations=params.iterations,
+            random_state=params.seed,
+            alpha="symmetric",
+            eta=None,
+            chunksize=min(CHUNK, len(bags)),
+            update_every=1,
+            eval_every=None,
+            dtype=np.float64,
+        )
 
 
 def distributions(lda, bags: list[Bag]) -> np.ndarray:
@@ -74,7 +81,8 @@ def distributions(lda, bags: list[Bag]) -> np.ndarray:
     saved = lda.random_state
     lda.random_state = _ConstantGamma()
     try:
-        gamma, _ = lda.inference(bags)
+        with one_blas_thread():
+            gamma, _ = lda.inference(bags)
     finally:
         lda.random_state = saved
     gamma = np.asarray(gamma, dtype=np.float64)
