@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"topic {t.index}: {t.size} songs - {t.label}", bold=True)
             audio = ", ".join(f"{k} {v:+.2f}" for k, v in d.get("audio", {}).items())
             if audio:
-                typer.echo(f"  audio (z vs the emotion): {audio}")
+                typer.echo(f"  audio (z vs the mean of the emotion's topics): {audio}")
             if d.get("values"):
                 typer.echo("  values: " + ", ".join(f"{k} {v:g}" for k, v in d["values"].items()))
             words = "; ".join(f"w{w['word']} ({w['p']:.3f}: {w['sounds']})" for w in d.get("top_words", []))
