@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from scrapy import signals
+from twisted.internet import defer
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 
 from catalog.models import utcnow
 from crawler import audiofile, hooks
@@ -30,6 +32,7 @@ class JobExtension:
         self.hook_path = crawler.settings.get("NEW_SONGS_HOOK")
         self.loop: LoopingCall | None = None
         self.cpu_at_open = 0.0
+        self.hook_calls: list[defer.Deferred[Any]] = []
         for handler, signal in (
             (self.spider_opened, signals.spider_opened),
             (self.spider_closed, signals.spider_closed),
@@ -55,9 +58,16 @@ class JobExtension:
         self.loop = LoopingCall(self.flush)
         self.loop.start(self.interval, now=False)
 
-    def spider_closed(self, spider: Any, reason: str) -> None:
+    def spider_closed(self, spider: Any, reason: str) -> Any:
+        """Hand over the last new songs, wait for running hook calls, then write the final counts and status."""
         if self.loop and self.loop.running:
             self.loop.stop()
+        self.call_hook()
+        waiting = defer.DeferredList(list(self.hook_calls), consumeErrors=True)
+        waiting.addCallback(lambda _: self.finish(reason))
+        return waiting
+
+    def finish(self, reason: str) -> None:
         ok = reason in OK_REASONS or reason.startswith("closespider_")
         self.flush(
             status="done" if ok else "failed",
@@ -88,14 +98,23 @@ class JobExtension:
         self.call_hook()
 
     def call_hook(self) -> None:
+        """Run the hook with the songs committed since the last call, in a worker thread (it may talk to a broker)."""
         ids, self.ctx.new_song_ids = self.ctx.new_song_ids, []
         if not ids:
             return
         try:
-            hooks.resolve(self.hook_path)(self.ctx.job_id, ids)
-        except Exception as exc:  # noqa: BLE001 - songs are committed; record and go on
-            log.exception("new-songs hook failed for job %s", self.ctx.job_id)
-            self.ctx.recorder.error(None, "hook", f"new-songs hook failed for songs {ids[:50]}: {type(exc).__name__}: {exc}")
+            hook = hooks.resolve(self.hook_path)
+        except Exception as exc:  # noqa: BLE001 - a bad hook setting is recorded, the songs stay committed
+            self.hook_failed(exc, ids)
+            return
+        call = deferToThread(hook, self.ctx.job_id, ids)
+        call.addErrback(lambda failure: self.hook_failed(failure.value, ids))
+        self.hook_calls.append(call)
+        call.addBoth(lambda result: self.hook_calls.remove(call) or result)
+
+    def hook_failed(self, exc: BaseException, ids: list[int]) -> None:
+        log.error("new-songs hook failed for job %s: %s: %s", self.ctx.job_id, type(exc).__name__, exc)
+        self.ctx.recorder.error(None, "hook", f"new-songs hook failed for songs {ids[:50]}: {type(exc).__name__}: {exc}")
 
     def response_received(self, response: Any, request: Any, spider: Any) -> None:
         if not request.meta.get(MEDIA_META) and not request.meta.get("dont_obey_robotstxt"):

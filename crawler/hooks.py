@@ -9,8 +9,9 @@ The hook is named by the Scrapy setting `NEW_SONGS_HOOK` ("module:function" or "
 default `crawler.hooks:log_new_songs`, which only logs. Set it per crawl with
 `musicrec crawl ... --set NEW_SONGS_HOOK=workers.tasks:enqueue_new_songs`, for every crawl with the
 environment variable `MUSICREC_CRAWL_NEW_SONGS_HOOK`, or in musicrec.toml under `[crawler]`.
-Within one process `register(func)` overrides the setting (tests, embedding). A hook that raises is
-recorded as a crawl error (stage 'hook'); the songs stay committed.
+Within one process `register(func)` overrides the setting (tests, embedding). The hook runs in a
+worker thread (so a slow broker does not stall the crawl); the crawl waits for running calls before
+it closes. A hook that raises is recorded as a crawl error (stage 'hook'); the songs stay committed.
 """
 
 from __future__ import annotations
