@@ -156,7 +156,9 @@ class JobExtension:
         self.ctx.recorder.error(url, "parse", f"{type(failure.value).__name__}: {failure.value}")
 
     def request_dropped(self, request: Any, spider: Any) -> None:
-        redirects = request.meta.get("redirect_urls")
-        if redirects:
+        redirects = request.meta.get("redirect_urls") or []
+        if request.url in redirects:  # the dupefilter dropped a redirect back to a URL of its own chain
             chain = " -> ".join([*redirects, request.url])
             self.ctx.recorder.error(redirects[0], "download", f"redirect loop: {chain}")
+        elif redirects:
+            log.debug("%s redirects to %s, which this crawl already fetched", redirects[0], request.url)

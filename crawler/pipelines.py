@@ -24,6 +24,8 @@ from crawler.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 MAX_DURATION_S = 3 * 3600
+MAX_URL = 2048
+FIELD_SIZES = {"title": 512, "artist": 512, "album": 512, "source_site": 255, "source_id": 255}  # catalog column sizes
 MEDIA_META = "musicrec_media"
 
 
@@ -54,9 +56,12 @@ class ValidatePipeline(_ContextPipeline):
             missing.insert(0, "title")
         if missing:
             raise SongDropped("validate", f"missing required field(s): {', '.join(missing)}")
-        for name in ("title", "artist", "album", "source_site", "source_id"):
+        for name, size in FIELD_SIZES.items():
             if item.get(name) is not None:
-                item[name] = " ".join(str(item[name]).split())[:512] or None
+                item[name] = " ".join(str(item[name]).split())[:size] or None
+        too_long = [name for name in ("source_url", "audio_url") if len(str(item[name])) > MAX_URL]
+        if too_long:
+            raise SongDropped("validate", f"{too_long[0]} longer than {MAX_URL} characters")
         scheme = urlparse(str(item["audio_url"])).scheme
         if scheme not in ("http", "https"):
             raise SongDropped("validate", f"audio URL is not http(s): {item['audio_url']!r}")

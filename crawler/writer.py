@@ -3,7 +3,7 @@
 Items reaching the store pipeline are queued and written together (up to `batch_size` songs or after
 `max_wait_s`) in one transaction. A song either has all its rows or none. When a batch fails on a
 constraint (another process stored the same song meanwhile), its songs are retried one transaction
-each, so only the offending song is dropped.
+each, so only the offending song is dropped (the same for any other database error in a batch).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
@@ -99,7 +99,7 @@ def write_batch(ctx: Any, items: list[dict[str, Any]]) -> list[int | BaseExcepti
         try:
             with session_scope(ctx.db_url) as session:
                 return list(insert_songs(session, ctx, items))
-        except IntegrityError:
+        except SQLAlchemyError:  # a duplicate stored meanwhile, or one bad row: find it song by song
             if len(items) == 1:
                 raise
         results: list[int | BaseException] = []
