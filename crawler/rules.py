@@ -77,6 +77,21 @@ def _compile(pattern: str, where: str) -> None:
         raise RulesError(f"{where}: bad regular expression {pattern!r}: {exc}") from exc
 
 
+def _check_selector(css: str | None, xpath: str | None, where: str) -> None:
+    """Try the selector on an empty page, so a typo is reported before crawling."""
+    from parsel import Selector
+
+    probe = Selector(text="<html><body></body></html>")
+    try:
+        if css:
+            probe.css(css)
+        if xpath:
+            probe.xpath(xpath)
+    except Exception as exc:  # noqa: BLE001 - parsel/cssselect/lxml raise various types
+        kind, expr = ("css", css) if css else ("xpath", xpath)
+        raise RulesError(f"{where}: bad {kind} selector {expr!r}: {exc}") from exc
+
+
 def _field_rule(name: str, raw: Any) -> FieldRule:
     if isinstance(raw, str):
         raw = {"css": raw}
@@ -91,6 +106,7 @@ def _field_rule(name: str, raw: Any) -> FieldRule:
     for key in ("url_re", "re"):
         if raw.get(key):
             _compile(raw[key], f"fields.{name}.{key}")
+    _check_selector(raw.get("css"), raw.get("xpath"), f"fields.{name}")
     return FieldRule(raw.get("css"), raw.get("xpath"), raw.get("url_re"), raw.get("re"))
 
 

@@ -44,6 +44,8 @@ def test_rules_parse_and_reject() -> None:
         "bad regular expression": {**GOOD, "links": {"song": {"allow": ["(unclosed"]}}},
         "unknown field(s) colour": {**GOOD, "fields": {**GOOD["fields"], "colour": "b::text"}},
         "order must be": {**GOOD, "order": "random"},
+        "bad xpath selector": {**GOOD, "fields": {**GOOD["fields"], "album": {"xpath": "//div[@class='a'"}}},
+        "bad css selector": {**GOOD, "fields": {**GOOD["fields"], "album": {"css": "div..x::text"}}},
         "exactly one of css, xpath, url_re": {**GOOD, "fields": {"title": {"css": "h1", "xpath": "//h1"}, "audio_url": "a"}},
     }
     for message, data in bad_cases.items():
