@@ -26,18 +26,27 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def setup(root: Path, n: int, seconds: float) -> tuple[str, list[int]]:
+def catalog(root: Path) -> str:
+    """A migrated SQLite catalog with the reference model registered (workers can start on it)."""
     from catalog import migrate
     from catalog.settings import reload_settings
-    from tests.pipeline_support import add_songs, seed_topic_models
+    from workers import reference
 
     url = f"sqlite:///{root / 'catalog.db'}"
     os.environ.update(MUSICREC_DATABASE_URL=url, MUSICREC_VAR_DIR=str(root / "var"), MUSICREC_STORE_DIR=str(root / "var" / "store"),
                       MUSICREC_DEVICE="cpu", MUSICREC_WORKER_LABELLER="workers.reference:reference_labeller")
     reload_settings()
     migrate.upgrade("head", url)
+    reference.register(url)
+    return url
+
+
+def songs(url: str, root: Path, n: int) -> list[int]:
+    """Topic models from seed songs, then `n` songs in state 'new' with their audio in the store."""
+    from tests.pipeline_support import add_songs, seed_topic_models
+
     seed_topic_models(url, root / "audio")
-    return url, add_songs(url, root / "audio", n, start=0)
+    return add_songs(url, root / "audio", n, start=0)
 
 
 def reset(url: str, ids: list[int]) -> None:
@@ -131,16 +140,20 @@ def main(argv: list[str] | None = None) -> int:
 
         original = support.song_audio
         support.song_audio = lambda path, seed, seconds_=seconds: original(path, seed, seconds_)  # type: ignore[assignment]
-        url, ids = setup(root, n, seconds)
+        t0 = time.perf_counter()
+        url = catalog(root)
         brokers = {p: ns.broker or f"sqla+sqlite:///{root / 'var' / f'broker{p}.db'}" for p in (1, 2)}
         broker = brokers[1]
         print(f"{n} songs of {seconds:g} s; broker {broker.split('://')[0]}", file=sys.stderr)
-        # both workers start (and warm up) together, before any clock runs; each has its own broker/queue prefix
+        # both workers start (and warm up) while the songs are made, before any clock runs; each has its own broker
         pipes = {p: start_worker(url, root, brokers[p], p) for p in (1, 2)}
         results: dict[str, float] = {}
         try:
+            ids = songs(url, root, n)
+            print(f"songs ready after {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             for p, pipe in pipes.items():
                 warm(pipe, p)
+            print(f"workers warm after {time.perf_counter() - t0:.1f} s", file=sys.stderr)
             results["plain_s"] = plain_loop(ids, ns.batch_size)
             print(f"plain loop: {results['plain_s']:.1f} s", file=sys.stderr)
             for procs, pipe in pipes.items():
@@ -148,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 results[f"queued_{procs}_s"] = queued(url, ids, pipe, timeout=max(120.0, 20 * results["plain_s"]))
                 print(f"queued, {procs} process(es): {results[f'queued_{procs}_s']:.1f} s", file=sys.stderr)
         finally:
-            for pipe in pipes.values():
-                pipe.stop_all()
+            for pipe in pipes.values():  # measurements are done: no need for a warm shutdown
+                for proc in pipe.procs:
+                    pipe.kill(proc)
     out = {
         "songs": n,
         "song_seconds": seconds,

@@ -26,6 +26,7 @@ class WorkerSettings(BaseSettings):
     features: str = Field("workers.stages:extract_features", description="module:function of the features stage.")
     labeller: str = Field("workers.stages:active_labeller", description="module:function returning the labeller object.")
     topics: str = Field("workers.stages:assign_topics", description="module:function of the topics stage.")
+    track_tasks: bool = Field(True, description="Store task states (STARTED, SUCCESS, FAILURE) in the result backend for `status`.")
     warm_up: bool = Field(True, description="Each pool process compiles the feature code and loads the model at start.")
     poll_interval_s: float = Field(0.1, description="Polling interval of the embedded SQL transport.")
 
