@@ -20,13 +20,15 @@ def bag_of_audio_words(codebook: Codebook, frames: np.ndarray) -> Bag:
     return bag_from_words(assign(codebook, frames), codebook.k)
 
 
-def bags_for_songs(codebook: Codebook, frames: list[np.ndarray]) -> list[Bag]:
-    """Bags for many songs, assigning all frames in one pass."""
+def bags_for_songs(codebook: Codebook, frames: list[np.ndarray], stacked: np.ndarray | None = None) -> list[Bag]:
+    """Bags for many songs, assigning all frames in one pass (`stacked`: the finite frames already concatenated)."""
     if not frames:
         return []
     frames = [clean_frames(f) for f in frames]
     lengths = [len(f) for f in frames]
-    words = assign(codebook, np.concatenate(frames, axis=0))
+    if stacked is None or len(stacked) != sum(lengths):
+        stacked = np.concatenate(frames, axis=0)
+    words = assign(codebook, stacked)
     bags, start = [], 0
     for n in lengths:
         bags.append(bag_from_words(words[start : start + n], codebook.k))

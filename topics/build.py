@@ -110,10 +110,12 @@ def fit_topics(frames: list[np.ndarray], cfg: BuildConfig) -> FittedTopics:
     """Codebook, bags and LDA for one emotion; fewer topics (logged) when some would get no song."""
     notes: list[str] = []
     t0 = time.monotonic()
-    codebook = fit_codebook(np.concatenate(frames, axis=0), k=cfg.k, seed=cfg.seed, method=cfg.method)
+    stacked = np.concatenate(frames, axis=0)
+    codebook = fit_codebook(stacked, k=cfg.k, seed=cfg.seed, method=cfg.method)
     if codebook.k != cfg.k:
         notes.append(f"K reduced from {cfg.k} to {codebook.k}: only {codebook.info['frames']} frames")
-    bags = bags_for_songs(codebook, frames)
+    bags = bags_for_songs(codebook, frames, stacked)
+    del stacked
     t1 = time.monotonic()
     params = LdaParams(num_topics=cfg.num_topics, passes=cfg.passes, iterations=cfg.iterations, seed=cfg.seed)
     selection = None

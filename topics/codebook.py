@@ -56,7 +56,8 @@ def clean_frames(frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 2:
         raise TopicsError(f"frames must be a 2-d array [n_frames, dim], got shape {frames.shape}")
-    return frames[np.isfinite(frames).all(axis=1)]
+    finite = np.isfinite(frames).all(axis=1)
+    return frames if finite.all() else frames[finite]
 
 
 def effective_k(k: int, n_frames: int, n_distinct: int) -> int:
@@ -90,15 +91,14 @@ def fit_codebook(
     mean = x.mean(axis=0) if n else np.zeros(x.shape[1], np.float32)
     scale = x.std(axis=0) if n else np.ones(x.shape[1], np.float32)
     scale = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
-    z = ((x - mean) / scale).astype(np.float32)
-    n_distinct = len(np.unique(np.round(z, 6), axis=0)) if n <= 200_000 else n
-    k_used = effective_k(k, n, n_distinct)
     rng = np.random.default_rng(seed)
-    if n > max_fit_frames:
-        z_fit = z[np.sort(rng.choice(n, max_fit_frames, replace=False))]
+    if n > max_fit_frames:  # standardise only the sample: no second copy of all frames
+        z_fit = ((x[np.sort(rng.choice(n, max_fit_frames, replace=False))] - mean) / scale).astype(np.float32)
         log.info("codebook fitted on a random %d of %d frames", max_fit_frames, n)
     else:
-        z_fit = z
+        z_fit = ((x - mean) / scale).astype(np.float32)
+    n_distinct = len(np.unique(np.round(z_fit, 6), axis=0)) if len(z_fit) < 100 * k else len(z_fit)  # plenty: skip the count
+    k_used = effective_k(k, n, n_distinct)
     chosen = method if method != "auto" else ("minibatch" if len(z_fit) > MINIBATCH_ABOVE else "kmeans")
     if chosen == "minibatch":
         km = MiniBatchKMeans(n_clusters=k_used, random_state=seed, batch_size=batch_size, n_init=1, max_no_improvement=20)
