@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from scrapy import signals
+from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
@@ -58,14 +59,14 @@ class JobExtension:
         self.loop = LoopingCall(self.flush)
         self.loop.start(self.interval, now=False)
 
-    def spider_closed(self, spider: Any, reason: str) -> Any:
+    async def spider_closed(self, spider: Any, reason: str) -> None:
         """Hand over the last new songs, wait for running hook calls, then write the final counts and status."""
         if self.loop and self.loop.running:
             self.loop.stop()
         self.call_hook()
-        waiting = defer.DeferredList(list(self.hook_calls), consumeErrors=True)
-        waiting.addCallback(lambda _: self.finish(reason))
-        return waiting
+        if self.hook_calls:
+            await maybe_deferred_to_future(defer.DeferredList(list(self.hook_calls), consumeErrors=True))
+        self.finish(reason)
 
     def finish(self, reason: str) -> None:
         ok = reason in OK_REASONS or reason.startswith("closespider_")

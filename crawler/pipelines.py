@@ -129,11 +129,18 @@ class AudioRejectedError(Exception):
     """Carries an AudioRejected through Scrapy's media machinery."""
 
 
+def _not_a_recorded_rejection(record: logging.LogRecord) -> bool:
+    """Logging filter: Scrapy's media pipeline logs every failed download with a traceback; ours are recorded instead."""
+    value = getattr(record.msg, "value", None)
+    return not isinstance(value, audiofile.AudioRejected)
+
+
 class AudioFilesPipeline(FilesPipeline):
     """Scrapy's files pipeline, with checks (status, type, size), a full decode, and staging for the store."""
 
     def __init__(self, store_uri: Any, *, crawler: Any) -> None:
         super().__init__(store_uri, crawler=crawler)
+        logging.getLogger("scrapy.pipelines.media").addFilter(_not_a_recorded_rejection)
         self.ctx = context_for(crawler)
         self.max_bytes = crawler.settings.getint("AUDIO_MAX_BYTES")
         self.content_types = tuple(t.lower() for t in crawler.settings.getlist("AUDIO_CONTENT_TYPES"))
