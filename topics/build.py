@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from tqdm import tqdm
 
@@ -238,6 +239,13 @@ def build_emotion(emotion: str, cfg: BuildConfig | None = None, frames_for: Fram
     store = store or FileStore()
     frames_for = frames_for or SongFrames(store=store, url=url)
     started = time.monotonic()
+    try:
+        return _build(emotion, cfg, frames_for, url, store, started)
+    except IntegrityError as exc:  # two builds of one emotion raced for the same version number
+        raise TopicsError(f"{emotion}: another topic build stored version first ({type(exc.orig).__name__}); run the build again") from exc
+
+
+def _build(emotion: str, cfg: BuildConfig, frames_for: FramesFor, url: str | None, store: FileStore, started: float) -> BuildReport:
     with session_scope(url) as session:
         emodel = active_emotion_model(session)
         pairs = labelled_songs(session, emodel.id, emotion)
