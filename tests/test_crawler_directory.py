@@ -54,6 +54,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # both backends are crawled in test_crawler_e2e
 def test_autoindex_with_file_tags(db_url: str, files: dict[str, bytes]) -> None:
     site = LocalSite()
     site.page("/music/", autoindex("/music/", ["?C=N;O=D", "a.mp3", "b.ogg", "sub/", "broken.mp3", "notes.txt"]))
