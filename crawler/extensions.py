@@ -70,10 +70,14 @@ class JobExtension:
 
     def finish(self, reason: str) -> None:
         ok = reason in OK_REASONS or reason.startswith("closespider_")
+        message = f"closed: {reason}"
+        totals = self.ctx.recorder.totals
+        if ok and totals["pages"] == 0 and totals["errors"] > 0:
+            ok, message = False, f"{message}; no page could be fetched ({totals['errors']} errors, see crawl_errors)"
         self.flush(
             status="done" if ok else "failed",
             finished_at=utcnow(),
-            message=f"closed: {reason}",
+            message=message,
             stats=self.stats_summary(),
         )
         totals = dict(self.ctx.recorder.totals)

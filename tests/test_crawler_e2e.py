@@ -320,3 +320,19 @@ def test_jobdir_resumes_an_interrupted_crawl(db_url: str, clips: dict[str, bytes
         assert site.hits["/list/1"] == 1 and all(site.hits[f"/song/{i}"] == 1 for i in range(len(names)))
     finally:
         site.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_unreachable_site_fails_the_job_with_the_reason(db_url: str) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_crawl("directory", "-a", f"url=http://127.0.0.1:{port}/music/", *FAST)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+    with session_scope(db_url) as s:
+        job = s.scalars(select(CrawlJob)).one()
+        assert job.status == "failed" and "no page could be fetched" in (job.message or "")
+        assert [(e.stage, e.url) for e in job.error_rows] == [("download", f"http://127.0.0.1:{port}/music/")]
+        assert "refused" in job.error_rows[0].message.lower()
