@@ -110,11 +110,17 @@ class Pipeline:
                     os.environ[k] = v
             worker_settings.cache_clear()
 
-    def start_worker(self, queues: str = "crawl,features,gpu,topics", concurrency: int = 1, name: str = "", extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    def start_worker(self, queues: str = "crawl,features,gpu,topics", concurrency: int = 1, name: str = "", extra_env: dict[str, str] | None = None,
+                     via_cli: bool = False) -> subprocess.Popen:
+        """`celery -A workers.app worker ...`, or with `via_cli` the product's `musicrec worker ...`."""
         name = name or f"w{len(self.procs)}"
         log = open(self.log_dir / f"{name}.log", "wb")
-        argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency),
-                "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO", "-O", "fair", "--without-mingle", "--without-gossip"]
+        node = f"{name}-{uuid.uuid4().hex[:6]}@%h"
+        if via_cli:
+            argv = [sys.executable, "-m", "cli.main", "worker", "--queues", queues, "--concurrency", str(concurrency), "--name", node]
+        else:
+            argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency),
+                    "-n", node, "--loglevel", "INFO", "-O", "fair", "--without-mingle", "--without-gossip"]
         proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **self.env, **(extra_env or {})}, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)

@@ -62,7 +62,7 @@ def test_scheduled_crawl_runs_through_to_topics(tmp_path: Path, monkeypatch: pyt
         listed = CliRunner().invoke(cli, ["crawl", "schedule", "list"])
         assert "directory" in listed.output and "every 3 seconds" in listed.output
 
-        pipe.start_worker(concurrency=2, name="all")
+        pipe.start_worker(concurrency=2, name="all", via_cli=True)  # `musicrec worker --queues ... --concurrency 2`
         start_beat(pipe, "beat1")
         wait_for(lambda: "beat lock held" in pipe.log_text("beat1"), 60, "the first beat to take the lock", lambda: pipe.log_text("beat1"))
         start_beat(pipe, "beat2")

@@ -133,3 +133,35 @@ def test_sweep_requeues_stuck_songs_and_status_counts_them(tmp_path: Path, monke
     assert report["catalog"]["songs"] == {"new": 3, "features": 1, "labelled": 2, "topics": 0, "failed": 0}
     assert sweep(3600) == {"new": 0, "features": 0, "labelled": 0, "crawl_jobs": 0}
     assert len(new) + len(labelled) + len(waiting) == 6
+
+
+def test_worker_command_lines() -> None:
+    from workers.run import worker_argv
+
+    gpu = worker_argv("gpu")
+    assert gpu[gpu.index("-c") + 1] == "1" and gpu[gpu.index("-Q") + 1] == "gpu"
+    cpu = worker_argv("features,topics")
+    assert cpu[cpu.index("-c") + 1] == str(os.cpu_count() or 1)
+    assert worker_argv("gpu", concurrency=3)[worker_argv("gpu", concurrency=3).index("-c") + 1] == "3"
+    with pytest.raises(ValueError, match="unknown queue"):
+        worker_argv("gpu,bogus")
+
+
+def test_app_delivery_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog.settings import reload_settings
+    from workers.app import make_app
+    from workers.config import worker_settings
+
+    monkeypatch.setenv("MUSICREC_BROKER_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("MUSICREC_WORKER_KEY_PREFIX", "p1:")
+    reload_settings()
+    worker_settings.cache_clear()
+    try:
+        conf = make_app().conf
+    finally:
+        worker_settings.cache_clear()
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
+    assert {q.name for q in conf.task_queues} == {"crawl", "features", "gpu", "topics"}
+    assert conf.task_routes["workers.tasks.label_pending"] == {"queue": "gpu"}
+    assert conf.broker_transport_options == {"visibility_timeout": 4 * 3600, "global_keyprefix": "p1:"}
+    assert conf.broker_transport_options["visibility_timeout"] > worker_settings().crawl_time_limit_s

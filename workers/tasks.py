@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import subprocess
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from celery import Task
-from celery.signals import celeryd_init, worker_process_init
+from celery.signals import celeryd_init, worker_process_init, worker_ready
 from sqlalchemy import select, update
 
 from catalog.db import session_scope
 from catalog.models import CrawlJob, EmotionLabel, Song, utcnow
+from catalog.settings import get_settings
 from workers import stages
 from workers.app import app
 from workers.config import worker_settings
@@ -272,15 +274,36 @@ def claim_job(job_id: int) -> tuple[str, dict[str, Any]] | None:
     return (row[0], dict(row[1] or {})) if row else None
 
 
-def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Run the crawl in a fresh Python process (Twisted's reactor cannot restart inside a worker)."""
+def crawl_log(job_id: int) -> Path:
+    path = get_settings().var_dir / "logs" / f"crawl-{job_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any]) -> tuple[bool, str]:
+    """Run the crawl in a fresh Python process (Twisted's reactor cannot restart inside a worker).
+
+    Its output goes to var/logs/crawl-JOB.log; returns (succeeded, tail of the log).
+    """
     from crawler.run import crawl_command
 
     argv = crawl_command(spider, {k: str(v) for k, v in args.items()}, job_id, {"NEW_SONGS_HOOK": HOOK_PATH})
-    return subprocess.run(argv, capture_output=True, text=True, timeout=worker_settings().crawl_time_limit_s)
+    log_path = crawl_log(job_id)
+    limit = worker_settings().crawl_time_limit_s
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            ok = proc.wait(timeout=limit) == 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            return False, f"crawl ran past {limit} s (log {log_path})"
+    tail = log_path.read_bytes()[-1500:].decode("utf-8", "replace")
+    return ok, f"{tail} (log {log_path})"
 
 
-@app.task(bind=True, name="workers.tasks.crawl", time_limit=None, soft_time_limit=None)
+@app.task(bind=True, name="workers.tasks.crawl", time_limit=worker_settings().crawl_time_limit_s + 600,
+          soft_time_limit=worker_settings().crawl_time_limit_s + 300)
 def crawl(self: Task, job_id: int | None = None, spider: str | None = None, args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one crawl job (an existing queued row, or a new one for `spider`/`args` from a schedule)."""
     if job_id is None:
@@ -293,11 +316,7 @@ def crawl(self: Task, job_id: int | None = None, spider: str | None = None, args
     if claimed is None:
         return {"job_id": job_id, "skipped": "not queued"}
     spider, args = claimed
-    try:
-        proc = crawl_subprocess(job_id, spider, args)
-        ok, message = proc.returncode == 0, (proc.stderr or "")[-2000:]
-    except subprocess.TimeoutExpired:
-        ok, message = False, f"crawl ran past {worker_settings().crawl_time_limit_s} s"
+    ok, message = crawl_subprocess(job_id, spider, args)
     with session_scope() as session:
         job = session.get(CrawlJob, job_id)
         if not ok and job is not None and job.status in ("queued", "running"):
@@ -360,3 +379,12 @@ def _warm_up(**_: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs time; the task reports the real error
         log.warning("warm-up failed (tasks will load lazily): %s", exc)
     log.info("pool process warmed up (queues %s)", ",".join(sorted(_worker_queues)) or "all")
+
+
+@worker_ready.connect
+def _sweep_on_start(**_: Any) -> None:
+    """A starting worker asks for one sweep, so work stranded while no worker ran resumes without beat."""
+    try:
+        sweep.apply_async(countdown=5)
+    except Exception as exc:  # noqa: BLE001 - the broker may be down; beat's sweep comes later
+        log.warning("could not request a sweep at start: %s", exc)
