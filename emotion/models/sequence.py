@@ -58,7 +58,7 @@ class CNNLSTM(SongModel):
 
     def __init__(self, dims: dict[str, int], channels: tuple[int, ...] = (16, 32, 64), text_dim: int = 128, steps: int = 16, lstm_hidden: int = 256, lstm_layers: int = 2, dropout: float = 0.3, n_classes: int = 4) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
+        blocks: list[nn.Module] = [nn.BatchNorm2d(1)]  # log-Mel in dB -> unit scale
         c_in = 1
         for c in channels:
             blocks += [nn.Conv2d(c_in, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
@@ -67,7 +67,7 @@ class CNNLSTM(SongModel):
         self.pool_t = 2 ** len(channels)
         emb = word_embeddings()
         self.register_buffer("words", emb, persistent=False)
-        self.text = nn.Linear(emb.shape[1], text_dim)
+        self.text = nn.Sequential(nn.Linear(emb.shape[1], text_dim), nn.LayerNorm(text_dim))  # wordpiece vectors are tiny
         self.steps = steps
         self.lstm = nn.LSTM(channels[-1] + text_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True, dropout=dropout)
         self.out = nn.Linear(2 * lstm_hidden, n_classes)
