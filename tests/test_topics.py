@@ -74,6 +74,8 @@ def test_build_gives_nonempty_topics_and_distributions_summing_to_one(db_url, ca
         sizes = [t.size for t in tm.topics]
         assert all(n > 0 for n in sizes) and sum(sizes) == len(catalog["happy"])
         assert all(t.description["label"] and len(t.description["top_words"]) == 5 for t in tm.topics)
+        assert all(t.description["artists"] and t.description["artists"][0][1] >= 1 for t in tm.topics)
+        assert all(t.description["lyric_words"] == [] for t in tm.topics)  # EMOPIA has no lyrics
         assert set(tm.topics[0].description["audio"]) == {"tempo", "brightness", "loudness", "pitch range"}
         values = tm.topics[0].description["values"]
         assert set(values) <= {"tempo_bpm", "brightness_db", "loudness_db", "pitch_range_hz"} and "loudness_db" in values
@@ -193,6 +195,8 @@ def test_song_without_usable_frames_is_recorded_and_skipped(db_url, catalog, fra
 def test_degenerate_catalogs_give_clear_errors(db_url, catalog, frames_for) -> None:
     with pytest.raises(TopicsError, match="unknown emotion"):
         build_emotion("bored", BuildConfig(**SMALL), frames_for=frames_for)
+    with pytest.raises(TopicsError, match="unknown topic selection 'vibes'"):
+        build_emotion("happy", BuildConfig(**{**SMALL, "select": "vibes"}), frames_for=frames_for)
     with session_scope(db_url) as s:
         from catalog.models import EmotionLabel
 

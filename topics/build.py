@@ -20,10 +20,10 @@ from catalog.models import EMOTIONS, EmotionLabel, EmotionModel, Song, SongTopic
 from catalog.store import FileStore
 from topics import artifact as artifacts
 from topics.bags import Bag, bags_for_songs, dense
-from topics.codebook import Codebook, fit_codebook
+from topics.codebook import METHODS, Codebook, fit_codebook
 from topics.describe import describe_topics
 from topics.errors import NoFramesError, TopicsError
-from topics.lda import LdaParams, distributions, fit_lda, select_num_topics, topic_word
+from topics.lda import SELECT_METHODS, LdaParams, distributions, fit_lda, select_num_topics, topic_word
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,10 @@ def build_emotion(emotion: str, cfg: BuildConfig | None = None, frames_for: Fram
     if emotion not in EMOTIONS:
         raise TopicsError(f"unknown emotion {emotion!r}; use one of {', '.join(EMOTIONS)}")
     cfg = cfg or BuildConfig()
+    if cfg.select and cfg.select not in SELECT_METHODS:
+        raise TopicsError(f"unknown topic selection {cfg.select!r}; use coherence or perplexity")
+    if cfg.method not in METHODS:
+        raise TopicsError(f"unknown codebook method {cfg.method!r}; use one of {', '.join(METHODS)}")
     store = store or FileStore()
     frames_for = frames_for or SongFrames(store=store, url=url)
     started = time.monotonic()
