@@ -257,3 +257,25 @@ def test_cli_build_show_playlist(db_url, catalog, frames_for, tmp_path) -> None:
     assert result.exit_code == 1 and "no active topic model" in result.output
     result = runner.invoke(app, ["topics", "playlist", "happy", "42"])
     assert result.exit_code == 1
+
+
+def test_topic_descriptions_carry_distinctive_lyric_words(db_url, catalog, frames_for, shared_data) -> None:
+    from catalog.lyrics import decode_text, has_time_tags, parse_lrc, plain_text
+    from catalog.fingerprint import sha256_text
+    from catalog.models import Lyrics
+
+    # EMOPIA has no lyrics: pair the happy clips with real NJU-MusicMood Happy lyrics to exercise the path
+    files = sorted(f for f in (shared_data / "nju-musicmood-train" / "Happy").glob("*.txt") if f.name != "info.txt")
+    texts = {}
+    with session_scope(db_url) as s:
+        for song_id, f in zip(catalog["happy"], files):
+            raw = decode_text(f.read_bytes())
+            lines = parse_lrc(raw)
+            s.add(Lyrics(song_id=song_id, raw_text=raw, lines=[{"time_s": ln.time_s, "text": ln.text} for ln in lines], has_time_tags=has_time_tags(lines), sha256=sha256_text(raw)))
+            texts[song_id] = plain_text(lines).lower()
+    report = build_emotion("happy", BuildConfig(**SMALL), frames_for=frames_for)
+    for t in list_topics("happy"):
+        words = t.description["lyric_words"]
+        members = " ".join(texts[e.song_id] for e in playlist("happy", t.index))
+        assert words and all(w in members for w in words)
+    assert report.songs == len(catalog["happy"])
