@@ -121,10 +121,17 @@ def pending_batch(limit: int) -> tuple[list[int], float]:
     return sorted(r[0] for r in rows), (utcnow() - oldest).total_seconds()
 
 
+def more_coming() -> bool:
+    """Songs still before the features stage (so a batch may still grow)."""
+    with session_scope() as session:
+        return session.scalar(select(Song.id).where(Song.status == "new").limit(1)) is not None
+
+
 def collect(batch_size: int, wait_s: float) -> tuple[list[int], float]:
-    """The next batch: full, or whatever waits once its oldest song has waited `wait_s`; else (ids, seconds to wait)."""
+    """The next batch: when full, when its oldest song has waited `wait_s`, or when no more songs are on their way;
+    else (ids, seconds left to wait)."""
     ids, waited = pending_batch(batch_size)
-    if not ids or len(ids) >= batch_size or waited >= wait_s:
+    if not ids or len(ids) >= batch_size or waited >= wait_s or not more_coming():
         return ids, 0.0
     return ids, wait_s - waited
 
@@ -133,7 +140,7 @@ def nudge_collector() -> None:
     """Wake the collector: now when a full batch waits, else when this song's batch window closes."""
     ws = worker_settings()
     ids, _ = pending_batch(ws.batch_size)
-    if len(ids) >= ws.batch_size or ws.batch_wait_s <= 0:
+    if len(ids) >= ws.batch_size or ws.batch_wait_s <= 0 or not more_coming():
         label_pending.delay()
     else:
         label_pending.apply_async(countdown=ws.batch_wait_s)
@@ -194,8 +201,8 @@ def label_pending(self: Task) -> dict[str, int]:
         if sid not in results:
             mark_failed(sid, "label", "the labeller returned nothing for this song")
     moved = advance(list(good), "features", "labelled")
-    for sid in moved:
-        topics.delay(sid)
+    if moved:
+        topics.delay(moved)  # one topics task per batch
     if pending_batch(1)[0]:
         nudge_collector()  # songs that arrived during this batch
     return {"labelled": len(moved), "failed": len(ids) - len(good)}
@@ -224,27 +231,35 @@ def label_each(labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
 
 
 @app.task(bind=True, name="workers.tasks.topics")
-def topics(self: Task, song_id: int) -> str:
-    """Topic inference for one labelled song; storing song_topics puts it in its playlist."""
-    state = status_of(song_id)
-    if state != "labelled":
-        return f"skipped ({state})"
-    try:
-        stages.stage("topics")(song_id)
-    except stages.PermanentError as exc:
-        mark_failed(song_id, "topics", str(exc))
-        return "failed"
-    except stages.StageUnavailable as exc:
-        log.warning("topics unavailable, song %s waits labelled: %s", song_id, exc)
-        return "waiting"
-    except stages.TRANSIENT as exc:
-        retry_or_fail(self, exc, [song_id], "topics")
-        return "failed"
-    except Exception as exc:  # noqa: BLE001
-        mark_failed(song_id, "topics", f"{type(exc).__name__}: {exc}")
-        return "failed"
-    advance([song_id], "labelled", "topics")
-    return "topics"
+def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
+    """Topic inference for labelled songs (one id or a labelled batch); storing song_topics puts each in its playlist."""
+    ids = [song_ids] if isinstance(song_ids, int) else [int(i) for i in song_ids]
+    counts = {"topics": 0, "failed": 0, "waiting": 0, "skipped": 0}
+    for song_id in ids:
+        if status_of(song_id) != "labelled":
+            counts["skipped"] += 1
+            continue
+        try:
+            stages.stage("topics")(song_id)
+        except stages.PermanentError as exc:
+            mark_failed(song_id, "topics", str(exc))
+            counts["failed"] += 1
+            continue
+        except stages.StageUnavailable as exc:
+            log.warning("topics unavailable, song %s waits labelled: %s", song_id, exc)
+            counts["waiting"] += 1
+            continue
+        except stages.TRANSIENT as exc:
+            retry_or_fail(self, exc, [song_id], "topics")  # a retry runs the whole list again: done songs are skipped
+            counts["failed"] += 1
+            continue
+        except Exception as exc:  # noqa: BLE001
+            mark_failed(song_id, "topics", f"{type(exc).__name__}: {exc}")
+            counts["failed"] += 1
+            continue
+        advance([song_id], "labelled", "topics")
+        counts["topics"] += 1
+    return counts
 
 
 # --- crawl ------------------------------------------------------------------------------------------
