@@ -165,3 +165,32 @@ def test_app_delivery_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert conf.task_routes["workers.tasks.label_pending"] == {"queue": "gpu"}
     assert conf.broker_transport_options == {"visibility_timeout": 4 * 3600, "global_keyprefix": "p1:"}
     assert conf.broker_transport_options["visibility_timeout"] > worker_settings().crawl_time_limit_s
+
+
+def test_status_command_shows_states_and_failed_songs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from catalog import migrate
+    from catalog.settings import reload_settings
+    from cli.main import app
+    from workers import tasks
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    monkeypatch.setenv("MUSICREC_DATABASE_URL", url)
+    reload_settings()
+    migrate.upgrade("head", url)
+    ids = add_songs(url, tmp_path / "audio", 3)
+    tasks.advance(ids[:1], "new", "features")
+    tasks.mark_failed(ids[2], "features", "audio unusable: corrupt or truncated wav file")
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert report["catalog"]["songs"] == {"new": 1, "features": 1, "labelled": 0, "topics": 0, "failed": 1}
+    assert report["catalog"]["failed_songs"] == [{"id": ids[2], "title": "test song 2", "stage": "features",
+                                                  "reason": "audio unusable: corrupt or truncated wav file"}]
+    assert report["queues"] == {"crawl": 0, "features": 0, "gpu": 0, "topics": 0}
+    assert report["tasks"] == {"running": [], "failed": []}
+    table = CliRunner().invoke(app, ["status"])
+    assert table.exit_code == 0
+    text = " ".join(table.output.split())
+    assert "Queues" in text and "pipeline" in text and "Failed songs" in text and "running tasks: 0, failed tasks: 0" in text
