@@ -194,3 +194,20 @@ def test_status_command_shows_states_and_failed_songs(tmp_path: Path, monkeypatc
     assert table.exit_code == 0
     text = " ".join(table.output.split())
     assert "Queues" in text and "pipeline" in text and "Failed songs" in text and "running tasks: 0, failed tasks: 0" in text
+
+
+def test_status_reads_running_and_failed_tasks_from_the_result_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from catalog.settings import reload_settings
+    from workers.app import make_app
+    from workers.status import task_states
+
+    backend = f"db+sqlite:///{tmp_path / 'results.db'}"
+    monkeypatch.setenv("MUSICREC_RESULT_BACKEND", backend)
+    reload_settings()
+    app = make_app()
+    app.backend.store_result("t-failed", ValueError("crawl needs a job_id or a spider"), "FAILURE")
+    app.backend.store_result("t-running", None, "STARTED")
+    app.backend.store_result("t-done", {"ok": True}, "SUCCESS")
+    states = task_states(backend)
+    assert [t["id"] for t in states["running"]] == ["t-running"]
+    assert [(t["id"], t["error"]) for t in states["failed"]] == [("t-failed", "ValueError: crawl needs a job_id or a spider")]

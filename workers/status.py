@@ -89,14 +89,18 @@ def task_states(backend_url: str) -> dict[str, Any]:
 def _error_text(result: Any) -> str:
     if result is None:
         return ""
-    try:
-        import pickle
-
-        value = pickle.loads(result) if isinstance(result, (bytes, memoryview)) else result
-    except Exception:  # noqa: BLE001 - a result we cannot decode is shown raw
-        value = result
+    value = result
+    if isinstance(result, (bytes, memoryview)):
+        raw = bytes(result)
+        try:
+            value = json.loads(raw)  # the JSON result serializer
+        except ValueError:
+            value = raw.decode("utf-8", "replace")
     if isinstance(value, dict):
-        return f"{value.get('exc_type', '')}: {value.get('exc_message', '')}"[:300]
+        message = value.get("exc_message", "")
+        if isinstance(message, (list, tuple)):
+            message = " ".join(str(m) for m in message)
+        return f"{value.get('exc_type', '')}: {message}"[:300]
     return str(value)[:300]
 
 
