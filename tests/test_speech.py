@@ -177,3 +177,19 @@ def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Pa
     again = model.predict_file(emodb[0][0])
     assert first.emotion in first.probabilities and sum(first.probabilities.values()) == pytest.approx(1, abs=1e-4)
     assert first == again
+
+
+@pytest.mark.slow
+def test_recommend_cli(db_url: str, tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:
+    from cli.main import app
+    from tests.recommender_support import TOPICS_PER_EMOTION, make_catalog
+
+    cat = make_catalog(db_url)
+    runner = CliRunner()
+    res = runner.invoke(app, ["recommend", str(emodb[0][0]), "--listener", "cli-user", "--model", str(tiny_speech_model)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["step"] == 2 and len(out["playlist"]) == TOPICS_PER_EMOTION
+    assert sorted(s["topic_id"] for s in out["playlist"]) == sorted(cat.topics[out["emotion"]])
+    bad = runner.invoke(app, ["recommend", str(emodb[0][0].with_name("missing.wav")), "--model", str(tiny_speech_model)])
+    assert bad.exit_code == 2 and "file not found" in bad.output
