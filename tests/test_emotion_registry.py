@@ -52,6 +52,7 @@ def tone(tmp_path: Path, freq: float) -> bytes:
     return path.read_bytes()
 
 
+@pytest.mark.slow
 def test_register_activate_and_label_catalog(db_url: str, tmp_path: Path) -> None:
     art = tiny_audio_model(tmp_path / "model")
     first = artifact.register(art, db_url)
