@@ -211,3 +211,22 @@ def test_status_reads_running_and_failed_tasks_from_the_result_backend(tmp_path:
     states = task_states(backend)
     assert [t["id"] for t in states["running"]] == ["t-running"]
     assert [(t["id"], t["error"]) for t in states["failed"]] == [("t-failed", "ValueError: crawl needs a job_id or a spider")]
+
+
+def test_gpu_workers_claim_disjoint_batches(db_url: str, tmp_path: Path) -> None:
+    """Two collectors at once: on PostgreSQL each song is claimed by one (advisory locks); SQLite has one machine."""
+    from workers import tasks
+
+    ids = add_songs(db_url, tmp_path / "audio", 4, status="features")
+    with tasks.claim(ids, 2) as first:
+        assert first == ids[:2]
+        with tasks.claim(ids, 4) as second:
+            if db_url.startswith("postgresql"):
+                assert second == ids[2:]
+            else:
+                assert second == ids
+    with tasks.claim(ids, 4) as again:  # released at the end of the block
+        assert again == ids
+    tasks.advance(ids[:1], "features", "labelled")
+    with tasks.claim(tasks.pending_batch(10)[0], 4) as rest:
+        assert rest == ids[1:]

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Task
 from celery.signals import celeryd_init, worker_process_init, worker_ready
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
-from catalog.db import session_scope
+from catalog.db import get_engine, session_scope
 from catalog.models import CrawlJob, EmotionLabel, Song, utcnow
 from catalog.settings import get_settings
 from workers import stages
@@ -180,13 +182,53 @@ def label_pending(self: Task) -> dict[str, int]:
         stages.labeller.cache_clear()
         log.warning("no labeller, %d songs wait: %s", len(ids), exc)
         return {"labelled": 0, "failed": 0, "waiting": len(ids)}
+    candidates, _ = pending_batch(ws.batch_size * 3)
+    with claim(candidates, ws.batch_size) as mine:
+        if not mine:
+            return {"labelled": 0, "failed": 0, "claimed_elsewhere": len(candidates)}
+        return label_batch(self, labeller, mine)
+
+
+LABEL_LOCK_NS = 0x6C61  # advisory lock namespace of songs being labelled ("la")
+
+
+@contextmanager
+def claim(candidates: list[int], limit: int) -> Iterator[list[int]]:
+    """PostgreSQL: take an advisory lock on up to `limit` of the candidate songs, skipping songs another gpu worker
+    is labelling; held on one connection until the block ends (or the process dies). SQLite (one machine): all."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        yield candidates[:limit]
+        return
+    conn = engine.connect()
+    try:
+        mine: list[int] = []
+        for sid in candidates:
+            if len(mine) >= limit:
+                break
+            if conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": LABEL_LOCK_NS, "id": sid}).scalar():
+                mine.append(sid)
+        conn.commit()
+        with session_scope() as session:  # a song another worker finished between our read and our lock
+            still = set(session.scalars(select(Song.id).where(Song.id.in_(mine), Song.status == "features"))) if mine else set()
+        yield [sid for sid in mine if sid in still]
+    finally:
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            conn.commit()
+        finally:
+            conn.close()
+
+
+def label_batch(task: Task, labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
+    """Predict, store the labels (upsert), fail the songs that cannot be labelled, send the batch on to topics."""
     log.info("labelling batch of %d songs with model %s: %s", len(ids), labeller.model_id, ids)
     try:
         results = labeller.predict(ids)
         good = {sid: p for sid, p in results.items() if isinstance(p, stages.Prediction)}
         store_labels(labeller.model_id, good)
     except stages.TRANSIENT as exc:
-        retry_or_fail(self, exc, ids, "label")
+        retry_or_fail(task, exc, ids, "label")
         return {"labelled": 0, "failed": len(ids)}
     except Exception as exc:  # noqa: BLE001 - label one by one to find the poison song
         if len(ids) == 1:
