@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     database_url: str = Field("", description="SQLAlchemy URL; default: SQLite file var/musicrec.db.")
     broker_url: str = Field("", description="Celery broker; default: kombu SQLAlchemy transport on var/broker.db.")
     result_backend: str = Field("", description="Celery result backend; default: SQLite file var/results.db.")
-    store_dir: Path = Field(Path("var/store"), description="Content-addressed store for audio, features and models.")
+    store_dir: Path | None = Field(None, description="Content-addressed store for audio, features and models; default: <var_dir>/store.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     api_keys: list[SecretStr] = Field(default_factory=list, description="Keys accepted in X-API-Key for admin routes.")
     jamendo_client_id: SecretStr | None = None
@@ -52,8 +52,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _fill_defaults(self) -> "Settings":
         self.var_dir = self.var_dir.expanduser().resolve()
-        if not self.store_dir.is_absolute():
-            self.store_dir = (Path.cwd() / self.store_dir).resolve()
+        self.store_dir = (self.store_dir or self.var_dir / "store").expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'musicrec.db'}"
         if not self.broker_url:

@@ -11,9 +11,15 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         data: Path = typer.Option(Path("../shared/data"), "--data", help="Folder of the shared real data sets."),
-        out: Path | None = typer.Option(None, "--out", help="Where manifests go (default: <var>/datasets)."),
+        songs: int = typer.Option(80, "--songs", min=4, help="Songs on the demo site (EMOPIA test-split clips)."),
+        song_epochs: int = typer.Option(40, "--song-epochs", min=1),
+        speech_epochs: int = typer.Option(25, "--speech-epochs", min=1),
     ) -> None:
-        """Set up the catalog, import the shared data sets and print a summary."""
-        from cli.demo import run_demo
+        """Run the whole system on one machine: data, models, a crawled demo site, workers, topics, the API, a voice clip."""
+        from cli.demo import DemoError, run_demo
 
-        run_demo(data, out)
+        try:
+            run_demo(data, songs, song_epochs, speech_epochs)
+        except DemoError as exc:
+            typer.secho(f"demo failed: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from exc

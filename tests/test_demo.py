@@ -1,0 +1,76 @@
+"""`musicrec demo` end to end at a reduced size: a small copy of the shared data, tiny epochs, a temporary var folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def mini_data(shared: Path, dest: Path) -> Path:
+    """A few files of each shared set, in the sets' own layouts."""
+    nju = dest / "nju-musicmood-train"
+    for mood in ("Angry", "Happy", "Relaxed", "Sad"):
+        (nju / mood).mkdir(parents=True)
+        shutil.copy(shared / "nju-musicmood-train" / mood / "info.txt", nju / mood)
+        for f in sorted((shared / "nju-musicmood-train" / mood).glob("*_[1-3].txt")):
+            shutil.copy(f, nju / mood)
+    emodb = dest / "emodb-dev" / "wav"
+    emodb.mkdir(parents=True)
+    for f in sorted((shared / "emodb-dev").rglob("*.wav")):
+        if f.stem[5] in "WFTN" and len([p for p in emodb.glob(f"{f.stem[:2]}*{f.stem[5]}*.wav")]) < 3:
+            shutil.copy(f, emodb)
+    emopia = dest / "emopia-dev" / "midis"
+    emopia.mkdir(parents=True)
+    for q in range(1, 5):
+        songs: dict[str, int] = {}
+        for f in sorted((shared / "emopia-dev").rglob(f"Q{q}_*.mid")):
+            song = f.stem.rsplit("_", 1)[0]
+            if len(songs) < 7 or song in songs:
+                songs[song] = songs.get(song, 0) + 1
+                if songs[song] <= 2:
+                    shutil.copy(f, emopia)
+    return dest
+
+
+def test_demo_runs_end_to_end_and_leaves_nothing_running(shared_data: Path, tmp_path: Path) -> None:
+    data = mini_data(shared_data, tmp_path / "data")
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_")}
+    env.update(MUSICREC_VAR_DIR=str(var), PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "demo", "--data", str(data), "--songs", "12", "--song-epochs", "3", "--speech-epochs", "2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((var / "demo-summary.json").read_text())
+    assert summary["datasets"]["emopia"]["items"] > 40
+    assert summary["datasets"]["emodb"]["groups"] == 6
+    assert summary["site_songs"] >= 6
+    assert summary["crawl"]["new_songs"] == summary["site_songs"] and summary["crawl"]["errors"] == 0
+    states = summary["songs_by_state"]
+    assert set(states) <= {"topics", "labelled"} and sum(states.values()) == summary["site_songs"]
+    assert states.get("topics", 0) >= 1 and summary["topic_emotions"]
+    rec = summary["recommendation"]
+    assert rec["detected"] in ("happy", "angry", "sad", "relaxed")
+    assert abs(sum(rec["probabilities"].values()) - 1.0) < 1e-3
+    if rec["first_playlist"]:
+        assert rec["picked"] == rec["first_playlist"][0]
+        assert not set(rec["second_playlist"]) & set(rec["first_playlist"])
+    for name in ("database", "plots", "logs", "models"):
+        assert name in summary
+    assert (var / "musicrec.db").is_file() and (var / "logs" / "worker.log").is_file()
+    assert "summary written to" in proc.stdout
+    groups = set(summary["stopped_process_groups"])
+    assert len(groups) == 2  # the worker and the API server
+    ps = subprocess.run(["ps", "-eo", "pgid="], capture_output=True, text=True, check=True).stdout.split()
+    assert not groups & {int(g) for g in ps}, "a process the demo started is still running"
