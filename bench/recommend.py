@@ -122,7 +122,10 @@ def main() -> None:
     finally:
         server.stop()
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")  # as the server does (recommender.api.app.load_recognizer)
     model = SpeechRecognizer(args.model)
     model.warm_up()
     n_base = max(10, args.requests // 2)

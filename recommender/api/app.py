@@ -22,7 +22,10 @@ def load_recognizer(cfg: ApiConfig):
 
     from recommender.speech.artifact import SpeechRecognizer, active_model_path
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(cfg.torch_threads)
+    threadpool_limits(cfg.torch_threads, user_api="blas")  # BLAS threads fight the request threads (116 -> 65 ms)
     path = cfg.speech_model or str(active_model_path())
     model = SpeechRecognizer(path)
     model.warm_up()
