@@ -36,10 +36,10 @@ class DemoError(RuntimeError):
 @dataclass
 class DemoConfig:
     data: Path
-    songs: int = 80
+    songs: int = 60
     song_model: str = "songgatnet"
-    song_epochs: int = 40
-    speech_epochs: int = 25
+    song_epochs: int = 20
+    speech_epochs: int = 15
     topics: int = 3
     timeout_s: float = 900.0
 
@@ -382,7 +382,7 @@ def print_playlist(title: str, songs: list[dict]) -> None:  # type: ignore[type-
         typer.echo(f"  #{s['id']:<4} {s['title']:<40} topic {s.get('topic_id')}  {s.get('label', '')}")
 
 
-def run_demo(data: Path, songs: int = 80, song_epochs: int = 40, speech_epochs: int = 25) -> dict[str, object]:
+def run_demo(data: Path, songs: int = 60, song_epochs: int = 20, speech_epochs: int = 15) -> dict[str, object]:
     settings = get_settings()
     settings.ensure_dirs()
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -11,9 +11,9 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         data: Path = typer.Option(Path("../shared/data"), "--data", help="Folder of the shared real data sets."),
-        songs: int = typer.Option(80, "--songs", min=4, help="Songs on the demo site (EMOPIA test-split clips)."),
-        song_epochs: int = typer.Option(40, "--song-epochs", min=1),
-        speech_epochs: int = typer.Option(25, "--speech-epochs", min=1),
+        songs: int = typer.Option(60, "--songs", min=4, help="Songs on the demo site (EMOPIA test-split clips)."),
+        song_epochs: int = typer.Option(20, "--song-epochs", min=1),
+        speech_epochs: int = typer.Option(15, "--speech-epochs", min=1),
     ) -> None:
         """Run the whole system on one machine: data, models, a crawled demo site, workers, topics, the API, a voice clip."""
         from cli.demo import DemoError, run_demo

@@ -99,6 +99,7 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(0, "--concurrency", "-c", help="Worker processes (default: 1 for gpu, else CPU count)."),
         name: str = typer.Option("", "--name", "-n", help="Node name (default: QUEUES-PID@HOST)."),
         loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+        supervise: bool = typer.Option(True, "--supervise/--no-supervise", help="Restart the worker when it dies unexpectedly (e.g. a broker outage)."),
     ) -> None:
         """Start a Celery worker on the given queues (a gpu worker runs one task at a time, on CPU without CUDA)."""
         from workers.run import worker_argv
@@ -107,6 +108,10 @@ def register(app: typer.Typer) -> None:
             argv = worker_argv(queues, concurrency, name, loglevel)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
+        if supervise:
+            from workers.supervise import Supervisor, celery_argv
+
+            raise typer.Exit(Supervisor(celery_argv(argv)).run())
         from workers.app import app as celery_app
 
         celery_app.worker_main(argv)

@@ -73,7 +73,7 @@ def test_faults_kill_restart_poison(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         pipe = Pipeline(env, tmp_path / "logs")
         try:
             # 1. a CPU worker extracts features; the poison song fails there, a duplicate delivery changes nothing
-            pipe.start_worker("features,topics", concurrency=2, name="cpu")
+            pipe.start_worker("features,topics", concurrency=2, name="cpu", via_cli=True)  # supervised: survives the outage
             app = pipe.app()
             for sid in ids:
                 app.send_task("workers.tasks.features", args=[sid])
