@@ -114,12 +114,19 @@ def import_datasets(demo: Demo) -> dict[str, Path]:
     from cli.datasets_cmd import print_report
 
     out = demo.var / "datasets"
+    if not all((demo.cfg.data / folder).is_dir() for folder in ("nju-musicmood-train", "emodb-dev", "emopia-dev")):
+        from cli.demo_data import generate
+
+        typer.secho(f"{demo.cfg.data} does not hold the shared data sets: generating stand-in clips (synthetic, labelled by "
+                    "construction; the demo then shows the system working, not real accuracy)", fg=typer.colors.YELLOW)
+        demo.cfg.data = generate(demo.var / "demo-data")
+        demo.summary["data"] = "generated stand-in clips"
+    else:
+        demo.summary["data"] = str(demo.cfg.data)
     manifests: dict[str, Path] = {}
     datasets: dict[str, object] = {}
     for name, folder, importer in (("nju", "nju-musicmood-train", import_nju), ("emodb", "emodb-dev", import_emodb), ("emopia", "emopia-dev", import_emopia)):
         src = demo.cfg.data / folder
-        if not src.is_dir():
-            raise DemoError(f"{src} not found: the demo needs the shared data sets (pass --data)")
         report = importer(src, out / f"{name}.csv")
         print_report(report, name)
         _, counts = split_file(report.manifest, 0.15, 0.15, 42)

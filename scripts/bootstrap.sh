@@ -8,6 +8,7 @@ need_apt=()
 command -v fluidsynth >/dev/null || need_apt+=(fluidsynth)
 ls /usr/share/sounds/sf2/*.sf2 >/dev/null 2>&1 || need_apt+=(fluid-soundfont-gm)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing system packages: ${need_apt[*]}"

@@ -74,3 +74,20 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(shared_data: Path, tmp_
     assert len(groups) == 2  # the worker and the API server
     ps = subprocess.run(["ps", "-eo", "pgid="], capture_output=True, text=True, check=True).stdout.split()
     assert not groups & {int(g) for g in ps}, "a process the demo started is still running"
+
+
+def test_demo_without_shared_data_generates_stand_in_clips(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_")}
+    env.update(MUSICREC_VAR_DIR=str(var), PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-m", "cli.main", "demo", "--data", str(tmp_path / "absent"), "--songs", "8", "--song-epochs", "3", "--speech-epochs", "3"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "generating stand-in clips" in proc.stdout
+    summary = json.loads((var / "demo-summary.json").read_text())
+    assert summary["data"] == "generated stand-in clips"
+    assert summary["datasets"]["emopia"]["items"] == 96 and summary["datasets"]["emodb"]["groups"] == 4
+    assert summary["crawl"]["new_songs"] == summary["site_songs"] == 8
+    assert summary["recommendation"]["detected"] in ("happy", "angry", "sad", "relaxed")
