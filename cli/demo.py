@@ -198,18 +198,35 @@ def start_worker(demo: Demo, stack: ExitStack) -> None:
     typer.echo(f"worker pid {proc.pid} on queues crawl, features, gpu, topics (log {demo.logs / 'worker.log'})")
 
 
-def stop_process(proc: subprocess.Popen, name: str) -> None:
-    if proc.poll() is not None:
-        return
+def group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is left in process group `pgid`."""
+    out = subprocess.run(["ps", "-eo", "pgid=,stat="], capture_output=True, text=True, check=False).stdout
+    return any(int(g) == pgid and not st.startswith("Z") for g, st in (line.split()[:2] for line in out.splitlines() if line.strip()))
+
+
+def stop_process(proc: subprocess.Popen, name: str, grace_s: float = 30.0) -> None:
+    """SIGTERM the process group (a clean shutdown), wait for every process in it, SIGKILL what is left."""
+    pgid = proc.pid
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except (subprocess.TimeoutExpired, ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and (proc.poll() is None or group_alive(pgid)):
+        time.sleep(0.2)
+    if proc.poll() is None or group_alive(pgid):
+        log.warning("%s did not stop within %.0f s; killing it", name, grace_s)
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and group_alive(pgid):
+            time.sleep(0.1)
+    try:
         proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.error("%s (pid %d) could not be stopped", name, proc.pid)
     log.info("%s stopped", name)
 
 

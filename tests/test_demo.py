@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def mini_data(shared: Path, dest: Path) -> Path:
@@ -72,8 +72,9 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(shared_data: Path, tmp_
     assert "summary written to" in proc.stdout
     groups = set(summary["stopped_process_groups"])
     assert len(groups) == 2  # the worker and the API server
-    ps = subprocess.run(["ps", "-eo", "pgid="], capture_output=True, text=True, check=True).stdout.split()
-    assert not groups & {int(g) for g in ps}, "a process the demo started is still running"
+    ps = subprocess.run(["ps", "-eo", "pgid=,stat="], capture_output=True, text=True, check=True).stdout.splitlines()
+    live = {int(line.split()[0]) for line in ps if line.strip() and not line.split()[1].startswith("Z")}
+    assert not groups & live, "a process the demo started is still running"
 
 
 def test_demo_without_shared_data_generates_stand_in_clips(tmp_path: Path) -> None:
