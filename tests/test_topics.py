@@ -249,7 +249,7 @@ def test_cli_build_show_playlist(db_url, catalog, frames_for, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "topic 0:" in result.output and "top audio words" in result.output
     pngs = sorted(out.glob("*.png"))
-    assert [p.name for p in pngs] == ["happy-v2-songs-per-topic.png", "happy-v2-topic-words.png"]
+    assert [p.name for p in pngs] == ["happy-v2-song-map.png", "happy-v2-songs-per-topic.png", "happy-v2-topic-words.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     result = runner.invoke(app, ["topics", "playlist", "happy", "0"])
     assert result.exit_code == 0 and "  1. [" in result.output
