@@ -42,8 +42,8 @@ def q4_clips(shared_data: Path, per_emotion: int = SONGS_PER_EMOTION) -> list[tu
 def excerpt_frames(store_root: Path):
     """A topic frame encoder over the first EXCERPT_S seconds of a song: 62-d LLD frames of 1.5 s."""
     from catalog.audio import load
-    from emotion.features.lld import lld_frames
     from catalog.store import FileStore
+    from emotion.features.lld import lld_frames
     from topics.frames import audio_path
 
     store = FileStore(store_root)
@@ -89,7 +89,7 @@ def fake_mic_wav(src: Path, dest: Path, rate: int = 48000) -> Path:
     """A speech clip as Chromium's fake capture device reads it: 16-bit PCM WAV at 48 kHz, mono."""
     import librosa
 
-    y, sr = librosa.load(str(src), sr=rate, mono=True)
+    y, _ = librosa.load(str(src), sr=rate, mono=True)
     with wave.open(str(dest), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -122,9 +122,20 @@ def chromium(profile: Path, fake_audio: Path | None = None, width: int = 1280, h
     os.environ.setdefault("SE_OFFLINE", "true")  # belt and braces: Selenium Manager must not fetch anything
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-                 f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        f"--user-data-dir={profile}",
+        f"--window-size={width},{height}",
+    ):
         opts.add_argument(flag)
     if fake_audio is not None:
         opts.add_argument("--use-fake-ui-for-media-stream")
@@ -139,6 +150,7 @@ def screenshot(driver, out: Path, width: int, max_height: int = 5000) -> Path:  
     driver.set_window_size(width, 900)
     height = int(driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)"))
     driver.set_window_size(width, min(max(height, 600), max_height) + 120)  # + the window chrome headless still counts
+    driver.execute_script("window.scrollTo(0, 0)")
     out.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(out))
     return out

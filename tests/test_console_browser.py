@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import CrawlError, CrawlJob, Song, Topic, TopicModel
-from tests.console_support import ConsoleCatalog, artifacts_dir, build_console_catalog, chromium, fake_mic_wav, require_browser, screenshot
+from tests.console_support import artifacts_dir, build_console_catalog, chromium, fake_mic_wav, require_browser, screenshot
 from tests.recommender_support import Server, emodb_clips, tiny_speech_model  # noqa: F401 - tiny_speech_model is a fixture
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ DESKTOP = 1280
 
 
 @pytest.fixture(scope="module")
-def console(shared_data: Path, tiny_speech_model: Path, tmp_path_factory: pytest.TempPathFactory):
+def console(shared_data: Path, tiny_speech_model: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the fixture imported above
     """Catalog + live server: (base url, catalog, database url)."""
     require_browser()
     from catalog import migrate
@@ -53,7 +53,9 @@ def console(shared_data: Path, tiny_speech_model: Path, tmp_path_factory: pytest
         migrate.upgrade("head", url)
         cat = build_console_catalog(url, shared_data)
         with session_scope(url) as s:  # pipeline data for the admin page: a crawl job with errors, a failed song
-            job = CrawlJob(spider="site", args={"start_url": "http://127.0.0.1:9/"}, status="running", pages=12, items=9, new_songs=7, duplicates=1, dropped=1, errors=2)
+            job = CrawlJob(
+                spider="site", args={"start_url": "http://127.0.0.1:9/"}, status="running", pages=12, items=9, new_songs=7, duplicates=1, dropped=1, errors=2
+            )
             job.error_rows = [CrawlError(url="http://127.0.0.1:9/song/4", stage="download", message="HTTP 404 on the audio file")]
             s.add(job)
             failed = s.get(Song, cat.songs["sad"][-1])
@@ -127,7 +129,12 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     d.find_element("css selector", f"#playlist li[data-song-id='{picked['id']}'] button.pick").click()
     wait_for(d, f"return document.querySelector(\"#playlist li[data-song-id='{picked['id']}']\").dataset.event === 'pick'", 15, "the pick")
     d.find_element("id", "again").click()
-    wait_for(d, f"return ![...document.querySelectorAll('#playlist li')].some(li => li.dataset.songId === '{picked['id']}') && document.querySelectorAll('#playlist li').length > 0", 60, "the second playlist")
+    wait_for(
+        d,
+        f"return ![...document.querySelectorAll('#playlist li')].some(li => li.dataset.songId === '{picked['id']}') && document.querySelectorAll('#playlist li').length > 0",
+        60,
+        "the second playlist",
+    )
     second = playlist(d)
     assert second[0]["topic"] == picked["topic"], (picked, second)  # learned: the picked topic comes first
     assert picked["id"] not in [x["id"] for x in second]
@@ -176,7 +183,7 @@ def test_topics_page_shows_descriptions_map_heatmap_and_players(console, browser
 
 
 def test_pipeline_page_refuses_without_a_key_then_shows_status_and_manages_schedules(console, browser) -> None:
-    base, cat, url = console
+    base, cat, _ = console
     d = browser
     d.get(base + "/admin")
     d.execute_script("localStorage.removeItem('musicrec.apiKey')")

@@ -179,7 +179,7 @@ def _phrase(name: str, m: dict[str, float]) -> str:
         return f"{word} ({m['diff']:+.1f} dB)"
     if unit == "Hz":
         return f"{word} ({m['topic']:.0f} vs {m['median']:.0f} Hz)"
-    return f"{word} ({m['effect']:+.1f} IQR)"
+    return f"{word} (beat strength {m['topic']:.2f} vs {m['median']:.2f})"
 
 
 def word_sounds(centers_raw: np.ndarray, word_freq: np.ndarray | None = None, threshold: float = 0.75) -> list[str]:
@@ -197,7 +197,8 @@ def word_sounds(centers_raw: np.ndarray, word_freq: np.ndarray | None = None, th
     stats = {}
     for d, v in vals.items():
         mean = float((p * v).sum())
-        stats[d] = (mean, float(np.sqrt((p * (v - mean) ** 2).sum())) or 1.0)
+        sd = float(np.sqrt((p * (v - mean) ** 2).sum()))
+        stats[d] = (mean, sd if sd > 1e-9 * max(1.0, abs(mean)) else 1.0)  # a constant descriptor names nothing
     out = []
     for w in range(len(centers_raw)):
         z = {d: (float(vals[d][w]) - stats[d][0]) / stats[d][1] for d in vals}

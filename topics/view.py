@@ -85,9 +85,7 @@ def _songs_with_mixtures(session: Session, tm: TopicModel) -> tuple[list[Song], 
 
 
 def active_model(session: Session, emotion: str) -> TopicModel | None:
-    return session.scalars(
-        select(TopicModel).where(TopicModel.emotion == emotion, TopicModel.active.is_(True)).order_by(TopicModel.version.desc())
-    ).first()
+    return session.scalars(select(TopicModel).where(TopicModel.emotion == emotion, TopicModel.active.is_(True)).order_by(TopicModel.version.desc())).first()
 
 
 def build_view(session: Session, emotion: str, store: FileStore | None = None) -> EmotionView:

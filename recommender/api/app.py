@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from recommender import console
 from recommender.api import errors
 from recommender.api.config import ApiConfig
 from recommender.api.routes import catalog, crawls, health, media, recommendations, sessions
-from recommender import console
 
 log = logging.getLogger(__name__)
 

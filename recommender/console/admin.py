@@ -51,15 +51,22 @@ class ScheduleIn(BaseModel):
     name: str | None = Field(None, max_length=200)
 
     @model_validator(mode="after")
-    def one_timing(self) -> "ScheduleIn":
+    def one_timing(self) -> ScheduleIn:
         if bool(self.every) == bool(self.cron):
             raise ValueError("give exactly one of every or cron")
         return self
 
 
 def _schedule_json(sched: Any) -> dict[str, Any]:
-    return {"name": sched.name, "spider": sched.spider, "args": sched.args, "every": sched.every, "enabled": sched.enabled,
-            "last_run_at": sched.last_run_at, "total_run_count": sched.total_run_count}
+    return {
+        "name": sched.name,
+        "spider": sched.spider,
+        "args": sched.args,
+        "every": sched.every,
+        "enabled": sched.enabled,
+        "last_run_at": sched.last_run_at,
+        "total_run_count": sched.total_run_count,
+    }
 
 
 @router.get("/schedules", summary="Crawl schedules")
@@ -90,4 +97,3 @@ def remove_schedule(name: str) -> Any:
         return {"removed": schedules.remove(name)}
     except schedules.ScheduleError as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
-

@@ -19,12 +19,20 @@ from recommender.console import TEMPLATES
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES))
 PLAYLIST_LEN = 6
-MEASURE_NAMES = {"tempo_bpm": "Tempo (BPM)", "loudness_db": "Loudness (dB)", "brightness_db": "Brightness (dB)", "pitch_range_hz": "Pitch range (Hz)", "energy": "Energy (beat strength)"}
+MEASURE_NAMES = {
+    "tempo_bpm": "Tempo (BPM)",
+    "loudness_db": "Loudness (dB)",
+    "brightness_db": "Brightness (dB)",
+    "pitch_range_hz": "Pitch range (Hz)",
+    "energy": "Energy (beat strength)",
+}
+
 
 def topic_colour(index: int) -> str:
     """A distinct, readable colour per topic index (tab10-like hues)."""
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
     return palette[index % len(palette)]
+
 
 def heat_colour(value: float, vmax: float) -> tuple[str, str]:
     """Background and text colour of a heat map cell: light yellow (0) to dark blue (vmax)."""
@@ -32,12 +40,15 @@ def heat_colour(value: float, vmax: float) -> tuple[str, str]:
     r, g, b = colorsys.hls_to_rgb(0.16 + 0.47 * f, 0.92 - 0.62 * f, 0.75)
     return f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})", ("#fff" if f > 0.5 else "#111")
 
+
 def _render(request: Request, name: str, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {"emotions": EMOTIONS, **context})
+
 
 @router.get("/", response_class=HTMLResponse)
 def listen(request: Request) -> HTMLResponse:
     return _render(request, "listen.html", page="listen")
+
 
 @router.get("/topics", response_class=HTMLResponse)
 def topics(request: Request, emotion: str = Query(EMOTIONS[0])) -> HTMLResponse:
@@ -49,7 +60,6 @@ def topics(request: Request, emotion: str = Query(EMOTIONS[0])) -> HTMLResponse:
         view = build_view(s, emotion)
         playlists: dict[int, list[dict[str, Any]]] = {}
         for topic in queries.emotion_topics(s, emotion):
-
             ranked = queries.topic_songs(s, topic)[:PLAYLIST_LEN]
             playlists[topic.id] = [{**queries.song_summary(s, s.get(Song, r.song_id), topic.id), "weight": r.weight} for r in ranked]
     heat = None
@@ -60,9 +70,17 @@ def topics(request: Request, emotion: str = Query(EMOTIONS[0])) -> HTMLResponse:
             "rows": [[{"p": float(p), "colour": heat_colour(float(p), vmax)} for p in row] for row in view.heatmap.matrix],
         }
     return _render(
-        request, "topics.html", page="topics", emotion=emotion, view=view, playlists=playlists, heat=heat,
-        colour=topic_colour, measure_names=MEASURE_NAMES,
+        request,
+        "topics.html",
+        page="topics",
+        emotion=emotion,
+        view=view,
+        playlists=playlists,
+        heat=heat,
+        colour=topic_colour,
+        measure_names=MEASURE_NAMES,
     )
+
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin(request: Request) -> HTMLResponse:

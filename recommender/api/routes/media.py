@@ -55,7 +55,11 @@ def stored_audio(song_id: int, store: FileStore | None = None) -> tuple[Path, st
     "/songs/{song_id}/audio",
     summary="The song's stored audio (byte ranges supported)",
     response_class=FileResponse,
-    responses={206: {"description": "Partial content (Range)"}, 404: {"description": "Unknown song or no audio"}, 416: {"description": "Range not satisfiable"}},
+    responses={
+        206: {"description": "Partial content (Range)"},
+        404: {"description": "Unknown song or no audio"},
+        416: {"description": "Range not satisfiable"},
+    },
 )
 def song_audio(song_id: int) -> FileResponse:
     # Starlette's FileResponse answers Range / If-Range itself: 206 with Content-Range, 416 past the end,

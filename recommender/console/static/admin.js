@@ -55,9 +55,12 @@
     else fill("queues", Object.entries(q), (tr, r) => { cell(tr, r[0]); cell(tr, r[1], "num"); });
     const t = report.tasks || {};
     $("tasks").textContent = t.error ? "tasks unreadable: " + t.error : "running tasks: " + t.running.length + ", failed tasks: " + t.failed.length;
+    const jobs = (report.catalog || {}).crawl_jobs || {};
+    $("job-counts").textContent = Object.keys(jobs).length ? "Jobs by status: " + Object.entries(jobs).map(([k, v]) => k + " " + v).join(", ") : "No crawl jobs yet.";
     const ft = $("failed-tasks");
     ft.replaceChildren();
-    (t.failed || []).slice(0, 20).forEach((x) => { const li = document.createElement("li"); li.textContent = x.name + " " + x.id + ": " + (x.error || ""); ft.appendChild(li); });
+    const failedTasks = (t.failed || []).slice(0, 20).map((x) => x.name + " " + x.id + ": " + (x.error || ""));
+    (failedTasks.length ? failedTasks : ["none"]).forEach((text) => { const li = document.createElement("li"); li.textContent = text; ft.appendChild(li); });
     const c = report.catalog || {};
     if (c.error) { fill("song-states", [["unreadable", c.error]], (tr, r) => { cell(tr, r[0]); cell(tr, r[1], "error"); }); return; }
     fill("song-states", Object.entries(c.songs), (tr, r) => { tr.dataset.state = r[0]; cell(tr, r[0]); cell(tr, r[1], "num"); });
