@@ -63,12 +63,16 @@ def song_map(points: list[dict], corners: list[list[float]], labels: list[str], 
     for t, label in enumerate(labels):
         pts = [p for p in points if p["topic"] == t]
         ax.scatter([p["x"] for p in pts], [p["y"] for p in pts], s=28, color=cmap(t % 10), label=label, alpha=0.8)
+    if len(corners) > 2:
+        ax.fill([c[0] for c in corners], [c[1] for c in corners], facecolor="#f3f5f8", edgecolor="#c9d0d8", zorder=0)
     for t, (x, y) in enumerate(corners):
-        ax.annotate(f"T{t}", (x, y), fontsize=10, fontweight="bold", ha="center", va="center", color=cmap(t % 10))
+        ax.text(1.13 * x, 1.13 * y, f"T{t}", fontsize=11, fontweight="bold", ha="center", va="center", color=cmap(t % 10))
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=7, ncol=1, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.02), fontsize=8, ncol=min(len(labels), 5), frameon=False)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -90,5 +94,5 @@ def write_plots(emotion: str, out_dir: Path | None = None, url: str | None = Non
     return [
         heatmap(hm.matrix, hm.sounds, labels, f"{emotion} v{version}: top audio words per topic", out_dir / f"{stem}-topic-words.png"),
         sizes_bar(sizes, labels, f"{emotion} v{version}: songs per topic", out_dir / f"{stem}-songs-per-topic.png"),
-        song_map(v.points, v.corners, labels, f"{emotion} v{version}: songs by topic mixture", out_dir / f"{stem}-song-map.png"),
+        song_map(v.points, v.corners, [f"T{t['index']} ({t['size']} songs)" for t in v.topics], f"{emotion} v{version}: songs by topic mixture", out_dir / f"{stem}-song-map.png"),
     ]

@@ -69,9 +69,13 @@ def topics(request: Request, emotion: str = Query(EMOTIONS[0])) -> HTMLResponse:
             "columns": [{"word": w, "sound": snd} for w, snd in zip(view.heatmap.words, view.heatmap.sounds)],
             "rows": [[{"p": float(p), "colour": heat_colour(float(p), vmax)} for p in row] for row in view.heatmap.matrix],
         }
+    corners = np.array(view.corners) if view.corners else np.zeros((1, 2))
+    lo, hi = corners.min(axis=0) - 0.3, corners.max(axis=0) + 0.3  # the SVG's y axis points down: y -> -y
+    viewbox = f"{lo[0]:.2f} {-hi[1]:.2f} {hi[0] - lo[0]:.2f} {hi[1] - lo[1]:.2f}"
     return _render(
         request,
         "topics.html",
+        viewbox=viewbox,
         page="topics",
         emotion=emotion,
         view=view,

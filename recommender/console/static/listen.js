@@ -214,7 +214,10 @@
       title.textContent = song.title + (song.artist ? " — " + song.artist : "");
       const meta = document.createElement("div");
       meta.className = "hint";
-      meta.textContent = "topic " + song.topic_id + (song.duration_s ? " · " + Math.round(song.duration_s) + " s" : "");
+      const topic = document.createElement("a");
+      topic.href = "/topics?emotion=" + encodeURIComponent(body.emotion) + "#topic-id-" + song.topic_id;
+      topic.textContent = "topic #" + song.topic_id;
+      meta.append(topic, document.createTextNode(song.duration_s ? " · " + Math.round(song.duration_s) + " s" : ""));
       const audio = document.createElement("audio");
       audio.controls = true;
       audio.preload = "none";
