@@ -28,10 +28,15 @@ PHONE = 390
 DESKTOP = 1280
 
 
+@pytest.fixture(scope="session", autouse=True)  # session: set up before the session-scoped speech model
+def browser_present() -> None:
+    """Before anything is built: skip locally, fail in CI without Chromium, chromedriver or selenium."""
+    require_browser()
+
+
 @pytest.fixture(scope="module")
 def console(shared_data: Path, tiny_speech_model: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: F811 - the fixture imported above
     """Catalog + live server: (base url, catalog, database url)."""
-    require_browser()
     from catalog import migrate
     from catalog.db import get_engine
     from catalog.settings import reload_settings
@@ -125,6 +130,16 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     assert d.execute_script("return localStorage.getItem('musicrec.listener')") == "browser-listener"
     screenshot(d, artifacts_dir() / "listen-desktop.png", DESKTOP)
 
+    # The listener token (issued by servers with session ownership) goes with every later request as
+    # X-Listener-Token: use the issued one, or store one as such a server would have.
+    token = d.execute_script(
+        """const k = 'musicrec.token.browser-listener';
+        if (!localStorage.getItem(k)) localStorage.setItem(k, 'token-kept-by-the-browser');
+        window.sent = [];
+        const pass = window.fetch;
+        window.fetch = (url, opts) => { window.sent.push([String(url), (opts && opts.headers) || {}]); return pass(url, opts); };
+        return localStorage.getItem(k);"""
+    )
     picked = max(first, key=lambda x: topics[int(x["topic"])].size)  # the largest topic has unheard songs left
     d.find_element("css selector", f"#playlist li[data-song-id='{picked['id']}'] button.pick").click()
     wait_for(d, f"return document.querySelector(\"#playlist li[data-song-id='{picked['id']}']\").dataset.event === 'pick'", 15, "the pick")
@@ -139,6 +154,9 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     assert second[0]["topic"] == picked["topic"], (picked, second)  # learned: the picked topic comes first
     assert picked["id"] not in [x["id"] for x in second]
     assert f"Preferred topics: {picked['topic']}." in d.find_element("id", "session-info").text
+    sent = d.execute_script("return window.sent")
+    assert [u.split("/v1/")[1].split("/")[0] for u, _ in sent] == ["sessions", "recommendations"]
+    assert all(h.get("X-Listener-Token") == token for _, h in sent), sent
 
     # the first song's player loads its audio, and seeking works (Chromium only seeks with range requests)
     ok = d.execute_async_script(
