@@ -15,6 +15,7 @@ from catalog.store import FileStore
 from topics import artifact as artifacts
 from topics.describe import word_sounds
 from topics.errors import TopicsError
+from topics.infer import active_topic_model
 from topics.lda import topic_word
 
 
@@ -69,35 +70,38 @@ class EmotionView:
     corners: list[list[float]] = field(default_factory=list)
     heatmap: Heatmap | None = None
     heatmap_error: str | None = None
+    total_songs: int = 0  # songs in the model; `points` holds at most build_view's max_songs of them
 
 
-def _songs_with_mixtures(session: Session, tm: TopicModel) -> tuple[list[Song], np.ndarray, list[int]]:
+def _songs_with_mixtures(session: Session, tm: TopicModel, max_songs: int) -> tuple[list[Song], np.ndarray, int]:
+    """Up to `max_songs` of the model's songs (evenly spaced by id) with their mixtures [n, T]; and how many it has."""
     index = {t.id: t.index for t in tm.topics}
     rows = session.execute(select(SongTopic.song_id, SongTopic.topic_id, SongTopic.weight).where(SongTopic.topic_id.in_(list(index)))).all()
     mix: dict[int, np.ndarray] = {}
     for song_id, topic_id, weight in rows:
         mix.setdefault(int(song_id), np.zeros(len(index)))[index[topic_id]] = float(weight)
     ids = sorted(mix)
+    total = len(ids)
+    if total > max_songs:
+        ids = [ids[i] for i in np.linspace(0, total - 1, max_songs).round().astype(int)]
     songs = {s.id: s for s in session.scalars(select(Song).where(Song.id.in_(ids)).options(selectinload(Song.artist)))}
     ids = [i for i in ids if i in songs]
     weights = np.stack([mix[i] for i in ids]) if ids else np.zeros((0, len(index)))
-    return [songs[i] for i in ids], weights, ids
+    return [songs[i] for i in ids], weights, total
 
 
-def active_model(session: Session, emotion: str) -> TopicModel | None:
-    return session.scalars(select(TopicModel).where(TopicModel.emotion == emotion, TopicModel.active.is_(True)).order_by(TopicModel.version.desc())).first()
-
-
-def build_view(session: Session, emotion: str, store: FileStore | None = None) -> EmotionView:
-    """Topics (size, description), the songs' 2-D map and the heat map of `emotion`'s active topic model."""
+def build_view(session: Session, emotion: str, store: FileStore | None = None, max_songs: int = 2000) -> EmotionView:
+    """Topics (size, description), the 2-D map of up to `max_songs` songs and the heat map of `emotion`'s active
+    topic model; an empty view (model None) when the emotion has none."""
     view = EmotionView(emotion=emotion)
-    tm = active_model(session, emotion)
-    if tm is None:
+    try:
+        tm = active_topic_model(session, emotion)
+    except TopicsError:
         return view
     topics: list[Topic] = sorted(tm.topics, key=lambda t: t.index)
     view.model = {"id": tm.id, "version": tm.version, "created_at": tm.created_at, "songs": (tm.metrics or {}).get("songs")}
     view.topics = [{"id": t.id, "index": t.index, "size": t.size, "description": t.description or {}} for t in topics]
-    songs, weights, _ = _songs_with_mixtures(session, tm)
+    songs, weights, view.total_songs = _songs_with_mixtures(session, tm, max_songs)
     xy = mixture_map(weights)
     view.points = [
         {"id": s.id, "title": s.title, "artist": s.artist.name if s.artist else None, "topic": int(np.argmax(w)), "x": float(p[0]), "y": float(p[1])}
