@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from catalog.db import session_scope
-from catalog.models import CrawlError, CrawlJob, Song, Topic, TopicModel
+from catalog.models import CrawlError, CrawlJob, RecommendationSession, Song, Topic, TopicModel
 from tests.console_support import artifacts_dir, build_console_catalog, chromium, fake_mic_wav, require_browser, screenshot
 from tests.recommender_support import Server, emodb_clips, tiny_speech_model  # noqa: F401 - tiny_speech_model is a fixture
 
@@ -108,7 +108,7 @@ def playlist(driver) -> list[dict]:  # type: ignore[no-untyped-def]
     )
 
 
-def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, browser) -> None:
+def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, browser, mic_clip: Path) -> None:
     base, cat, url = console
     d = browser
     d.get(base + "/")
@@ -171,6 +171,20 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     assert "error" not in ok, ok
     assert ok["duration"] > 20 and ok["seekable"] > 20 and abs(ok["t"] - 12) < 1, ok
     screenshot(d, artifacts_dir() / "listen-phone.png", PHONE)
+
+    # abandon ends the session; a clip chosen with the file picker starts a new one at step 1
+    d.find_element("id", "abandon").click()
+    wait_for(d, "return document.getElementById('status').textContent.includes('abandoned')", 15, "the abandon")
+    with session_scope(url) as s:
+        assert s.scalars(select(RecommendationSession.status)).all() == ["abandoned"]
+    d.find_element("id", "clip-file").send_keys(str(mic_clip))
+    d.find_element("css selector", "#upload button[type=submit]").click()
+    wait_for(d, "return document.getElementById('status').textContent.includes('Here is your playlist')", 60, "the playlist for the chosen file")
+    heard = d.find_element("id", "emotion").get_attribute("data-emotion")
+    with session_scope(url) as s:
+        assert sorted(s.scalars(select(RecommendationSession.status)).all()) == ["abandoned", "active"]
+        fresh = set(s.scalars(select(Topic.id).join(TopicModel).where(TopicModel.emotion == heard, TopicModel.active.is_(True))))
+    assert {int(x["topic"]) for x in playlist(d)} == fresh  # step 1 again: one song per topic
 
 
 def test_topics_page_shows_descriptions_map_heatmap_and_players(console, browser) -> None:
