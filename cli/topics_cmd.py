@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         emotion: str = typer.Argument(..., help="happy | angry | sad | relaxed"),
         out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG plots (default: <var_dir>/plots/topics)."),
     ) -> None:
-        """Print the topics of EMOTION with sizes and descriptions; write the heat map and songs-per-topic PNGs."""
+        """Print the topics of EMOTION with sizes and descriptions; write the heat map, songs-per-topic and song-map PNGs."""
         from topics.errors import TopicsError
         from topics.playlist import list_topics
         from topics.plots import write_plots
@@ -70,8 +70,12 @@ def register(app: typer.Typer) -> None:
             audio = ", ".join(f"{k} {v:+.2f}" for k, v in d.get("audio", {}).items())
             if audio:
                 typer.echo(f"  audio (z vs the mean of the emotion's topics): {audio}")
-            if d.get("values"):
+            if d.get("measures"):
+                typer.echo("  vs the emotion's median song: " + ", ".join(f"{k} {m['topic']:g} ({m['diff']:+g})" for k, m in d["measures"].items()))
+            elif d.get("values"):
                 typer.echo("  values: " + ", ".join(f"{k} {v:g}" for k, v in d["values"].items()))
+            if d.get("songs"):
+                typer.echo("  listen to: " + "; ".join(f"#{s['id']} {s['title']}" + (f" - {s['artist']}" if s.get("artist") else "") for s in d["songs"]))
             words = "; ".join(f"w{w['word']} ({w['p']:.3f}: {w['sounds']})" for w in d.get("top_words", []))
             typer.echo(f"  top audio words: {words}")
             if d.get("artists"):

@@ -9,6 +9,9 @@ command -v fluidsynth >/dev/null || need_apt+=(fluidsynth)
 ls /usr/share/sounds/sf2/*.sf2 >/dev/null 2>&1 || need_apt+=(fluid-soundfont-gm)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+# The console's browser tests drive Debian's Chromium through its own chromedriver (no downloads at test time).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing system packages: ${need_apt[*]}"

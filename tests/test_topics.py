@@ -80,6 +80,12 @@ def test_build_gives_nonempty_topics_and_distributions_summing_to_one(db_url, ca
         values = tm.topics[0].description["values"]
         assert set(values) <= {"tempo_bpm", "brightness_db", "loudness_db", "pitch_range_hz"} and "loudness_db" in values
         assert all(40 <= t.description["values"].get("tempo_bpm", 60) <= 240 for t in tm.topics)
+        for t in tm.topics:  # told apart from the emotion's median song, with songs to listen to
+            d = t.description
+            assert set(d["measures"]) == {"tempo_bpm", "loudness_db", "brightness_db", "pitch_range_hz", "energy"}
+            assert all(m["diff"] == pytest.approx(m["topic"] - m["median"], abs=0.2) for m in d["measures"].values())
+            assert 1 <= len(d["songs"]) <= 3 and {x["id"] for x in d["songs"]} <= set(catalog["happy"])
+            assert "listen to \u201c" in d["label"] and "typical of the emotion" not in d["label"]
         assert FileStore().resolve(tm.artifact_path).is_file()
         statuses = set(s.scalars(select(Song.status).where(Song.id.in_(catalog["happy"]))).all())
         assert statuses == {"topics"}
@@ -249,7 +255,7 @@ def test_cli_build_show_playlist(db_url, catalog, frames_for, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "topic 0:" in result.output and "top audio words" in result.output
     pngs = sorted(out.glob("*.png"))
-    assert [p.name for p in pngs] == ["happy-v2-songs-per-topic.png", "happy-v2-topic-words.png"]
+    assert [p.name for p in pngs] == ["happy-v2-song-map.png", "happy-v2-songs-per-topic.png", "happy-v2-topic-words.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     result = runner.invoke(app, ["topics", "playlist", "happy", "0"])
     assert result.exit_code == 0 and "  1. [" in result.output

@@ -90,7 +90,7 @@ def test_movement_matches_topics_before_counting_moves() -> None:
 
 def test_lld_layout_names_the_plain_descriptors() -> None:
     layout = layout_for(62)
-    assert set(layout) == {"tempo", "brightness", "loudness", "pitch range"}
+    assert set(layout) == {"tempo", "brightness", "loudness", "pitch range", "energy"}
     assert layout["tempo"] == {"plus": [], "minus": [58]}  # beat_period1: longer period = slower
     assert layout_for(16) == {}
 

@@ -54,6 +54,7 @@ class FittedTopics:
     notes: list[str] = field(default_factory=list)
     selection: dict[int, float] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    song_vectors: np.ndarray | None = None  # [n_songs, d] each song's mean frame, for the descriptions
 
 
 @dataclass
@@ -137,7 +138,8 @@ def fit_topics(frames: list[np.ndarray], cfg: BuildConfig) -> FittedTopics:
         log.warning(notes[-1])
         params.num_topics -= 1
     timings = {"codebook_s": round(t1 - t0, 3), "lda_s": round(time.monotonic() - t1, 3)}
-    return FittedTopics(codebook=codebook, lda=lda, bags=bags, dist=dist, num_topics=params.num_topics, notes=notes, selection=selection, timings=timings)
+    song_vectors = np.stack([np.nanmean(f, axis=0) for f in frames])
+    return FittedTopics(codebook=codebook, lda=lda, bags=bags, dist=dist, num_topics=params.num_topics, notes=notes, selection=selection, timings=timings, song_vectors=song_vectors)
 
 
 def movement(previous: dict[int, int], current: dict[int, int]) -> dict[str, Any]:
@@ -181,7 +183,9 @@ def _describe(fitted: FittedTopics, songs: list[Song]) -> list[dict[str, Any]]:
         if song.lyrics is not None:
             lyrics[t].append(plain_text(parse_lrc(song.lyrics.raw_text)))
     freq = dense(fitted.bags, fitted.codebook.k).sum(axis=0)
-    return [d.as_json() for d in describe_topics(fitted.codebook.centers_raw(), topic_word(fitted.lda), freq, artists, lyrics)]
+    refs = [{"id": s.id, "title": s.title, "artist": s.artist.name if s.artist else None} for s in songs]
+    described = describe_topics(fitted.codebook.centers_raw(), topic_word(fitted.lda), freq, artists, lyrics, song_vectors=fitted.song_vectors, dist=fitted.dist, songs=refs)
+    return [d.as_json() for d in described]
 
 
 def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedTopics, songs: list[Song], skipped: list[dict[str, Any]], cfg: BuildConfig, encoder: str, frame_sr: int | None, store: FileStore, started: float) -> BuildReport:

@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from recommender import console
 from recommender.api import errors
 from recommender.api.config import ApiConfig
-from recommender.api.routes import catalog, crawls, health, recommendations, sessions
+from recommender.api.routes import catalog, crawls, health, media, recommendations, sessions
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def create_app(cfg: ApiConfig | None = None) -> FastAPI:
             return JSONResponse(errors.error_body("upload_too_large", f"upload larger than {cfg.max_upload_bytes // (1024 * 1024)} MiB"), status_code=413)
         return await call_next(request)
 
-    for module in (health, recommendations, sessions, catalog, crawls):
+    for module in (health, recommendations, sessions, catalog, crawls, media):
         app.include_router(module.router)
+    console.install(app)  # the web console: /, /topics, /admin and /v1/admin/*
     return app
