@@ -36,6 +36,48 @@ class Settings(BaseSettings):
     ast_checkpoint: str = Field("", description="Local path of an AST checkpoint (e.g. MIT/ast-finetuned-audioset-10-10-0.4593).")
     text_encoder: str = Field("", description="Local path of a BERT-family encoder; default: packaged all-MiniLM-L6-v2.")
     log_level: str = "INFO"
+    db_busy_timeout_s: float = Field(10.0, gt=0, description="Longest wait of one request or task for a locked database (SQLite busy timeout, PostgreSQL lock timeout, pool wait, retries together); past it the API answers 503 with Retry-After.")
+
+    # HTTP API (recommender/api)
+    speech_model: str = Field("", description="Speech model folder; default: the active speech model.")
+    max_upload_mb: float = Field(10.0, gt=0, description="Largest accepted upload; a longer body (chunked too) is cut off with 413.")
+    max_clip_s: float = Field(30.0, gt=0, description="Longest accepted voice clip (seconds).")
+    min_speech_s: float = Field(0.3, ge=0, description="Least speech after trimming silence (seconds).")
+    max_clip_rate_hz: int = Field(96000, gt=0, description="Highest sample rate of an accepted clip.")
+    max_clip_channels: int = Field(8, gt=0, description="Most channels of an accepted clip.")
+    max_decoded_mb: float = Field(24.0, gt=0, description="Refuse a clip whose rate x channels x duration as float32 exceeds this, before decoding.")
+    playlist_size: int = Field(5, ge=1, le=50, description="Songs per playlist once preferences are known.")
+    torch_threads: int = Field(1, ge=1, description="Torch/BLAS threads of the API process.")
+    crawl_dispatch: bool = Field(True, description="POST /v1/crawls sends the crawl task to the broker (False: the job waits for `musicrec crawl`).")
+
+    # Crawls started through the API (and every crawl's page limits)
+    crawl_allow_hosts: list[str] = Field(default_factory=list, description="Private/loopback hosts (or CIDRs) crawls may reach; by default only public http(s) hosts.")
+    crawl_max_pages: int = Field(500, ge=1, description="Most listing/HTML pages one crawl fetches.")
+    crawl_max_depth: int = Field(8, ge=0, description="Deepest link depth a crawl follows.")
+    crawl_page_max_mb: float = Field(10.0, gt=0, description="Largest page body (after decompression); DOWNLOAD_MAXSIZE.")
+    crawl_page_warn_mb: float = Field(2.0, gt=0, description="Page size that logs a warning; DOWNLOAD_WARNSIZE.")
+    crawl_lyrics_max_kb: int = Field(64, gt=0, description="Largest lyrics text kept (larger is dropped).")
+    crawl_arg_max_chars: int = Field(2048, gt=0, description="Longest crawl argument value accepted by the API.")
+    sites_dir: Path | None = Field(None, description="Folder of site rule files; `rules=` must name a file in it; default: crawler/sites.")
+    jamendo_base_url: str = Field("https://api.jamendo.com/v3.0", description="Jamendo API base URL (never from crawl arguments).")
+
+    # Workers (workers/); the Celery broker and result backend are above
+    worker_batch_size: int = Field(16, ge=1, description="Most songs one labelling batch takes.")
+    worker_batch_wait_s: float = Field(1.0, ge=0, description="Longest wait of a song for its labelling batch to fill.")
+    worker_visibility_timeout_s: int = Field(4 * 3600, description="Redis: an unacked task is redelivered after this long.")
+    worker_crawl_time_limit_s: int = Field(3 * 3600, description="Hard limit of one crawl (must stay below the visibility timeout).")
+    worker_stage_time_limit_s: int = Field(15 * 60, description="Hard limit of one features, labelling or topics task.")
+    worker_max_retries: int = Field(5, ge=0, description="Retries of a task that hit a transient or configuration error, with exponential backoff.")
+    worker_retry_backoff_max_s: int = Field(300, description="Longest wait between two retries.")
+    worker_stale_after_s: float = Field(600.0, description="The sweep re-enqueues songs that sat this long in a pipeline state.")
+    worker_heartbeat_s: float = Field(30.0, gt=0, description="How often a running crawl job records a heartbeat.")
+    worker_heartbeat_timeout_s: float = Field(300.0, gt=0, description="A running crawl job without a heartbeat for this long is requeued (or failed) by the sweep.")
+    worker_sweep_every_s: float = Field(300.0, description="How often beat runs the sweep.")
+    worker_key_prefix: str = Field("", description="Prefix of every broker key/queue (isolates several pipelines on one Redis).")
+    worker_labeller: str = Field("", description="Test hook only: module:function of a labeller factory; empty = the active emotion model.")
+    worker_track_tasks: bool = Field(True, description="Store task states (STARTED, SUCCESS, FAILURE) in the result backend for `status`.")
+    worker_warm_up: bool = Field(True, description="Each pool process compiles the feature code and loads the model at start.")
+    worker_poll_interval_s: float = Field(0.1, description="Polling interval of the embedded SQL transport.")
 
     @classmethod
     def settings_customise_sources(
@@ -53,6 +95,7 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> "Settings":
         self.var_dir = self.var_dir.expanduser().resolve()
         self.store_dir = (self.store_dir or self.var_dir / "store").expanduser().resolve()
+        self.sites_dir = (self.sites_dir or Path(__file__).resolve().parent.parent / "crawler" / "sites").expanduser().resolve()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.var_dir / 'musicrec.db'}"
         if not self.broker_url:
@@ -73,6 +116,10 @@ class Settings(BaseSettings):
         """Create the var and store folders."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.store_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain values, secrets and URL passwords masked."""

@@ -1,8 +1,11 @@
-"""Scrapy settings for musicrec crawls: polite defaults, our pipelines, and user overrides.
+"""Scrapy settings for musicrec crawls: polite defaults, our pipelines, limits from `catalog.settings`, user overrides.
 
 Overrides, later wins: the `[crawler]` table of musicrec.toml, `MUSICREC_CRAWL_<SETTING>` environment
 variables (e.g. `MUSICREC_CRAWL_USER_AGENT`, `MUSICREC_CRAWL_DOWNLOAD_TIMEOUT`), then explicit overrides
-(`musicrec crawl --set KEY=VALUE`).
+(`musicrec crawl --set KEY=VALUE`). The bounds of every crawl (DOWNLOAD_MAXSIZE/WARNSIZE for pages, DEPTH_LIMIT,
+CLOSESPIDER_PAGECOUNT, LYRICS_MAX_BYTES) come from the one settings object (`crawl_page_max_mb`,
+`crawl_page_warn_mb`, `crawl_max_depth`, `crawl_max_pages`, `crawl_lyrics_max_kb`); audio downloads carry their
+own `download_maxsize` (AUDIO_MAX_BYTES).
 """
 
 from __future__ import annotations
@@ -86,9 +89,23 @@ BREADTH_FIRST = {
 ENV_PREFIX = "MUSICREC_CRAWL_"
 
 
+def limits() -> dict[str, Any]:
+    """Page size, depth, page count and lyrics caps from `catalog.settings`."""
+    from catalog.settings import get_settings
+
+    s = get_settings()
+    return {
+        "DOWNLOAD_MAXSIZE": int(s.crawl_page_max_mb * 1024 * 1024),
+        "DOWNLOAD_WARNSIZE": int(s.crawl_page_warn_mb * 1024 * 1024),
+        "DEPTH_LIMIT": s.crawl_max_depth,
+        "CLOSESPIDER_PAGECOUNT": s.crawl_max_pages,
+        "LYRICS_MAX_BYTES": s.crawl_lyrics_max_kb * 1024,
+    }
+
+
 def defaults() -> dict[str, Any]:
-    """The Scrapy settings defined in this module."""
-    return {k: v for k, v in globals().items() if k.isupper() and k not in ("BREADTH_FIRST", "ENV_PREFIX")}
+    """The Scrapy settings defined in this module, with the limits of `catalog.settings`."""
+    return {**{k: v for k, v in globals().items() if k.isupper() and k not in ("BREADTH_FIRST", "ENV_PREFIX")}, **limits()}
 
 
 def from_config_file() -> dict[str, Any]:
@@ -105,7 +122,14 @@ def from_config_file() -> dict[str, Any]:
 
 def from_environment() -> dict[str, str]:
     """`MUSICREC_CRAWL_<SETTING>` variables as Scrapy settings."""
-    return {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)}
+    own = {f"{ENV_PREFIX}{name[len('crawl_'):].upper()}" for name in _catalog_fields() if name.startswith("crawl_")}
+    return {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX) and k not in own}
+
+
+def _catalog_fields() -> tuple[str, ...]:
+    from catalog.settings import Settings
+
+    return tuple(Settings.model_fields)
 
 
 def build(overrides: dict[str, Any] | None = None, *, order: str = "depth") -> dict[str, Any]:

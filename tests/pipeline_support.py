@@ -94,13 +94,11 @@ class Pipeline:
         """A Celery app for this pipeline's broker, for publishing from the test process."""
         from catalog.settings import reload_settings
         from workers.app import make_app
-        from workers.config import worker_settings
 
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
             reload_settings()
-            worker_settings.cache_clear()
             return make_app()
         finally:
             for k, v in saved.items():
@@ -108,7 +106,7 @@ class Pipeline:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            worker_settings.cache_clear()
+            reload_settings()
 
     def start_worker(self, queues: str = "crawl,features,gpu,topics", concurrency: int = 1, name: str = "", extra_env: dict[str, str] | None = None,
                      via_cli: bool = False) -> subprocess.Popen:

@@ -245,8 +245,9 @@ def test_jamendo_api_crawl(db_url: str, clips: dict[str, bytes]) -> None:
             track["audio"] = track["audiodownload"] = str(track["audio"]).replace("PLACEHOLDER", site.base)
     site.add("/v3.0/tracks/", jamendo_handler(tracks, lambda: site.base))
     try:
-        proc = run_crawl("jamendo", "-a", f"base_url={site.base}/v3.0", "-a", "client_id=testclient", "-a", "page_size=2", *FAST,
-                         "-s", "NEW_SONGS_HOOK=tests.crawler_hook:explode")
+        jamendo_env = {"MUSICREC_JAMENDO_BASE_URL": f"{site.base}/v3.0"}  # the base URL only ever comes from settings
+        proc = run_crawl("jamendo", "-a", "client_id=testclient", "-a", "page_size=2", *FAST,
+                         "-s", "NEW_SONGS_HOOK=tests.crawler_hook:explode", env_extra=jamendo_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
         with session_scope(db_url) as s:
             songs = {x.title: x for x in s.scalars(select(Song))}
@@ -262,7 +263,7 @@ def test_jamendo_api_crawl(db_url: str, clips: dict[str, bytes]) -> None:
             assert ("validate", "missing required field(s)") in errors
             assert any(e.stage == "hook" and "labelling queue unavailable" in e.message for e in job.error_rows)  # songs stay
             assert job.pages == 3 and job.new_songs == 3 and job.dropped == 2
-        bad = run_crawl("jamendo", "-a", f"base_url={site.base}/v3.0", "-a", "client_id=wrong", *FAST)
+        bad = run_crawl("jamendo", "-a", "client_id=wrong", *FAST, env_extra=jamendo_env)
         assert bad.returncode == 0
         with session_scope(db_url) as s:
             job = s.scalars(select(CrawlJob).order_by(CrawlJob.id.desc())).first()

@@ -155,11 +155,10 @@ def test_app_delivery_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MUSICREC_BROKER_URL", "redis://127.0.0.1:6379/3")
     monkeypatch.setenv("MUSICREC_WORKER_KEY_PREFIX", "p1:")
     reload_settings()
-    worker_settings.cache_clear()
     try:
         conf = make_app().conf
     finally:
-        worker_settings.cache_clear()
+        reload_settings()
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert {q.name for q in conf.task_queues} == {"crawl", "features", "gpu", "topics"}
     assert conf.task_routes["workers.tasks.label_pending"] == {"queue": "gpu"}

@@ -1,6 +1,7 @@
-"""The pipeline's stage functions, called by the Celery tasks; each stage is named by a worker setting.
+"""The pipeline's stage functions, called directly by the Celery tasks.
 
 Contracts (the tasks rely on nothing else):
+The tasks call these functions directly:
 - features: `extract_features(song_id) -> None`: compute and cache the song's features (upsert, so a
   second call adds nothing). Raises `PermanentError` for a song that can never pass (corrupt audio).
 - labeller: `active_labeller() -> Labeller`, loaded once per worker process; `Labeller.model_id` is
@@ -175,9 +176,13 @@ def extract_features(song_id: int, url: str | None = None, store: FileStore | No
 
 @lru_cache(maxsize=1)
 def labeller() -> Labeller:
-    """The labeller named by the worker setting, loaded once per worker process (lazy singleton)."""
-    factory = resolve(worker_settings().labeller)
-    instance = factory()
+    """The active model's labeller, loaded once per worker process (lazy singleton).
+
+    `MUSICREC_WORKER_LABELLER` (a test hook) may name another factory, e.g. the untrained reference labeller of the
+    pipeline tests; production leaves it empty.
+    """
+    hook = worker_settings().labeller
+    instance = resolve(hook)() if hook else active_labeller()
     log.info("labeller loaded: %s (emotion model %s)", type(instance).__name__, getattr(instance, "model_id", "?"))
     return instance
 
@@ -265,8 +270,3 @@ def assign_topics(song_id: int, url: str | None = None, store: FileStore | None 
             raise PermanentError(str(exc)) from exc
         raise StageUnavailable(str(exc)) from exc
 
-
-@lru_cache(maxsize=4)
-def stage(name: str) -> Callable[..., Any]:
-    """The features or topics stage function named by the worker settings."""
-    return resolve(getattr(worker_settings(), name))

@@ -90,7 +90,7 @@ def features(self: Task, song_id: int) -> str:
     if state != "new":
         return f"skipped ({state})"
     try:
-        stages.stage("features")(song_id)
+        stages.extract_features(song_id)
     except stages.PermanentError as exc:
         mark_failed(song_id, "features", str(exc))
         return "failed"
@@ -282,7 +282,7 @@ def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
             counts["skipped"] += 1
             continue
         try:
-            stages.stage("topics")(song_id)
+            stages.assign_topics(song_id)
         except stages.PermanentError as exc:
             mark_failed(song_id, "topics", str(exc))
             counts["failed"] += 1
