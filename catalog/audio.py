@@ -251,7 +251,7 @@ def load(
             import soundfile as sf
 
             file_sr = int(sf.info(str(p)).samplerate)
-            y, file_sr = _decode_soundfile(p, None if max_duration_s is None else int(max_duration_s * file_sr) + 1)
+            y, file_sr = _decode_soundfile(p, None if max_duration_s is None else int(max_duration_s * file_sr))
         except Exception as exc:  # noqa: BLE001 - libsndfile failed; MP3 gets the ffmpeg decoder, others are corrupt
             if fmt != "mp3":
                 log.info("decode failed on %s: %s: %s", p, type(exc).__name__, exc)

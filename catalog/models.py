@@ -148,6 +148,7 @@ class CrawlJob(Timestamped, Base):
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     message: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None] = mapped_column()  # last sign of life of the process running the job
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # claims by a worker (the sweep gives up after a few)
 
     error_rows: Mapped[list[CrawlError]] = relationship(back_populates="job", cascade="all, delete-orphan")
 

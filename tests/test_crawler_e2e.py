@@ -337,3 +337,41 @@ def test_unreachable_site_fails_the_job_with_the_reason(db_url: str) -> None:
         assert job.status == "failed" and "no page could be fetched" in (job.message or "")
         assert [(e.stage, e.url) for e in job.error_rows] == [("download", f"http://127.0.0.1:{port}/music/")]
         assert "refused" in job.error_rows[0].message.lower()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_page_size_depth_and_page_caps(db_url: str, clips: dict[str, bytes], tmp_path: Path) -> None:
+    """An endless listing stops at the page cap; a 40 KB gzip page inflating to 40 MiB is cut off at the page size cap
+    (not parsed or stored); oversized lyrics are dropped, the song stays (caps from catalog.settings)."""
+    import gzip
+
+    site = LocalSite()
+    for n in range(1, 400):
+        site.page(f"/list/{n}", listing([], next_page=f"/list/{n + 1}"))
+    bomb = gzip.compress(b"<html><body>" + b" " * (40 * 1024 * 1024) + b"<a href='/song/9'>x</a></body></html>", compresslevel=9)
+    site.add("/list/3", Route(body=bomb, headers={"Content-Encoding": "gzip"}))
+    site.page("/list/2", listing(["/song/1"], next_page="/list/3") .replace("</ul>", "</ul><a href='/list/4'>4</a>"))
+    site.page("/song/1", song_page("Big Words", "Ann", None, "0:01", "/audio/t1.wav", lyrics="la " * 40000))
+    site.file("/audio/t1.wav", clips["t1.wav"])
+    site.serve()
+    try:
+        rules = tmp_path / "testsite.toml"
+        rules.write_text(site_rules(site.base))
+        env = {"MUSICREC_CRAWL_MAX_PAGES": "25", "MUSICREC_CRAWL_MAX_DEPTH": "1000", "MUSICREC_CRAWL_PAGE_MAX_MB": "2", "MUSICREC_CRAWL_LYRICS_MAX_KB": "16"}
+        proc = run_crawl("site", "-a", f"rules={rules}", *FAST, env_extra=env, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+        listing_hits = sum(v for k, v in site.hits.items() if k.startswith("/list/"))
+        assert listing_hits <= 25 + 16, listing_hits  # the page cap (plus requests already in flight)
+        assert site.hits.get("/song/9") is None  # the bomb's link was never parsed
+        with session_scope(db_url) as s:
+            song = s.scalars(select(Song)).one()
+            assert song.title == "Big Words" and song.lyrics is None
+            job = s.scalars(select(CrawlJob)).one()
+            assert job.status == "done" and job.message == "closed: closespider_pagecount"
+        # the depth cap: a second crawl of the endless listing with depth 3 never goes deeper
+        site.hits.clear()
+        proc = run_crawl("site", "-a", f"rules={rules}", *FAST, env_extra={"MUSICREC_CRAWL_MAX_DEPTH": "3"}, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+        assert site.hits.get("/list/5") == 1 and "/list/6" not in site.hits, sorted(site.hits)
+    finally:
+        site.close()

@@ -18,6 +18,7 @@ from tests.recommender_support import TOPICS_PER_EMOTION, Catalog, Server, emodb
 
 pytestmark = pytest.mark.slow
 KEY = "test-admin-key"
+BUSY_S = 3.0
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -51,6 +52,7 @@ def server_env(backend_url: str, tiny_speech_model: Path, tmp_path_factory: pyte
         "MUSICREC_MAX_CLIP_S": "12",
         "MUSICREC_MAX_UPLOAD_MB": "1",
         "MUSICREC_CRAWL_DISPATCH": "false",
+        "MUSICREC_DB_BUSY_TIMEOUT_S": str(BUSY_S),
         "MUSICREC_CRAWL_ALLOW_HOSTS": json.dumps(["127.0.0.1"]),
     }
 
@@ -383,3 +385,81 @@ def test_crawl_arguments_are_checked_and_the_task_is_sent(live: tuple[Server, Ca
         assert r.status_code in (400, 413, 422), (name, r.text)
         assert "/etc/passwd" not in r.json()["error"]["message"] or name.startswith("rules")
     assert count(url, CrawlJob) == before  # nothing queued
+
+
+def test_locked_database_answers_503_quickly_and_health_stays_up(live: tuple[Server, Catalog, str], clip: Path) -> None:
+    """The catalog held locked by another client: requests give up after the busy budget with 503 + Retry-After (no
+    pool 500s, no 75 s waits), /healthz answers at once and /readyz within seconds; afterwards all is well."""
+    import time
+
+    from sqlalchemy import text
+
+    from catalog.db import make_engine
+
+    server, _, url = live
+    first = post_clip(server.url, clip, "busy-1").json()
+    tok, sid, song = first["listener_token"], first["session_id"], first["playlist"][0]["id"]
+    blocker = make_engine(url, busy_timeout_s=5, pooled=False).connect()
+    try:
+        if blocker.dialect.name == "sqlite":
+            blocker.exec_driver_sql("BEGIN EXCLUSIVE")
+        else:
+            blocker.execute(text("LOCK TABLE listeners IN ACCESS EXCLUSIVE MODE"))
+
+        def event(_: int) -> tuple[int, str | None, float]:
+            t0 = time.monotonic()
+            r = httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "skip", "song_id": song}, headers=auth(tok), timeout=120)
+            return r.status_code, r.headers.get("retry-after"), time.monotonic() - t0
+
+        with ThreadPoolExecutor(12) as pool:
+            pending = [pool.submit(event, i) for i in range(12)]
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            health = httpx.get(server.url + "/healthz", timeout=30)
+            health_s = time.monotonic() - t0
+            answers = [f.result() for f in pending]
+        assert health.status_code == 200 and health_s < 1.0, health_s
+        assert {a[0] for a in answers} == {503}, answers
+        assert all(a[1] for a in answers)
+        assert max(a[2] for a in answers) < 4 * BUSY_S, answers
+    finally:
+        blocker.rollback()
+        blocker.close()
+    ok = httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "skip", "song_id": song}, headers=auth(tok))
+    assert ok.status_code == 200, ok.text
+
+
+def test_post_crawl_sends_the_task_to_the_broker_by_name(tmp_path: Path) -> None:
+    """By default POST /v1/crawls publishes `workers.tasks.crawl` to the real broker (Redis here) and answers its id."""
+    import base64
+    import uuid
+
+    import redis
+
+    from catalog import migrate
+    from tests.services import require
+
+    require("redis", "127.0.0.1", 6379)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    migrate.upgrade("head", db)
+    prefix = f"t14-{uuid.uuid4().hex[:8]}:"
+    env = {"MUSICREC_DATABASE_URL": db, "MUSICREC_VAR_DIR": str(tmp_path / "var"), "MUSICREC_SPEECH_MODEL": str(tmp_path / "none"),
+           "MUSICREC_API_KEYS": json.dumps([KEY]), "MUSICREC_BROKER_URL": "redis://127.0.0.1:6379/11", "MUSICREC_WORKER_KEY_PREFIX": prefix,
+           "MUSICREC_CRAWL_ALLOW_HOSTS": json.dumps(["127.0.0.1"])}
+    server = Server(env).start()
+    client = redis.Redis(host="127.0.0.1", port=6379, db=11)
+    try:
+        r = httpx.post(server.url + "/v1/crawls", json={"spider": "directory", "args": {"url": "http://127.0.0.1:9/m/"}}, headers={"X-API-Key": KEY}, timeout=60)
+        assert r.status_code == 202, r.text
+        body = r.json()
+        assert body["task_id"] and body["dispatch_error"] is None and body["status"] == "queued"
+        raw = client.lrange(f"{prefix}crawl", 0, -1)
+        assert len(raw) == 1
+        message = json.loads(raw[0])
+        assert message["headers"]["task"] == "workers.tasks.crawl" and message["headers"]["id"] == body["task_id"]
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        assert kwargs == {"job_id": body["id"]} and args == []
+    finally:
+        server.stop()
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)

@@ -125,13 +125,13 @@ def test_sweep_requeues_stuck_songs_and_status_counts_them(tmp_path: Path, monke
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert sweep(0) == {"new": 3, "features": 1, "labelled": 2, "crawl_jobs": 0}
+    assert sweep(0) == {"new": 3, "features": 1, "labelled": 2, "crawl_jobs": 0, "crawl_jobs_failed": 0}
     from workers.status import collect
 
     report = collect()
     assert report["queues"] == {"crawl": 0, "features": 3, "gpu": 1, "topics": 2}
     assert report["catalog"]["songs"] == {"new": 3, "features": 1, "labelled": 2, "topics": 0, "failed": 0}
-    assert sweep(3600) == {"new": 0, "features": 0, "labelled": 0, "crawl_jobs": 0}
+    assert sweep(3600) == {"new": 0, "features": 0, "labelled": 0, "crawl_jobs": 0, "crawl_jobs_failed": 0}
     assert len(new) + len(labelled) + len(waiting) == 6
 
 

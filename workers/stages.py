@@ -10,8 +10,10 @@ The tasks call these functions directly:
 - topics: `assign_topics(song_id) -> None`: topic inference against the active topic model of the
   song's emotion, stored in song_topics (this is what the playlists read).
 
-A stage whose code or model is not there raises `StageUnavailable`: the song keeps its state and the
-sweep tries again later. Anything in `TRANSIENT` is retried with backoff.
+Errors are classified once (`classify`): *transient* (database, network, timeouts, CUDA out of memory),
+*configuration* (a model, checkpoint or package that is not there: `StageUnavailable`, missing files) and *bad
+input* (this song can never pass: `PermanentError`, and any unknown error on one song). The tasks retry the first
+two with backoff (Celery's autoretry on `workers.tasks.PipelineTask`); bad input fails the song at once.
 """
 
 from __future__ import annotations
@@ -55,9 +57,45 @@ class StageUnavailable(Exception):
 TRANSIENT: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
     ConnectionError,
     TimeoutError,
+    MemoryError,
 )
+CONFIGURATION: tuple[type[BaseException], ...] = (StageUnavailable, FileNotFoundError, ImportError, PermissionError)
+TRANSIENT_WORDS = ("out of memory", "cuda error", "cudnn_status", "device-side", "connection reset", "temporarily unavailable")
+
+
+def classify(exc: BaseException) -> str:
+    """'transient', 'configuration' or 'bad_input' (the one place that decides whether an error is retried)."""
+    if isinstance(exc, PermanentError):
+        return "bad_input"
+    if isinstance(exc, TRANSIENT):
+        return "transient"
+    if isinstance(exc, CONFIGURATION):
+        return "configuration"
+    if isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in TRANSIENT_WORDS):
+        return "transient"  # torch.cuda.OutOfMemoryError is a RuntimeError whose message says so
+    return "bad_input"
+
+
+class Retryable(Exception):
+    """A transient or configuration error of a stage on some songs: the task retries with backoff, then fails them.
+
+    Built from plain values (so Celery can pickle it into the task's failure): use `Retryable.of(stage, ids, cause)`.
+    """
+
+    def __init__(self, stage: str, song_ids: list[int], kind: str, message: str) -> None:
+        super().__init__(stage, list(song_ids), kind, message)
+        self.stage, self.song_ids, self.kind, self.message = stage, list(song_ids), kind, message
+
+    @classmethod
+    def of(cls, stage: str, song_ids: list[int], cause: BaseException) -> "Retryable":
+        kind = classify(cause)
+        return cls(stage, song_ids, kind, f"{kind} error: {type(cause).__name__}: {cause}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass

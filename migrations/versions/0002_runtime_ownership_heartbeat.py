@@ -7,7 +7,8 @@ Create Date: 2026-12-01 05:00:00
 - listeners.token_hash: SHA-256 of the per-listener secret issued with the first recommendation (NULL for listeners
   created before this revision: their next recommendation issues one).
 - recommendation_sessions.public_id: the unguessable id used in URLs; existing sessions get a random one.
-- crawl_jobs.heartbeat_at: last sign of life of the process running a job (the sweep requeues or fails silent jobs).
+- crawl_jobs.heartbeat_at, crawl_jobs.attempts: last sign of life of the worker running a job, and how often a
+  worker claimed it (the sweep requeues a silent job, and fails it with the reason after a few attempts).
 The song failure stage and reason columns (songs.failed_stage, songs.failure_reason) already exist since 0001.
 """
 
@@ -39,10 +40,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table("crawl_jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("crawl_jobs", schema=None) as batch_op:
+        batch_op.drop_column("attempts")
         batch_op.drop_column("heartbeat_at")
     with op.batch_alter_table("recommendation_sessions", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_recommendation_sessions_public_id"), type_="unique")
