@@ -139,7 +139,8 @@ def _ffprobe(p: Path, fmt: str) -> AudioInfo:
         duration = float(data.get("format", {}).get("duration") or 0.0)
     except ValueError:
         duration = 0.0  # e.g. WebM from MediaRecorder: no duration in the header; the decode is capped instead
-    return AudioInfo(str(p), fmt, int(stream.get("sample_rate") or 0), int(stream.get("channels") or 0), duration, p.stat().st_size, codec)
+    rate, channels = int(stream.get("sample_rate") or 0), int(stream.get("channels") or 0)
+    return AudioInfo(str(p), fmt, rate, channels, duration, p.stat().st_size, codec)
 
 
 def probe(path: str | Path) -> AudioInfo:
@@ -155,13 +156,16 @@ def probe(path: str | Path) -> AudioInfo:
         if fmt == "mp3":
             from mutagen.mp3 import MP3
 
-            mp3 = MP3(p)
-            info = AudioInfo(str(p), fmt, int(mp3.info.sample_rate), int(mp3.info.channels), float(mp3.info.length), p.stat().st_size, "mp3")
+            head = MP3(p).info
+            if head is None:
+                raise AudioError(p, "corrupt or truncated mp3 file")
+            info = AudioInfo(str(p), fmt, int(head.sample_rate), int(head.channels), float(head.length), p.stat().st_size, "mp3")
         else:
             import soundfile as sf
 
             sfi = sf.info(str(p))
-            info = AudioInfo(str(p), fmt, int(sfi.samplerate), int(sfi.channels), float(sfi.frames) / sfi.samplerate, p.stat().st_size, str(sfi.subtype).lower())
+            seconds = float(sfi.frames) / sfi.samplerate
+            info = AudioInfo(str(p), fmt, int(sfi.samplerate), int(sfi.channels), seconds, p.stat().st_size, str(sfi.subtype).lower())
     except AudioError:
         raise
     except Exception as exc:  # noqa: BLE001 - any header-reader failure is a corrupt file; the detail goes to the log

@@ -149,6 +149,7 @@ class CrawlJob(Timestamped, Base):
     message: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None] = mapped_column()  # last sign of life of the process running the job
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # claims by a worker (the sweep gives up after a few)
+    origin: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")  # "api": public hosts only
 
     error_rows: Mapped[list[CrawlError]] = relationship(back_populates="job", cascade="all, delete-orphan")
 

@@ -39,6 +39,16 @@ def _allowed(host: str, addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Ad
     return False
 
 
+def public_or_allowed(host: str, port: int, settings: Settings) -> str | None:
+    """None when every address of `host` is public or the host is allow-listed; else the first private address."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    if _allowed(host, addresses, settings.crawl_allow_hosts):
+        return None
+    private = [str(a) for a in addresses if not a.is_global]
+    return private[0] if private else None
+
+
 def check_url(name: str, url: str, settings: Settings) -> None:
     """http(s) only, to a host whose every address is public, unless the host is allow-listed."""
     parts = urlsplit(url)
@@ -48,15 +58,11 @@ def check_url(name: str, url: str, settings: Settings) -> None:
     if not host:
         raise UnsafeCrawl(f"{name}: URL has no host")
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        private = public_or_allowed(host, parts.port or (443 if parts.scheme == "https" else 80), settings)
+    except (OSError, UnicodeError, ValueError) as exc:
         raise UnsafeCrawl(f"{name}: host {host!r} does not resolve") from exc
-    if _allowed(host, addresses, settings.crawl_allow_hosts):
-        return
-    private = [str(a) for a in addresses if not a.is_global]
     if private:
-        raise UnsafeCrawl(f"{name}: host {host!r} is not a public address ({private[0]}); allow it with the crawl_allow_hosts setting")
+        raise UnsafeCrawl(f"{name}: host {host!r} is not a public address ({private}); allow it with the crawl_allow_hosts setting")
 
 
 def check_rules_path(value: str, settings: Settings) -> None:

@@ -65,7 +65,8 @@ def seed_topic_models(url: str | None, folder: Path, per_emotion: int = 2) -> No
     from catalog.db import session_scope
     from catalog.models import EMOTIONS, EmotionLabel, Song
     from topics.build import BuildConfig, build_all
-    from workers import reference, stages
+    from tests.support import reference_labeller as reference
+    from workers import stages
 
     model_id = reference.register(url)
     ids = add_songs(url, folder / "seed", per_emotion * len(EMOTIONS), start=10_000, status="labelled")
@@ -155,7 +156,7 @@ def pipeline_env(var: Path, db_url: str, broker: str, backend: str, **worker: st
         "MUSICREC_BROKER_URL": broker,
         "MUSICREC_RESULT_BACKEND": backend,
         "MUSICREC_DEVICE": "cpu",
-        "MUSICREC_WORKER_LABELLER": "workers.reference:reference_labeller",
+        "MUSICREC_WORKER_LABELLER": "tests.support.reference_labeller:reference_labeller",
         "MUSICREC_WORKER_BATCH_WAIT_S": "1.0",
         "MUSICREC_WORKER_POLL_INTERVAL_S": "0.1",
         "PYTHONPATH": str(REPO),

@@ -375,3 +375,47 @@ def test_page_size_depth_and_page_caps(db_url: str, clips: dict[str, bytes], tmp
         assert site.hits.get("/list/5") == 1 and "/list/6" not in site.hits, sorted(site.hits)
     finally:
         site.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_api_jobs_reach_public_hosts_only_at_crawl_time(db_url: str, tmp_path: Path) -> None:
+    """A job created over the API (origin "api") whose host resolves to a private address when the crawl runs (DNS
+    rebinding: it was public when the API checked it) is refused by the downloader and recorded, never fetched;
+    the same crawl from the CLI (the operator's) fetches it; an allow-listed host is fetched."""
+    from crawler import jobs
+
+    site = LocalSite()
+    site.page("/music/", "<html><body><a href='x.wav'>x.wav</a></body></html>")
+    site.serve()
+    url = f"{site.base}/music/"
+    try:
+        job_id = jobs.create_job("directory", {"url": url}, db_url)
+        with session_scope(db_url) as s:
+            s.get(CrawlJob, job_id).origin = "api"
+        run_crawl("directory", "-a", f"url={url}", "--job-id", str(job_id), *FAST, "-s", "MUSICREC_PUBLIC_HOSTS_ONLY=0")
+        assert "/music/" not in site.hits and "/robots.txt" not in site.hits, site.hits
+        with session_scope(db_url) as s:
+            job = s.get(CrawlJob, job_id)
+            assert any("is not a public address (127.0.0.1)" in e.message for e in job.error_rows), [e.message for e in job.error_rows]
+        run_crawl("directory", "-a", f"url={url}", *FAST)
+        assert site.hits.get("/music/") == 1  # an operator's crawl is not restricted
+        allowed = jobs.create_job("directory", {"url": url}, db_url)
+        with session_scope(db_url) as s:
+            s.get(CrawlJob, allowed).origin = "api"
+        run_crawl("directory", "-a", f"url={url}", "--job-id", str(allowed), *FAST, env_extra={"MUSICREC_CRAWL_ALLOW_HOSTS": '["127.0.0.1/32"]'})
+        assert site.hits.get("/music/") == 2
+    finally:
+        site.close()
+
+
+def test_public_hosts_middleware_unit() -> None:
+    from scrapy import Request
+
+    from crawler.middlewares import BlockedHost, PublicHostsMiddleware
+
+    mw = PublicHostsMiddleware(enabled=True)
+    for bad in ("http://127.0.0.1/", "http://[::1]/", "http://169.254.169.254/latest/", "http://10.0.0.8/", "http://192.168.1.1/"):
+        with pytest.raises(BlockedHost):
+            mw.process_request(Request(bad))
+    assert mw.process_request(Request("http://93.184.216.34/")) is None
+    assert PublicHostsMiddleware(enabled=False).process_request(Request("http://127.0.0.1/")) is None

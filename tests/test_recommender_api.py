@@ -411,8 +411,8 @@ def test_locked_database_answers_503_quickly_and_health_stays_up(live: tuple[Ser
             r = httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "skip", "song_id": song}, headers=auth(tok), timeout=120)
             return r.status_code, r.headers.get("retry-after"), time.monotonic() - t0
 
-        with ThreadPoolExecutor(12) as pool:
-            pending = [pool.submit(event, i) for i in range(12)]
+        with ThreadPoolExecutor(20) as pool:  # more than the pool's 5 + 10 connections: checkouts wait too
+            pending = [pool.submit(event, i) for i in range(20)]
             time.sleep(0.5)
             t0 = time.monotonic()
             health = httpx.get(server.url + "/healthz", timeout=30)
@@ -463,3 +463,25 @@ def test_post_crawl_sends_the_task_to_the_broker_by_name(tmp_path: Path) -> None
         server.stop()
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
+
+
+def test_song_shows_its_failure_stage_and_reason(live: tuple[Server, Catalog, str]) -> None:
+    from catalog.models import Song
+
+    server, cat, url = live
+    song_id = cat.songs[cat.topics["sad"][0]][-1]
+    with session_scope(url) as s:
+        song = s.get(Song, song_id)
+        assert song is not None
+        before = (song.status, song.failed_stage, song.failure_reason)
+        song.status, song.failed_stage, song.failure_reason = "failed", "label", "transient error: RuntimeError: CUDA out of memory (gave up after 5 retries)"
+    try:
+        body = httpx.get(f"{server.url}/v1/songs/{song_id}").json()
+        assert body["status"] == "failed" and body["failure"] == {"stage": "label", "reason": "transient error: RuntimeError: CUDA out of memory (gave up after 5 retries)"}
+        other = cat.songs[cat.topics["sad"][0]][0]
+        assert httpx.get(f"{server.url}/v1/songs/{other}").json()["failure"] is None
+    finally:
+        with session_scope(url) as s:
+            song = s.get(Song, song_id)
+            assert song is not None
+            song.status, song.failed_stage, song.failure_reason = before

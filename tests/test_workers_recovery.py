@@ -42,9 +42,9 @@ def test_silent_running_crawls_are_requeued_then_failed_with_the_reason(db_url: 
     assert requeued == [dead] and failed == [hopeless]
     with session_scope(db_url) as s:
         jobs = {j.id: j for j in s.scalars(select(CrawlJob))}
-    assert jobs[dead].status == "queued" and jobs[dead].message.startswith("requeued: no heartbeat since")
+    assert jobs[dead].status == "queued" and (jobs[dead].message or "").startswith("requeued: no heartbeat since")
     assert jobs[alive].status == "running" and jobs[done].status == "done"
-    assert jobs[hopeless].status == "failed" and "no heartbeat" in jobs[hopeless].message and jobs[hopeless].finished_at
+    assert jobs[hopeless].status == "failed" and "no heartbeat" in (jobs[hopeless].message or "") and jobs[hopeless].finished_at
     assert sweep_silent_crawls(300) == ([], [])
 
 
@@ -69,7 +69,8 @@ def test_sweep_sends_a_silent_crawl_back_to_the_broker(tmp_path: Path, monkeypat
     from catalog.models import CrawlJob
 
     with session_scope(url) as s:
-        assert s.get(CrawlJob, job).status == "queued"
+        row = s.get(CrawlJob, job)
+        assert row is not None and row.status == "queued"
 
 
 @pytest.mark.parametrize("kind", ["oom", "checkpoint"])
@@ -83,7 +84,8 @@ def test_transient_and_configuration_errors_are_retried_then_failed_then_retried
     from catalog.settings import reload_settings
     from recommender import queries
     from tests.support import flaky_labeller
-    from workers import reference, stages, tasks
+    from tests.support import reference_labeller as reference
+    from workers import stages, tasks
 
     ids = add_songs(db_url, tmp_path / "audio", 3, status="features")
     monkeypatch.setenv("MUSICREC_WORKER_LABELLER", "tests.support.flaky_labeller:factory")

@@ -69,7 +69,8 @@ def test_only_one_beat_holds_the_lock(db_url: str) -> None:
 def test_labels_and_state_changes_are_idempotent(db_url: str, tmp_path: Path) -> None:
     from catalog.db import session_scope
     from catalog.models import EmotionLabel, FeatureSet
-    from workers import reference, stages, tasks
+    from tests.support import reference_labeller as reference
+    from workers import stages, tasks
 
     model_id = reference.register(db_url)
     ids = add_songs(db_url, tmp_path / "audio", 2)

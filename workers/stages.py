@@ -90,7 +90,7 @@ class Retryable(Exception):
         self.stage, self.song_ids, self.kind, self.message = stage, list(song_ids), kind, message
 
     @classmethod
-    def of(cls, stage: str, song_ids: list[int], cause: BaseException) -> "Retryable":
+    def of(cls, stage: str, song_ids: list[int], cause: BaseException) -> Retryable:
         kind = classify(cause)
         return cls(stage, song_ids, kind, f"{kind} error: {type(cause).__name__}: {cause}")
 
@@ -269,9 +269,9 @@ class ActiveModelLabeller:
         out: dict[int, Prediction | str] = {int(f.id): f"{f.stage}: {f.reason}" for f in built.failures}
         if built.samples:
             probs = self.art.predict(built.samples, self.device)
-            for sample, p in zip(built.samples, probs):
+            for sample, p in zip(built.samples, probs, strict=True):
                 k = int(p.argmax())
-                out[int(sample.id)] = Prediction(LABELS[k], float(p[k]), {name: float(v) for name, v in zip(LABELS, p)})
+                out[int(sample.id)] = Prediction(LABELS[k], float(p[k]), {name: float(v) for name, v in zip(LABELS, p, strict=True)})
         for sid in song_ids:
             out.setdefault(sid, "song not found or no usable audio or lyrics")
         return out

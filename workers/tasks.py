@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from celery import Task
 from celery.signals import celeryd_init, worker_process_init, worker_ready
-from sqlalchemy import func, select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 
 from catalog.db import get_engine, session_scope
 from catalog.models import CrawlJob, EmotionLabel, Song, utcnow
@@ -76,7 +76,7 @@ def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, stages.PermanentError) else f"{type(exc).__name__}: {exc}"
 
 
-class PipelineTask(Task):  # type: ignore[misc]  # celery ships no type hints
+class PipelineTask(Task):
     """Base of the pipeline tasks.
 
     A transient or configuration error (`stages.Retryable`, or a transient database error) is retried with
@@ -461,10 +461,11 @@ def sweep_silent_crawls(timeout_s: float) -> tuple[list[int], list[int]]:
                 {"status": "failed", "finished_at": utcnow(), "message": f"failed after {attempts} attempts: {since}"}
                 if give_up else {"status": "queued", "message": f"requeued: {since}"}
             )
-            moved = session.execute(  # compare-and-set: a heartbeat that arrives meanwhile keeps the job running
+            result = session.execute(  # compare-and-set: a heartbeat that arrives meanwhile keeps the job running
                 update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status == "running", last_sign <= cutoff)
                 .values(updated_at=utcnow(), **values)
-            ).rowcount
+            )
+            moved = cast(CursorResult[Any], result).rowcount
             if moved:
                 (failed if give_up else requeued).append(int(job_id))
     for job_id in requeued:

@@ -9,6 +9,7 @@ Create Date: 2026-12-01 05:00:00
 - recommendation_sessions.public_id: the unguessable id used in URLs; existing sessions get a random one.
 - crawl_jobs.heartbeat_at, crawl_jobs.attempts: last sign of life of the worker running a job, and how often a
   worker claimed it (the sweep requeues a silent job, and fails it with the reason after a few attempts).
+- crawl_jobs.origin: "api" for jobs created by POST /v1/crawls (crawled with public hosts only, redirects too).
 The song failure stage and reason columns (songs.failed_stage, songs.failure_reason) already exist since 0001.
 """
 
@@ -41,10 +42,12 @@ def upgrade() -> None:
     with op.batch_alter_table("crawl_jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("origin", sa.String(length=16), server_default="cli", nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("crawl_jobs", schema=None) as batch_op:
+        batch_op.drop_column("origin")
         batch_op.drop_column("attempts")
         batch_op.drop_column("heartbeat_at")
     with op.batch_alter_table("recommendation_sessions", schema=None) as batch_op:

@@ -30,7 +30,7 @@ class ApiConfig:
         return Limits(max_clip_s=self.max_clip_s, min_speech_s=self.min_speech_s, budget=self.budget)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "ApiConfig":
+    def from_settings(cls, settings: Settings | None = None) -> ApiConfig:
         s = settings or get_settings()
         return cls(
             speech_model=s.speech_model,

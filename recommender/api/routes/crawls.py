@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from catalog.db import session_scope
 from catalog.models import CrawlJob
-from recommender.api.errors import ApiError
 from recommender.api.deps import DbId, require_admin
+from recommender.api.errors import ApiError
 from recommender.dispatch import dispatch_crawl
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ def job_json(job: CrawlJob) -> dict[str, Any]:
         "stats": job.stats,
         "message": job.message,
         "heartbeat_at": job.heartbeat_at,
+        "attempts": job.attempts,
     }
 
 
@@ -56,7 +57,7 @@ def check_spider(spider: str, args: dict[str, str]) -> dict[str, str]:
 def create_crawl(body: CrawlIn) -> Any:
     args = check_spider(body.spider, {k: str(v) for k, v in body.args.items()})
     with session_scope() as s:
-        job = CrawlJob(spider=body.spider, args=args, status="queued")
+        job = CrawlJob(spider=body.spider, args=args, status="queued", origin="api")
         s.add(job)
         s.flush()
         job_id = job.id
@@ -67,7 +68,10 @@ def create_crawl(body: CrawlIn) -> Any:
         log.exception("dispatching crawl job %d failed", job_id)
         dispatch_error = "the broker could not be reached; the job stays queued and is sent by the next sweep"
     with session_scope() as s:
-        out = job_json(s.get(CrawlJob, job_id))
+        job = s.get(CrawlJob, job_id)
+        if job is None:  # deleted between the insert and now
+            raise ApiError(404, "not_found", f"crawl job {job_id} not found")
+        out = job_json(job)
     out.update(task_id=task_id, dispatch_error=dispatch_error)
     return out
 

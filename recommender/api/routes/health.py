@@ -48,7 +48,7 @@ async def readyz(request: Request) -> Any:
         loop = asyncio.get_running_loop()
         await asyncio.wait_for(loop.run_in_executor(_probe_pool, _database_ok), READY_TIMEOUT_S)
         checks["database"] = "ok"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         checks["database"] = "busy or unreachable (timed out)"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the detail goes to the log only
         log.warning("readiness: database check failed: %s: %s", type(exc).__name__, exc)

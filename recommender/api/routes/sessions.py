@@ -25,7 +25,8 @@ class EventIn(BaseModel):
 @router.post("/{session_id}/events", summary="Record a pick, skip or abandon")
 def post_event(session_id: str, body: EventIn, token: str = Depends(require_listener_token)) -> Any:
     result = sessions.record_event(session_id, body.event, body.song_id, token=token)
-    return {"session_id": result.session_id, "event": result.event, "status": result.status, "preferred_topics": result.preferred_topics, "version": result.version}
+    return {"session_id": result.session_id, "event": result.event, "status": result.status,
+            "preferred_topics": result.preferred_topics, "version": result.version}
 
 
 @router.get("/{session_id}", summary="A session with its events")
