@@ -25,6 +25,7 @@ import typer
 
 from catalog.settings import get_settings
 
+DEMO_RULES = Path(__file__).resolve().parent / "demo_site.toml"  # the demo site's rule file (demo-only, not in crawler/sites)
 log = logging.getLogger("musicrec.demo")
 EMOTION_ORDER = ("happy", "angry", "sad", "relaxed")
 
@@ -249,12 +250,12 @@ def crawl_through_pipeline(demo: Demo, site_url: str) -> int:
     from workers.tasks import dispatch_crawl
 
     with session_scope() as s:
-        job = CrawlJob(spider="site", args={"site": "demo", "start_url": site_url}, status="queued")
+        job = CrawlJob(spider="site", args={"rules": str(DEMO_RULES), "start_url": site_url}, status="queued")
         s.add(job)
         s.flush()
         job_id = job.id
     dispatch_crawl(job_id)
-    typer.echo(f"crawl job {job_id} queued: site spider, rule file crawler/sites/demo.toml, start {site_url}")
+    typer.echo(f"crawl job {job_id} queued: site spider, rule file cli/demo_site.toml, start {site_url}")
 
     def job_row() -> CrawlJob:
         with session_scope() as s:

@@ -369,7 +369,7 @@ def test_crawl_arguments_are_checked_and_the_task_is_sent(live: tuple[Server, Ca
     server, _, url = live
     headers = {"X-API-Key": KEY}
     refused = {
-        "file scheme": {"spider": "site", "args": {"site": "demo", "start_url": "file:///etc/passwd"}},
+        "file scheme": {"spider": "site", "args": {"site": "example", "start_url": "file:///etc/passwd"}},
         "loopback": {"spider": "directory", "args": {"url": "http://[::1]:9/music/"}},
         "localhost name": {"spider": "directory", "args": {"url": "http://localhost6:9/music/"}},
         "link-local": {"spider": "directory", "args": {"url": "http://169.254.169.254/latest/"}},
