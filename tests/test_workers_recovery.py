@@ -122,3 +122,19 @@ def test_transient_and_configuration_errors_are_retried_then_failed_then_retried
         assert flaky_labeller.calls["n"] == 2
     finally:
         stages.labeller.cache_clear()
+
+
+def test_a_crawl_that_cannot_start_fails_instead_of_running_for_ever(db_url: str) -> None:
+    """An argument too long for exec (a 300 KB URL) makes Popen raise: the job ends failed with the reason."""
+    from catalog.db import session_scope
+    from catalog.models import CrawlJob
+    from crawler.jobs import create_job
+    from workers import tasks
+
+    job_id = create_job("directory", {"url": "http://example.org/" + "a" * 300_000}, db_url)
+    result = tasks.crawl.run(job_id=job_id)
+    assert result["ok"] is False
+    with session_scope(db_url) as s:
+        job = s.get(CrawlJob, job_id)
+        assert job is not None and job.status == "failed" and job.attempts == 1
+        assert "could not start" in (job.message or "") and job.finished_at is not None
