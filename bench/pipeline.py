@@ -4,7 +4,7 @@ beside the same stage functions called in one plain Python loop.
 Each run starts from the same songs in state 'new' (audio already in the store) and ends when every song has
 its topics stored; feature rows, labels and topics are deleted between runs, so nothing is reused. Workers are
 started and warmed up (feature code compiled, model loaded) before the clock starts; the plain loop is warmed up
-the same way. Labels come from the untrained reference labeller (workers/reference.py): its cost is real
+the same way. Labels come from the untrained reference labeller (tests/support/reference_labeller.py): its cost is real
 inference, its labels mean nothing. Embedded SQL broker by default (`--broker redis://...` for Redis).
 
     python bench/pipeline.py [--quick] [--songs N] [--broker URL]
@@ -30,11 +30,11 @@ def catalog(root: Path) -> str:
     """A migrated SQLite catalog with the reference model registered (workers can start on it)."""
     from catalog import migrate
     from catalog.settings import reload_settings
-    from workers import reference
+    from tests.support import reference_labeller as reference
 
     url = f"sqlite:///{root / 'catalog.db'}"
     os.environ.update(MUSICREC_DATABASE_URL=url, MUSICREC_VAR_DIR=str(root / "var"), MUSICREC_STORE_DIR=str(root / "var" / "store"),
-                      MUSICREC_DEVICE="cpu", MUSICREC_WORKER_LABELLER="workers.reference:reference_labeller")
+                      MUSICREC_DEVICE="cpu", MUSICREC_WORKER_LABELLER="tests.support.reference_labeller:reference_labeller")
     reload_settings()
     migrate.upgrade("head", url)
     reference.register(url)

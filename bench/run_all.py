@@ -16,7 +16,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 # Benchmarks that compare ours against a baseline in one run; topics_emopia.py is a real-data study run on its own.
-NAMES = ("features", "crawl", "emotion", "topics", "pipeline", "recommend")
+NAMES = ("features", "crawl", "emotion", "topics", "pipeline", "recommend", "hostile_uploads")
 
 
 def machine() -> dict[str, object]:

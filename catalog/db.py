@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from catalog.settings import get_settings
 
@@ -21,24 +23,32 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the pragmas and pool settings musicrec relies on."""
+def make_engine(url: str, busy_timeout_s: float | None = None, *, pooled: bool = True) -> Engine:
+    """An engine with the pragmas and pool settings musicrec relies on.
+
+    Every wait for the database is bounded by `busy_timeout_s` (default: the `db_busy_timeout_s` setting): SQLite's
+    busy timeout, PostgreSQL's lock_timeout and the pool's checkout wait. `pooled=False` gives a pool-less engine
+    for health checks, so they never queue behind requests on the shared pool.
+    """
     url = normalise_url(url)
+    wait = float(get_settings().db_busy_timeout_s if busy_timeout_s is None else busy_timeout_s)
     parsed = make_url(url)
+    pool: dict[str, Any] = {"pool_timeout": wait} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"timeout": wait}, **pool)
+        event.listen(engine, "connect", lambda conn, _record: _sqlite_pragmas(conn, wait))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    args = {"options": f"-c lock_timeout={int(wait * 1000)}", "connect_timeout": max(1, int(wait))}
+    return create_engine(url, pool_pre_ping=True, connect_args=args, **pool)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, wait_s: float) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
     cursor.close()
 
 

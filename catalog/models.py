@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,6 +38,11 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def new_public_id() -> str:
+    """An unguessable public id (22 URL-safe characters, 128 random bits)."""
+    return secrets.token_urlsafe(16)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -141,6 +147,9 @@ class CrawlJob(Timestamped, Base):
     errors: Mapped[int] = mapped_column(default=0)
     stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     message: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None] = mapped_column()  # last sign of life of the process running the job
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # claims by a worker (the sweep gives up after a few)
+    origin: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")  # "api": public hosts only
 
     error_rows: Mapped[list[CrawlError]] = relationship(back_populates="job", cascade="all, delete-orphan")
 
@@ -267,6 +276,7 @@ class Listener(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)  # SHA-256 of the listener token
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -281,6 +291,7 @@ class RecommendationSession(Timestamped, Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)  # unguessable id used in URLs
     listener_id: Mapped[int] = mapped_column(ForeignKey("listeners.id", ondelete="CASCADE"))
     emotion: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="active")

@@ -25,6 +25,7 @@ import typer
 
 from catalog.settings import get_settings
 
+DEMO_RULES = Path(__file__).resolve().parent / "demo_site.toml"  # the demo site's rule file (demo-only, not in crawler/sites)
 log = logging.getLogger("musicrec.demo")
 EMOTION_ORDER = ("happy", "angry", "sad", "relaxed")
 
@@ -249,12 +250,12 @@ def crawl_through_pipeline(demo: Demo, site_url: str) -> int:
     from workers.tasks import dispatch_crawl
 
     with session_scope() as s:
-        job = CrawlJob(spider="site", args={"site": "demo", "start_url": site_url}, status="queued")
+        job = CrawlJob(spider="site", args={"rules": str(DEMO_RULES), "start_url": site_url}, status="queued")
         s.add(job)
         s.flush()
         job_id = job.id
     dispatch_crawl(job_id)
-    typer.echo(f"crawl job {job_id} queued: site spider, rule file crawler/sites/demo.toml, start {site_url}")
+    typer.echo(f"crawl job {job_id} queued: site spider, rule file cli/demo_site.toml, start {site_url}")
 
     def job_row() -> CrawlJob:
         with session_scope() as s:
@@ -373,12 +374,18 @@ def talk_to_api(demo: Demo, stack: ExitStack, clip: Path, truth: str) -> None:
     wait_for(ready, 120, "the API to be ready")
     typer.echo(f"API on {base} (OpenAPI at {base}/docs)")
     with httpx.Client(base_url=base, timeout=60) as client:
+        token: dict[str, str] = {}  # X-Listener-Token, issued with the listener's first recommendation
+
         def ask() -> dict:  # type: ignore[type-arg]
             with clip.open("rb") as fh:
-                r = client.post("/v1/recommendations", files={"audio": (clip.name, fh, "audio/wav")}, data={"listener": "demo-listener"})
+                r = client.post("/v1/recommendations", files={"audio": (clip.name, fh, "audio/wav")}, data={"listener": "demo-listener"},
+                                headers=token)
             if r.status_code != 200:
                 raise DemoError(f"POST /v1/recommendations answered {r.status_code}: {r.text}")
-            return r.json()
+            body = r.json()
+            if body.get("listener_token"):
+                token["X-Listener-Token"] = body["listener_token"]
+            return body
 
         first = ask()
         typer.echo(f"voice clip {clip.name} (EmoDB, spoken as {truth}): detected {first['emotion']} "
@@ -390,7 +397,7 @@ def talk_to_api(demo: Demo, stack: ExitStack, clip: Path, truth: str) -> None:
             typer.echo(f"no song of the catalog is labelled {first['emotion']} yet, so there is nothing to pick")
         else:
             pick = first["playlist"][0]
-            r = client.post(f"/v1/sessions/{first['session_id']}/events", json={"event": "pick", "song_id": pick["id"]})
+            r = client.post(f"/v1/sessions/{first['session_id']}/events", json={"event": "pick", "song_id": pick["id"]}, headers=token)
             if r.status_code >= 300:
                 raise DemoError(f"pick event answered {r.status_code}: {r.text}")
             typer.echo(f"the listener picks '{pick['title']}' (topic {pick.get('topic_id')})")

@@ -31,17 +31,19 @@ def recommend(
     from recommender.api.config import ApiConfig
     from recommender.speech.artifact import ModelNotFoundError, SpeechRecognizer, active_model_path
 
-    cfg = ApiConfig.from_env()
+    cfg = ApiConfig.from_settings()
     try:
         recognizer = SpeechRecognizer(model or cfg.speech_model or active_model_path())
         heard = recognizer.predict_file(clip, cfg.limits)
     except (ModelNotFoundError, AudioError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    rec = sessions.recommend(listener, heard.emotion, size)
+    rec = sessions.recommend(listener, heard.emotion, size, check=False)  # the shell user is trusted
     for song in rec.playlist:
         typer.echo(f"  {song['id']:>6}  {song['title']}  ({song['artist'] or '?'})  topic {song['topic_id']}", err=True)
     out = {"emotion": heard.emotion, "probabilities": heard.probabilities, "playlist": rec.playlist, "session_id": rec.session_id, "step": rec.step, "exhausted": rec.exhausted}
+    if rec.listener_token:
+        out["listener_token"] = rec.listener_token
     typer.echo(json.dumps(out))
 
 

@@ -143,3 +143,21 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(report, default=str))
         else:
             render(report)
+
+    @app.command("retry")
+    def retry(
+        failed: bool = typer.Option(False, "--failed", help="Send failed songs through their stage again."),
+        stage: str = typer.Option(None, "--stage", help="Only songs that failed at this stage: features, label or topics."),
+    ) -> None:
+        """Put failed songs back to the state their stage starts from and enqueue them (prints counts as JSON)."""
+        import json
+
+        from workers.tasks import retry_failed
+
+        if not failed:
+            raise typer.BadParameter("say what to retry: --failed")
+        try:
+            counts = retry_failed(stage)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        typer.echo(json.dumps({"requeued": counts}))

@@ -241,10 +241,14 @@ class DedupPipeline(_ContextPipeline):
 
 
 class LyricsPipeline(_ContextPipeline):
-    """Parse lyrics (time tags kept) into lines."""
+    """Parse lyrics (time tags kept) into lines; lyrics above LYRICS_MAX_BYTES are dropped (the song stays)."""
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         raw = item.get("lyrics_raw")
+        limit = self.crawler.settings.getint("LYRICS_MAX_BYTES", 0)
+        if raw and limit and len(raw.encode("utf-8", "replace")) > limit:
+            log.warning("lyrics of %s dropped: %d bytes above the %d-byte limit", item.get("source_url"), len(raw), limit)
+            item["lyrics_raw"] = raw = None
         if raw and raw.strip():
             item["lyric_lines"] = [ln.as_dict() for ln in parse_lrc(raw)]
         return item

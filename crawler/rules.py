@@ -151,29 +151,32 @@ def parse_rules(data: dict[str, Any], path: str = "<rules>") -> SiteRules:
             path=str(path),
         )
     except RulesError as exc:
-        raise RulesError(f"{path}: {exc}") from None
+        raise RulesError(f"{Path(path).name}: {exc}") from None
 
 
 def load_rules(path: str | Path) -> SiteRules:
     path = Path(path)
     if not path.is_file():
-        raise RulesError(f"rule file {path} not found")
+        raise RulesError(f"rule file {path.name} not found")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{path}: not valid TOML: {exc}") from exc
+        raise RulesError(f"{path.name}: not valid TOML: {exc}") from exc
     return parse_rules(data, str(path))
 
 
 def site_path(name: str) -> Path:
-    """The rule file of site NAME in crawler/sites/."""
+    """The rule file of site NAME in the configured sites folder (`sites_dir`, default crawler/sites/)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise RulesError(f"site name {name!r} may only use letters, digits, '_', '-', '.'")
-    path = SITES_DIR / f"{name}.toml"
+    from catalog.settings import get_settings
+
+    sites = get_settings().sites_dir or SITES_DIR
+    path = sites / f"{name}.toml"
     if not path.is_file():
-        available = ", ".join(sorted(p.stem for p in SITES_DIR.glob("*.toml"))) or "none"
-        raise RulesError(f"no rule file for site {name!r} ({path}); available: {available}")
+        available = ", ".join(sorted(p.stem for p in sites.glob("*.toml"))) or "none"
+        raise RulesError(f"no rule file for site {name!r} in the sites folder; available: {available}")
     return path
 
 

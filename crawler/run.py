@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scrapy.settings import Settings
+
 from catalog.settings import get_settings
 from crawler import jobs
 from crawler import settings as crawl_settings
@@ -46,17 +48,20 @@ def crawl_order(spider: str, args: dict[str, str]) -> str:
     return "depth"
 
 
-def scrapy_settings(spider: str, args: dict[str, str], job_id: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def scrapy_settings(spider: str, args: dict[str, str], job_id: int, overrides: dict[str, Any] | None = None) -> Settings:
     app = get_settings()
     values = crawl_settings.build(overrides, order=crawl_order(spider, args))
     if values.get("HTTPCACHE_DIR") and not Path(str(values["HTTPCACHE_DIR"])).is_absolute():
-        values["HTTPCACHE_DIR"] = str(app.var_dir / str(values["HTTPCACHE_DIR"]))
-    values.update(
-        MUSICREC_JOB_ID=job_id,
-        MUSICREC_DATABASE_URL=app.database_url,
-        MUSICREC_STORE_DIR=str(app.store_dir),
-        MUSICREC_LIMIT=int(args["limit"]) if args.get("limit") else 0,
-    )
+        values.set("HTTPCACHE_DIR", str(app.var_dir / str(values["HTTPCACHE_DIR"])), priority=values.getpriority("HTTPCACHE_DIR") or "project")
+    job = jobs.get_job(job_id, app.database_url)
+    if job is not None and job.origin == "api":  # asked for over the network: public hosts only, whatever -s says
+        values.set("MUSICREC_PUBLIC_HOSTS_ONLY", True, priority=50)
+    values.setdict({
+        "MUSICREC_JOB_ID": job_id,
+        "MUSICREC_DATABASE_URL": app.database_url,
+        "MUSICREC_STORE_DIR": str(app.store_dir),
+        "MUSICREC_LIMIT": int(args["limit"]) if args.get("limit") else 0,
+    }, priority="cmdline")
     return values
 
 

@@ -1,15 +1,19 @@
-"""Scrapy settings for musicrec crawls: polite defaults, our pipelines, and user overrides.
+"""Scrapy settings for musicrec crawls: polite defaults, our pipelines, limits from `catalog.settings`, user overrides.
 
-Overrides, later wins: the `[crawler]` table of musicrec.toml, `MUSICREC_CRAWL_<SETTING>` environment
-variables (e.g. `MUSICREC_CRAWL_USER_AGENT`, `MUSICREC_CRAWL_DOWNLOAD_TIMEOUT`), then explicit overrides
-(`musicrec crawl --set KEY=VALUE`).
+Built with Scrapy's setting priorities from the one settings object: the `crawler` table of `catalog.settings` (the
+`[crawler]` table of musicrec.toml and `MUSICREC_CRAWL_<SETTING>` variables such as `MUSICREC_CRAWL_USER_AGENT`)
+overrides the defaults here, and explicit overrides (`musicrec crawl --set KEY=VALUE`) override both. The bounds of
+every crawl (DOWNLOAD_MAXSIZE/WARNSIZE for pages, DEPTH_LIMIT, CLOSESPIDER_PAGECOUNT, LYRICS_MAX_BYTES) come from the
+one settings object too (`crawl_page_max_mb`,
+`crawl_page_warn_mb`, `crawl_max_depth`, `crawl_max_pages`, `crawl_lyrics_max_kb`); audio downloads carry their
+own `download_maxsize` (AUDIO_MAX_BYTES).
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from typing import Any
+
+from scrapy.settings import Settings
 
 BOT_NAME = "musicrec"
 SPIDER_MODULES = ["crawler.spiders"]
@@ -71,8 +75,10 @@ ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 900,
 }
 DOWNLOADER_MIDDLEWARES = {
+    "crawler.middlewares.PublicHostsMiddleware": 40,
     "crawler.middlewares.KnownUrlMiddleware": 50,
 }
+MUSICREC_PUBLIC_HOSTS_ONLY = False  # set for jobs created over the API
 EXTENSIONS = {
     "crawler.extensions.JobExtension": 100,
 }
@@ -83,39 +89,40 @@ BREADTH_FIRST = {
     "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
 }
 
-ENV_PREFIX = "MUSICREC_CRAWL_"
+USER_PRIORITY = 35  # the operator's [crawler] table / MUSICREC_CRAWL_* variables: above spiders (30), below `-s` (cmdline, 40)
+
+
+def limits() -> dict[str, Any]:
+    """Page size, depth, page count and lyrics caps from `catalog.settings`."""
+    from catalog.settings import get_settings
+
+    s = get_settings()
+    return {
+        "DOWNLOAD_MAXSIZE": int(s.crawl_page_max_mb * 1024 * 1024),
+        "DOWNLOAD_WARNSIZE": int(s.crawl_page_warn_mb * 1024 * 1024),
+        "DEPTH_LIMIT": s.crawl_max_depth,
+        "CLOSESPIDER_PAGECOUNT": s.crawl_max_pages,
+        "LYRICS_MAX_BYTES": s.crawl_lyrics_max_kb * 1024,
+    }
 
 
 def defaults() -> dict[str, Any]:
-    """The Scrapy settings defined in this module."""
-    return {k: v for k, v in globals().items() if k.isupper() and k not in ("BREADTH_FIRST", "ENV_PREFIX")}
+    """The Scrapy settings defined in this module, with the limits of `catalog.settings`."""
+    return {**{k: v for k, v in globals().items() if k.isupper() and k not in ("BREADTH_FIRST", "USER_PRIORITY")}, **limits()}
 
 
-def from_config_file() -> dict[str, Any]:
-    """The `[crawler]` table of musicrec.toml (keys are Scrapy setting names)."""
-    from catalog.settings import config_file
+def build(overrides: dict[str, Any] | None = None, *, order: str = "depth") -> Settings:
+    """All Scrapy settings of one crawl, layered with Scrapy's priorities: this module and the limits ("project"),
+    the crawl order ("project"), the operator's `catalog.settings.crawler` table (USER_PRIORITY), `overrides`
+    ("cmdline", e.g. `musicrec crawl --set KEY=VALUE`)."""
+    from catalog.settings import get_settings
 
-    path = config_file()
-    if not path.is_file():
-        return {}
-    with path.open("rb") as fh:
-        table = tomllib.load(fh).get("crawler", {})
-    return {str(k).upper(): v for k, v in table.items()}
-
-
-def from_environment() -> dict[str, str]:
-    """`MUSICREC_CRAWL_<SETTING>` variables as Scrapy settings."""
-    return {k[len(ENV_PREFIX) :]: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX) and len(k) > len(ENV_PREFIX)}
-
-
-def build(overrides: dict[str, Any] | None = None, *, order: str = "depth") -> dict[str, Any]:
-    """All settings for one crawl: defaults, config file, environment, `overrides`, crawl order."""
     if order not in ("depth", "breadth"):
         raise ValueError(f"crawl order must be 'depth' or 'breadth', got {order!r}")
-    merged = defaults()
+    values = Settings()
+    values.setdict(defaults(), priority="project")
     if order == "breadth":
-        merged.update(BREADTH_FIRST)
-    merged.update(from_config_file())
-    merged.update(from_environment())
-    merged.update(overrides or {})
-    return merged
+        values.setdict(BREADTH_FIRST, priority="project")
+    values.setdict(get_settings().crawler, priority=USER_PRIORITY)
+    values.setdict(overrides or {}, priority="cmdline")
+    return values

@@ -26,6 +26,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(_url())
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # Batch mode recreates tables; with foreign keys on, dropping the old `listeners` table would cascade
+            # and delete every session (SQLite runs an implicit DELETE on DROP TABLE). Alembic's advice: off.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True, include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()

@@ -107,6 +107,7 @@ def song_details(session: Session, song_id: int) -> dict[str, Any] | None:
     out.pop("topic_id")
     out.update(
         status=song.status,
+        failure={"stage": song.failed_stage, "reason": song.failure_reason} if song.status == "failed" else None,
         source_site=song.source_site,
         source_url=song.source_url,
         tags=song.tags,

@@ -65,7 +65,8 @@ def seed_topic_models(url: str | None, folder: Path, per_emotion: int = 2) -> No
     from catalog.db import session_scope
     from catalog.models import EMOTIONS, EmotionLabel, Song
     from topics.build import BuildConfig, build_all
-    from workers import reference, stages
+    from tests.support import reference_labeller as reference
+    from workers import stages
 
     model_id = reference.register(url)
     ids = add_songs(url, folder / "seed", per_emotion * len(EMOTIONS), start=10_000, status="labelled")
@@ -94,13 +95,11 @@ class Pipeline:
         """A Celery app for this pipeline's broker, for publishing from the test process."""
         from catalog.settings import reload_settings
         from workers.app import make_app
-        from workers.config import worker_settings
 
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         try:
             reload_settings()
-            worker_settings.cache_clear()
             return make_app()
         finally:
             for k, v in saved.items():
@@ -108,7 +107,7 @@ class Pipeline:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-            worker_settings.cache_clear()
+            reload_settings()
 
     def start_worker(self, queues: str = "crawl,features,gpu,topics", concurrency: int = 1, name: str = "", extra_env: dict[str, str] | None = None,
                      via_cli: bool = False) -> subprocess.Popen:
@@ -157,7 +156,7 @@ def pipeline_env(var: Path, db_url: str, broker: str, backend: str, **worker: st
         "MUSICREC_BROKER_URL": broker,
         "MUSICREC_RESULT_BACKEND": backend,
         "MUSICREC_DEVICE": "cpu",
-        "MUSICREC_WORKER_LABELLER": "workers.reference:reference_labeller",
+        "MUSICREC_WORKER_LABELLER": "tests.support.reference_labeller:reference_labeller",
         "MUSICREC_WORKER_BATCH_WAIT_S": "1.0",
         "MUSICREC_WORKER_POLL_INTERVAL_S": "0.1",
         "PYTHONPATH": str(REPO),

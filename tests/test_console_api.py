@@ -35,7 +35,7 @@ def live(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
         "MUSICREC_STORE_DIR": str(var / "store"),
         "MUSICREC_API_KEYS": json.dumps([KEY]),
         "MUSICREC_SPEECH_MODEL": str(var / "no-model"),
-        "MUSICREC_CRAWL_DISPATCH": "",
+        "MUSICREC_CRAWL_DISPATCH": "false",
     }
     opus = min((shared_data / "q4-audio-dev" / "Q1").glob("*.opus"))
     wav = min((shared_data / "emodb-dev").rglob("*.wav"))
@@ -129,20 +129,20 @@ def test_pages_render_and_the_admin_routes_need_a_key(live) -> None:
 def test_admin_schedules_add_list_remove(live) -> None:
     base, _, _ = live
     h = {"X-API-Key": KEY}
-    r = httpx.post(base + "/v1/admin/schedules", json={"spider": "site", "args": {"site": "demo"}, "cron": "0 */6 * * *"}, headers=h)
+    r = httpx.post(base + "/v1/admin/schedules", json={"spider": "site", "args": {"site": "example"}, "cron": "0 */6 * * *"}, headers=h)
     assert r.status_code == 201, r.text
     name = r.json()["name"]
-    assert name == "crawl:site[site=demo]" and r.json()["every"].startswith("cron 0 */6")
+    assert name == "crawl:site[site=example]" and r.json()["every"].startswith("cron 0 */6")
     assert [x["name"] for x in httpx.get(base + "/v1/admin/schedules", headers=h).json()["schedules"]] == [name]
     bad = [
-        {"spider": "site", "args": {"site": "demo"}},  # neither every nor cron
-        {"spider": "site", "args": {"site": "demo"}, "every": "6 hours"},
+        {"spider": "site", "args": {"site": "example"}},  # neither every nor cron
+        {"spider": "site", "args": {"site": "example"}, "every": "6 hours"},
         {"spider": "nope", "every": "6h"},
     ]
     for body in bad:
         r = httpx.post(base + "/v1/admin/schedules", json=body, headers=h)
         assert r.status_code in (400, 422), (body, r.text)
-    assert httpx.post(base + "/v1/admin/schedules", json={"spider": "site", "args": {"site": "demo"}, "every": "6h"}).status_code == 401
+    assert httpx.post(base + "/v1/admin/schedules", json={"spider": "site", "args": {"site": "example"}, "every": "6h"}).status_code == 401
     assert httpx.delete(f"{base}/v1/admin/schedules/{name}").status_code == 401
     r = httpx.delete(f"{base}/v1/admin/schedules/{name}", headers=h)
     assert r.status_code == 200 and r.json()["removed"] == [name]

@@ -49,7 +49,7 @@ def console(shared_data: Path, tiny_speech_model: Path, tmp_path_factory: pytest
         "MUSICREC_STORE_DIR": str(var / "store"),
         "MUSICREC_SPEECH_MODEL": str(tiny_speech_model),
         "MUSICREC_API_KEYS": json.dumps([KEY]),
-        "MUSICREC_CRAWL_DISPATCH": "",
+        "MUSICREC_CRAWL_DISPATCH": "false",
     }
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
@@ -240,13 +240,13 @@ def test_pipeline_page_refuses_without_a_key_then_shows_status_and_manages_sched
     assert "site" in job and "running" in job and "HTTP 404 on the audio file" in job
     assert "crawl" in d.find_element("id", "queues").text
 
-    d.find_element("id", "s-args").send_keys("site=demo")
+    d.find_element("id", "s-args").send_keys("site=example")
     d.find_element("id", "s-every").send_keys("6h")
     d.find_element("id", "s-name").send_keys("nightly-demo")
     d.find_element("css selector", "#schedule-form button[type=submit]").click()
     wait_for(d, "return !!document.querySelector(\"#schedules tr[data-name='crawl:nightly-demo']\")", 15, "the new schedule")
     row = d.find_element("css selector", "#schedules tr[data-name='crawl:nightly-demo']").text
-    assert "every 6 hours" in row and "site=demo" in row
+    assert "every 6 hours" in row and "site=example" in row
     screenshot(d, artifacts_dir() / "pipeline-desktop.png", DESKTOP)
     screenshot(d, artifacts_dir() / "pipeline-phone.png", PHONE)
     d.find_element("css selector", "#schedules tr[data-name='crawl:nightly-demo'] button.danger").click()

@@ -109,8 +109,15 @@ def test_settings_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     config.write_text('[crawler]\nuser_agent = "from-file"\ndownload_timeout = 7\n')
     monkeypatch.setenv("MUSICREC_CONFIG", str(config))
     monkeypatch.setenv("MUSICREC_CRAWL_DOWNLOAD_TIMEOUT", "9")
-    built = crawl_settings.build({"CONCURRENT_REQUESTS_PER_DOMAIN": 1})
-    assert built["USER_AGENT"] == "from-file" and built["DOWNLOAD_TIMEOUT"] == "9"
+    monkeypatch.setenv("MUSICREC_CRAWL_MAX_PAGES", "77")  # one of our own settings, not a Scrapy one
+    from catalog.settings import reload_settings
+
+    reload_settings()
+    built = crawl_settings.build({"CONCURRENT_REQUESTS_PER_DOMAIN": 1, "USER_AGENT": "from-cmdline"})
+    assert built["USER_AGENT"] == "from-cmdline" and built["DOWNLOAD_TIMEOUT"] == "9"
+    assert crawl_settings.build()["USER_AGENT"] == "from-file" and crawl_settings.build()["CLOSESPIDER_PAGECOUNT"] == 77
+    assert "MAX_PAGES" not in crawl_settings.build() and built.getpriority("DOWNLOAD_TIMEOUT") == crawl_settings.USER_PRIORITY
+    assert built.getpriority("USER_AGENT") == 40 and built["DOWNLOAD_MAXSIZE"] == 10 * 1024 * 1024
     assert built["ROBOTSTXT_OBEY"] is True and built["AUTOTHROTTLE_ENABLED"] is True and built["CONCURRENT_REQUESTS_PER_DOMAIN"] == 1
     assert crawl_settings.build(order="breadth")["SCHEDULER_MEMORY_QUEUE"].endswith("FifoMemoryQueue")
     with pytest.raises(ValueError, match="crawl order"):

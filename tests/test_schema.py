@@ -95,7 +95,30 @@ def test_db_cli_upgrade_and_check(tmp_path, monkeypatch) -> None:  # type: ignor
     run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "db", *a], env=env, capture_output=True, text=True)  # noqa: E731
     up = run("upgrade")
     assert up.returncode == 0, up.stderr
-    assert "at revision 0001" in up.stdout
+    assert "at revision 0002" in up.stdout
     assert run("check").returncode == 0
     assert run("downgrade", "base").returncode == 0
     assert run("current").stdout.strip() == "base"
+
+
+def test_0002_backfills_public_ids_and_downgrades(db_url: str) -> None:
+    """Sessions made before 0002 get distinct unguessable public ids; 0002 goes down and up again with data in it."""
+    from sqlalchemy import text
+
+    migrate.downgrade("0001", db_url)
+    engine = get_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO listeners (id, external_id, created_at) VALUES (1, 'old', CURRENT_TIMESTAMP)"))
+        for sid in (1, 2):
+            conn.execute(text(
+                "INSERT INTO recommendation_sessions (id, listener_id, emotion, status, preferred_topics, version, created_at, updated_at) "
+                "VALUES (:id, 1, 'sad', 'active', '{}', 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"id": sid})
+    migrate.upgrade("head", db_url)
+    with engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(text("SELECT public_id FROM recommendation_sessions ORDER BY id"))]
+        assert conn.execute(text("SELECT token_hash FROM listeners")).scalar() is None
+    assert len(ids) == 2 and len(set(ids)) == 2 and all(len(i) >= 22 for i in ids)
+    assert migrate.pending_diff(db_url) == []
+    migrate.downgrade("0001", db_url)
+    assert "public_id" not in {c["name"] for c in inspect(engine).get_columns("recommendation_sessions")}
+    migrate.upgrade("head", db_url)

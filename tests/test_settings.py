@@ -55,3 +55,21 @@ def test_config_show_cli_masks(monkeypatch: pytest.MonkeyPatch) -> None:
     data = json.loads(out)
     assert data["api_keys"] == ["********"]
     assert "topsecret" not in out
+
+
+def test_one_settings_object_no_raw_environment_reads() -> None:
+    """Only catalog/settings.py reads MUSICREC_* configuration from the environment (issue 14: one of each)."""
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    pattern = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[|BaseSettings\)")
+    offenders = [
+        f"{path.relative_to(repo)}:{n}"
+        for package in ("catalog", "crawler", "emotion", "topics", "recommender", "workers", "cli", "migrations")
+        for path in sorted((repo / package).rglob("*.py"))
+        if path.relative_to(repo).as_posix() != "catalog/settings.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []

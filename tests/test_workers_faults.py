@@ -135,9 +135,6 @@ def test_faults_kill_restart_poison(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             monkeypatch.setenv("MUSICREC_RESULT_BACKEND", env["MUSICREC_RESULT_BACKEND"])
             monkeypatch.setenv("MUSICREC_WORKER_KEY_PREFIX", prefix)
             reload_settings()
-            from workers.config import worker_settings
-
-            worker_settings.cache_clear()
             report = collect()
             assert report["catalog"]["songs"]["topics"] == 6 + 8 and report["catalog"]["songs"]["failed"] == 1
             assert report["catalog"]["failed_songs"][0]["id"] == poison
@@ -154,6 +151,6 @@ def test_faults_kill_restart_poison(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def worker_settings_clear() -> None:
-    from workers.config import worker_settings
+    from catalog.settings import reload_settings
 
-    worker_settings.cache_clear()
+    reload_settings()

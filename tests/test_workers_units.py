@@ -69,7 +69,8 @@ def test_only_one_beat_holds_the_lock(db_url: str) -> None:
 def test_labels_and_state_changes_are_idempotent(db_url: str, tmp_path: Path) -> None:
     from catalog.db import session_scope
     from catalog.models import EmotionLabel, FeatureSet
-    from workers import reference, stages, tasks
+    from tests.support import reference_labeller as reference
+    from workers import stages, tasks
 
     model_id = reference.register(db_url)
     ids = add_songs(db_url, tmp_path / "audio", 2)
@@ -125,13 +126,13 @@ def test_sweep_requeues_stuck_songs_and_status_counts_them(tmp_path: Path, monke
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    assert sweep(0) == {"new": 3, "features": 1, "labelled": 2, "crawl_jobs": 0}
+    assert sweep(0) == {"new": 3, "features": 1, "labelled": 2, "crawl_jobs": 0, "crawl_jobs_failed": 0}
     from workers.status import collect
 
     report = collect()
     assert report["queues"] == {"crawl": 0, "features": 3, "gpu": 1, "topics": 2}
     assert report["catalog"]["songs"] == {"new": 3, "features": 1, "labelled": 2, "topics": 0, "failed": 0}
-    assert sweep(3600) == {"new": 0, "features": 0, "labelled": 0, "crawl_jobs": 0}
+    assert sweep(3600) == {"new": 0, "features": 0, "labelled": 0, "crawl_jobs": 0, "crawl_jobs_failed": 0}
     assert len(new) + len(labelled) + len(waiting) == 6
 
 
@@ -155,11 +156,10 @@ def test_app_delivery_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MUSICREC_BROKER_URL", "redis://127.0.0.1:6379/3")
     monkeypatch.setenv("MUSICREC_WORKER_KEY_PREFIX", "p1:")
     reload_settings()
-    worker_settings.cache_clear()
     try:
         conf = make_app().conf
     finally:
-        worker_settings.cache_clear()
+        reload_settings()
     assert conf.task_acks_late and conf.task_reject_on_worker_lost and conf.worker_prefetch_multiplier == 1
     assert {q.name for q in conf.task_queues} == {"crawl", "features", "gpu", "topics"}
     assert conf.task_routes["workers.tasks.label_pending"] == {"queue": "gpu"}

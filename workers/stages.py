@@ -1,6 +1,7 @@
-"""The pipeline's stage functions, called by the Celery tasks; each stage is named by a worker setting.
+"""The pipeline's stage functions, called directly by the Celery tasks.
 
 Contracts (the tasks rely on nothing else):
+The tasks call these functions directly:
 - features: `extract_features(song_id) -> None`: compute and cache the song's features (upsert, so a
   second call adds nothing). Raises `PermanentError` for a song that can never pass (corrupt audio).
 - labeller: `active_labeller() -> Labeller`, loaded once per worker process; `Labeller.model_id` is
@@ -9,8 +10,10 @@ Contracts (the tasks rely on nothing else):
 - topics: `assign_topics(song_id) -> None`: topic inference against the active topic model of the
   song's emotion, stored in song_topics (this is what the playlists read).
 
-A stage whose code or model is not there raises `StageUnavailable`: the song keeps its state and the
-sweep tries again later. Anything in `TRANSIENT` is retried with backoff.
+Errors are classified once (`classify`): *transient* (database, network, timeouts, CUDA out of memory),
+*configuration* (a model, checkpoint or package that is not there: `StageUnavailable`, missing files) and *bad
+input* (this song can never pass: `PermanentError`, and any unknown error on one song). The tasks retry the first
+two with backoff (Celery's autoretry on `workers.tasks.PipelineTask`); bad input fails the song at once.
 """
 
 from __future__ import annotations
@@ -54,9 +57,45 @@ class StageUnavailable(Exception):
 TRANSIENT: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
     ConnectionError,
     TimeoutError,
+    MemoryError,
 )
+CONFIGURATION: tuple[type[BaseException], ...] = (StageUnavailable, FileNotFoundError, ImportError, PermissionError)
+TRANSIENT_WORDS = ("out of memory", "cuda error", "cudnn_status", "device-side", "connection reset", "temporarily unavailable")
+
+
+def classify(exc: BaseException) -> str:
+    """'transient', 'configuration' or 'bad_input' (the one place that decides whether an error is retried)."""
+    if isinstance(exc, PermanentError):
+        return "bad_input"
+    if isinstance(exc, TRANSIENT):
+        return "transient"
+    if isinstance(exc, CONFIGURATION):
+        return "configuration"
+    if isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in TRANSIENT_WORDS):
+        return "transient"  # torch.cuda.OutOfMemoryError is a RuntimeError whose message says so
+    return "bad_input"
+
+
+class Retryable(Exception):
+    """A transient or configuration error of a stage on some songs: the task retries with backoff, then fails them.
+
+    Built from plain values (so Celery can pickle it into the task's failure): use `Retryable.of(stage, ids, cause)`.
+    """
+
+    def __init__(self, stage: str, song_ids: list[int], kind: str, message: str) -> None:
+        super().__init__(stage, list(song_ids), kind, message)
+        self.stage, self.song_ids, self.kind, self.message = stage, list(song_ids), kind, message
+
+    @classmethod
+    def of(cls, stage: str, song_ids: list[int], cause: BaseException) -> Retryable:
+        kind = classify(cause)
+        return cls(stage, song_ids, kind, f"{kind} error: {type(cause).__name__}: {cause}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -175,9 +214,13 @@ def extract_features(song_id: int, url: str | None = None, store: FileStore | No
 
 @lru_cache(maxsize=1)
 def labeller() -> Labeller:
-    """The labeller named by the worker setting, loaded once per worker process (lazy singleton)."""
-    factory = resolve(worker_settings().labeller)
-    instance = factory()
+    """The active model's labeller, loaded once per worker process (lazy singleton).
+
+    `MUSICREC_WORKER_LABELLER` (a test hook) may name another factory, e.g. the untrained reference labeller of the
+    pipeline tests; production leaves it empty.
+    """
+    hook = worker_settings().labeller
+    instance = resolve(hook)() if hook else active_labeller()
     log.info("labeller loaded: %s (emotion model %s)", type(instance).__name__, getattr(instance, "model_id", "?"))
     return instance
 
@@ -226,9 +269,9 @@ class ActiveModelLabeller:
         out: dict[int, Prediction | str] = {int(f.id): f"{f.stage}: {f.reason}" for f in built.failures}
         if built.samples:
             probs = self.art.predict(built.samples, self.device)
-            for sample, p in zip(built.samples, probs):
+            for sample, p in zip(built.samples, probs, strict=True):
                 k = int(p.argmax())
-                out[int(sample.id)] = Prediction(LABELS[k], float(p[k]), {name: float(v) for name, v in zip(LABELS, p)})
+                out[int(sample.id)] = Prediction(LABELS[k], float(p[k]), {name: float(v) for name, v in zip(LABELS, p, strict=True)})
         for sid in song_ids:
             out.setdefault(sid, "song not found or no usable audio or lyrics")
         return out
@@ -265,8 +308,3 @@ def assign_topics(song_id: int, url: str | None = None, store: FileStore | None 
             raise PermanentError(str(exc)) from exc
         raise StageUnavailable(str(exc)) from exc
 
-
-@lru_cache(maxsize=4)
-def stage(name: str) -> Callable[..., Any]:
-    """The features or topics stage function named by the worker settings."""
-    return resolve(getattr(worker_settings(), name))

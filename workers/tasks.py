@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from celery import Task
 from celery.signals import celeryd_init, worker_process_init, worker_ready
-from sqlalchemy import select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 
 from catalog.db import get_engine, session_scope
 from catalog.models import CrawlJob, EmotionLabel, Song, utcnow
@@ -67,41 +68,80 @@ def status_of(song_id: int) -> str | None:
         return session.scalar(select(Song.status).where(Song.id == song_id))
 
 
-def retry_or_fail(task: Task, exc: BaseException, song_ids: list[int], stage: str) -> None:
-    """Retry a transient failure with exponential backoff; after the last retry mark the songs failed."""
-    ws = worker_settings()
-    retries = task.request.retries
-    if retries >= ws.max_retries:
-        for song_id in song_ids:
-            mark_failed(song_id, stage, f"gave up after {retries} retries: {type(exc).__name__}: {exc}")
-        return
-    countdown = min(ws.retry_backoff_max_s, 2 ** retries)
-    log.info("%s: transient %s, retry %d in %ss", task.name, type(exc).__name__, retries + 1, countdown)
-    raise task.retry(exc=exc, countdown=countdown, max_retries=ws.max_retries)
+INPUT_STATE = {"features": "new", "label": "features", "topics": "labelled"}  # the state a stage starts from
+
+
+def describe(exc: BaseException) -> str:
+    """The failure reason stored on a song."""
+    return str(exc) if isinstance(exc, stages.PermanentError) else f"{type(exc).__name__}: {exc}"
+
+
+class PipelineTask(Task):
+    """Base of the pipeline tasks.
+
+    A transient or configuration error (`stages.Retryable`, or a transient database error) is retried with
+    exponential backoff and jitter by Celery's autoretry; once the retries are spent, `on_failure` marks the songs
+    failed with the stage and the classified reason, so `musicrec retry --failed --stage S` can send them again.
+    """
+
+    autoretry_for = (stages.Retryable, *stages.TRANSIENT)
+    retry_backoff = True
+    retry_backoff_max = worker_settings().retry_backoff_max_s
+    retry_jitter = True
+    max_retries = worker_settings().max_retries
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if isinstance(exc, stages.Retryable):
+            reason = f"{exc} (gave up after {self.request.retries} retries)"
+            for song_id in exc.song_ids:
+                mark_failed(song_id, exc.stage, reason)
+        else:
+            log.error("%s[%s] failed: %s: %s", self.name, task_id, type(exc).__name__, exc)
+
+
+def retry_failed(stage: str | None = None) -> dict[str, int]:
+    """Send failed songs (of one stage, or all) back to the state their stage starts from and enqueue them."""
+    if stage is not None and stage not in INPUT_STATE:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(INPUT_STATE)}")
+    counts: dict[str, int] = {}
+    for name, state in INPUT_STATE.items():
+        if stage not in (None, name):
+            continue
+        with session_scope() as session:
+            ids = list(session.scalars(
+                update(Song).where(Song.status == "failed", Song.failed_stage == name)
+                .values(status=state, failed_stage=None, failure_reason=None, updated_at=utcnow()).returning(Song.id)))
+        counts[name] = len(ids)
+        if not ids:
+            continue
+        if name == "features":
+            for sid in ids:
+                features.delay(sid)
+        elif name == "label":
+            label_pending.delay()
+        else:
+            topics.delay(ids)
+    return counts
 
 
 # --- features ---------------------------------------------------------------------------------------
 
 
-@app.task(bind=True, name="workers.tasks.features")
+@app.task(bind=True, base=PipelineTask, name="workers.tasks.features")
 def features(self: Task, song_id: int) -> str:
     """Features of one new song, then a nudge to the labelling collector."""
     state = status_of(song_id)
     if state != "new":
         return f"skipped ({state})"
     try:
-        stages.stage("features")(song_id)
-    except stages.PermanentError as exc:
-        mark_failed(song_id, "features", str(exc))
-        return "failed"
+        stages.extract_features(song_id)
     except stages.StageUnavailable as exc:
         log.warning("features stage unavailable, song %s waits: %s", song_id, exc)
         return "waiting"
-    except stages.TRANSIENT as exc:
-        retry_or_fail(self, exc, [song_id], "features")
-        return "failed"
-    except Exception as exc:  # noqa: BLE001 - an unknown error on one song is recorded, not lost
-        mark_failed(song_id, "features", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - classified: bad input fails the song, the rest is retried
+        if stages.classify(exc) != "bad_input":
+            raise stages.Retryable.of("features", [song_id], exc) from exc
+        mark_failed(song_id, "features", describe(exc))
         return "failed"
     advance([song_id], "new", "features")
     nudge_collector()
@@ -159,7 +199,7 @@ def store_labels(model_id: int, predictions: dict[int, stages.Prediction]) -> in
         return stages.insert_ignore(session, EmotionLabel.__table__, rows, ["song_id", "model_id"])
 
 
-@app.task(bind=True, name="workers.tasks.label_pending")
+@app.task(bind=True, base=PipelineTask, name="workers.tasks.label_pending")
 def label_pending(self: Task) -> dict[str, int]:
     """The collector: label one batch of songs in state 'features' with the active model (model loaded once).
 
@@ -227,12 +267,11 @@ def label_batch(task: Task, labeller: stages.Labeller, ids: list[int]) -> dict[s
         results = labeller.predict(ids)
         good = {sid: p for sid, p in results.items() if isinstance(p, stages.Prediction)}
         store_labels(labeller.model_id, good)
-    except stages.TRANSIENT as exc:
-        retry_or_fail(task, exc, ids, "label")
-        return {"labelled": 0, "failed": len(ids)}
-    except Exception as exc:  # noqa: BLE001 - label one by one to find the poison song
+    except Exception as exc:  # noqa: BLE001 - classified: transient/configuration retry the batch, bad input is isolated
+        if stages.classify(exc) != "bad_input":
+            raise stages.Retryable.of("label", ids, exc) from exc
         if len(ids) == 1:
-            mark_failed(ids[0], "label", f"{type(exc).__name__}: {exc}")
+            mark_failed(ids[0], "label", describe(exc))
             return {"labelled": 0, "failed": 1}
         log.warning("batch of %d failed (%s); labelling one by one", len(ids), exc)
         return label_each(labeller, ids)
@@ -253,11 +292,13 @@ def label_batch(task: Task, labeller: stages.Labeller, ids: list[int]) -> dict[s
 def label_each(labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
     """Fallback after a failed batch: each song alone, so one bad song fails alone."""
     labelled = failed = 0
-    for sid in ids:
+    for n, sid in enumerate(ids):
         try:
             result = labeller.predict([sid]).get(sid, "the labeller returned nothing for this song")
-        except Exception as exc:  # noqa: BLE001
-            result = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - classified like the batch
+            if stages.classify(exc) != "bad_input":
+                raise stages.Retryable.of("label", ids[n:], exc) from exc
+            result = describe(exc)
         if isinstance(result, stages.Prediction):
             store_labels(labeller.model_id, {sid: result})
             if advance([sid], "features", "labelled"):
@@ -272,7 +313,7 @@ def label_each(labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
 # --- topics -----------------------------------------------------------------------------------------
 
 
-@app.task(bind=True, name="workers.tasks.topics")
+@app.task(bind=True, base=PipelineTask, name="workers.tasks.topics")
 def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
     """Topic inference for labelled songs (one id or a labelled batch); storing song_topics puts each in its playlist."""
     ids = [song_ids] if isinstance(song_ids, int) else [int(i) for i in song_ids]
@@ -282,21 +323,15 @@ def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
             counts["skipped"] += 1
             continue
         try:
-            stages.stage("topics")(song_id)
-        except stages.PermanentError as exc:
-            mark_failed(song_id, "topics", str(exc))
-            counts["failed"] += 1
-            continue
+            stages.assign_topics(song_id)
         except stages.StageUnavailable as exc:
             log.warning("topics unavailable, song %s waits labelled: %s", song_id, exc)
             counts["waiting"] += 1
             continue
-        except stages.TRANSIENT as exc:
-            retry_or_fail(self, exc, [song_id], "topics")  # a retry runs the whole list again: done songs are skipped
-            counts["failed"] += 1
-            continue
-        except Exception as exc:  # noqa: BLE001
-            mark_failed(song_id, "topics", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - classified; a retry runs the whole list again (done songs are skipped)
+            if stages.classify(exc) != "bad_input":
+                raise stages.Retryable.of("topics", [song_id], exc) from exc
+            mark_failed(song_id, "topics", describe(exc))
             counts["failed"] += 1
             continue
         advance([song_id], "labelled", "topics")
@@ -321,14 +356,27 @@ def dispatch_crawl(job_id: int) -> str:
 
 def claim_job(job_id: int) -> tuple[str, dict[str, Any]] | None:
     """Take a queued crawl job (queued -> running) once; None when another delivery already took it."""
+    now = utcnow()
     with session_scope() as session:
         row = session.execute(
             update(CrawlJob)
             .where(CrawlJob.id == job_id, CrawlJob.status == "queued")
-            .values(status="running", started_at=utcnow(), updated_at=utcnow())
+            .values(status="running", started_at=now, heartbeat_at=now, attempts=CrawlJob.attempts + 1, updated_at=now)
             .returning(CrawlJob.spider, CrawlJob.args)
         ).first()
     return (row[0], dict(row[1] or {})) if row else None
+
+
+def heartbeat(job_id: int) -> None:
+    """Record that the worker running crawl job `job_id` is alive."""
+    with session_scope() as session:
+        session.execute(update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status == "running").values(heartbeat_at=utcnow()))
+
+
+def fail_job(job_id: int, message: str) -> None:
+    with session_scope() as session:
+        session.execute(update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status.in_(("queued", "running")))
+                        .values(status="failed", finished_at=utcnow(), message=message[:4000], updated_at=utcnow()))
 
 
 def crawl_log(job_id: int) -> Path:
@@ -346,15 +394,24 @@ def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any]) -> tuple[bo
 
     argv = crawl_command(spider, {k: str(v) for k, v in args.items()}, job_id, {"NEW_SONGS_HOOK": HOOK_PATH})
     log_path = crawl_log(job_id)
-    limit = worker_settings().crawl_time_limit_s
+    ws = worker_settings()
+    limit = ws.crawl_time_limit_s
+    deadline = time.monotonic() + limit
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         try:
-            ok = proc.wait(timeout=limit) == 0
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return False, f"crawl ran past {limit} s (log {log_path})"
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        except (OSError, ValueError) as exc:  # e.g. arguments too long for exec: the job fails instead of staying running
+            return False, f"crawl process could not start: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+        while True:
+            try:
+                ok = proc.wait(timeout=max(0.1, min(ws.heartbeat_s, deadline - time.monotonic()))) == 0
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    proc.kill()
+                    proc.wait()
+                    return False, f"crawl ran past {limit} s (log {log_path})"
+                heartbeat(job_id)
     tail = log_path.read_bytes()[-1500:].decode("utf-8", "replace")
     return ok, f"{tail} (log {log_path})"
 
@@ -385,11 +442,46 @@ def crawl(self: Task, job_id: int | None = None, spider: str | None = None, args
 
 # --- recovery ---------------------------------------------------------------------------------------
 
+MAX_CRAWL_ATTEMPTS = 3
+
+
+def sweep_silent_crawls(timeout_s: float) -> tuple[list[int], list[int]]:
+    """Running crawl jobs whose heartbeat stopped `timeout_s` ago (their worker died): requeued with the reason, or
+    failed once they were claimed MAX_CRAWL_ATTEMPTS times. Returns (requeued ids, failed ids)."""
+    cutoff = utcnow() - timedelta(seconds=timeout_s)
+    last_sign = func.coalesce(CrawlJob.heartbeat_at, CrawlJob.started_at, CrawlJob.created_at)
+    requeued: list[int] = []
+    failed: list[int] = []
+    with session_scope() as session:
+        rows = session.execute(select(CrawlJob.id, CrawlJob.attempts, last_sign).where(CrawlJob.status == "running", last_sign <= cutoff)).all()
+        for job_id, attempts, seen in rows:
+            since = f"no heartbeat since {seen:%Y-%m-%d %H:%M:%S} UTC (worker lost)" if seen else "no heartbeat (worker lost)"
+            give_up = (attempts or 0) >= MAX_CRAWL_ATTEMPTS
+            values: dict[str, Any] = (
+                {"status": "failed", "finished_at": utcnow(), "message": f"failed after {attempts} attempts: {since}"}
+                if give_up else {"status": "queued", "message": f"requeued: {since}"}
+            )
+            result = session.execute(  # compare-and-set: a heartbeat that arrives meanwhile keeps the job running
+                update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status == "running", last_sign <= cutoff)
+                .values(updated_at=utcnow(), **values)
+            )
+            moved = cast(CursorResult[Any], result).rowcount
+            if moved:
+                (failed if give_up else requeued).append(int(job_id))
+    for job_id in requeued:
+        log.warning("crawl job %d requeued: its heartbeat stopped", job_id)
+    for job_id in failed:
+        log.error("crawl job %d failed: its heartbeat stopped %d times", job_id, MAX_CRAWL_ATTEMPTS)
+    return requeued, failed
+
 
 @app.task(name="workers.tasks.sweep")
-def sweep(stale_after_s: float | None = None) -> dict[str, int]:
-    """Re-enqueue work the broker may have lost: songs stuck in a state, crawl jobs stuck queued."""
-    stale = stale_after_s if stale_after_s is not None else worker_settings().stale_after_s
+def sweep(stale_after_s: float | None = None, heartbeat_timeout_s: float | None = None) -> dict[str, int]:
+    """Re-enqueue work the broker may have lost: songs stuck in a state, crawl jobs stuck queued, crawl jobs
+    running without a heartbeat (requeued, or failed after a few attempts, with the reason)."""
+    ws = worker_settings()
+    stale = stale_after_s if stale_after_s is not None else ws.stale_after_s
+    silent_requeued, silent_failed = sweep_silent_crawls(heartbeat_timeout_s if heartbeat_timeout_s is not None else ws.heartbeat_timeout_s)
     cutoff = utcnow() - timedelta(seconds=stale)
     with session_scope() as session:
         new = list(session.scalars(select(Song.id).where(Song.status == "new", Song.updated_at <= cutoff)))
@@ -402,9 +494,11 @@ def sweep(stale_after_s: float | None = None) -> dict[str, int]:
         label_pending.delay()
     for sid in labelled:
         topics.delay(sid)
+    jobs = sorted(set(jobs) | set(silent_requeued))
     for jid in jobs:
         crawl.delay(job_id=jid)
-    counts = {"new": len(new), "features": int(waiting is not None), "labelled": len(labelled), "crawl_jobs": len(jobs)}
+    counts = {"new": len(new), "features": int(waiting is not None), "labelled": len(labelled), "crawl_jobs": len(jobs),
+              "crawl_jobs_failed": len(silent_failed)}
     if any(counts.values()):
         log.info("sweep re-enqueued %s", counts)
     return counts

@@ -14,7 +14,6 @@ from crawler.items import SongItem
 from crawler.loaders import parse_duration
 from crawler.spiders.base import CatalogSpider
 
-DEFAULT_BASE_URL = "https://api.jamendo.com/v3.0"
 PAGE_SIZE = 200  # the API's maximum `limit`
 PASSTHROUGH = ("tags", "fuzzytags", "search", "order", "artist_name", "album_name", "lang", "audioformat", "datebetween")
 
@@ -23,7 +22,7 @@ class JamendoSpider(CatalogSpider):
     """Page through /tracks with client_id, offset and limit; follow `headers.next` when the API gives it."""
 
     name = "jamendo"
-    optional_args = ("base_url", "client_id", "page_size", "max_pages", *PASSTHROUGH)
+    optional_args = ("client_id", "page_size", "max_pages", *PASSTHROUGH)
 
     @classmethod
     def check_args(cls, args: dict[str, str]) -> None:
@@ -35,13 +34,13 @@ class JamendoSpider(CatalogSpider):
             if args.get(key) and not str(args[key]).isdigit():
                 raise ValueError(f"{key} must be a positive integer, got {args[key]!r}")
 
-    def __init__(self, base_url: str | None = None, client_id: str | None = None, page_size: str | int = PAGE_SIZE,
+    def __init__(self, client_id: str | None = None, page_size: str | int = PAGE_SIZE,
                  max_pages: str | int | None = None, **kwargs: Any) -> None:
         params = {k: kwargs.pop(k) for k in PASSTHROUGH if k in kwargs}
         super().__init__(**kwargs)
         secret = get_settings().jamendo_client_id
         self.client_id = client_id or (secret.get_secret_value() if secret else "")
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = get_settings().jamendo_base_url.rstrip("/")  # never from arguments: the client id goes there
         self.page_size = max(1, min(int(page_size), PAGE_SIZE))
         self.max_pages = int(max_pages) if max_pages else None
         self.params = params

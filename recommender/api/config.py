@@ -1,13 +1,15 @@
-"""API limits and the speech model location, from `MUSICREC_*` environment variables (documented in docs/recommender.md)."""
+"""What the API accepts, derived from the one settings object (`catalog.settings`; documented in docs/recommender.md)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
+from catalog.audio import DecodeBudget
+from catalog.settings import Settings, get_settings
 from recommender.speech.preprocess import MAX_CLIP_S, MIN_SPEECH_S, Limits
 
-ACCEPTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+# Browsers and phones: Chrome/Firefox MediaRecorder sends WebM/Ogg Opus, Safari/iPhone M4A (AAC).
+ACCEPTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".webm", ".weba", ".m4a", ".mp4", ".aac")
 
 
 @dataclass(frozen=True)
@@ -20,20 +22,22 @@ class ApiConfig:
     min_speech_s: float = MIN_SPEECH_S
     playlist_size: int = 5
     torch_threads: int = 1
+    budget: DecodeBudget = DecodeBudget()
     extensions: tuple[str, ...] = field(default=ACCEPTED_EXTENSIONS)
 
     @property
     def limits(self) -> Limits:
-        return Limits(max_clip_s=self.max_clip_s, min_speech_s=self.min_speech_s)
+        return Limits(max_clip_s=self.max_clip_s, min_speech_s=self.min_speech_s, budget=self.budget)
 
     @classmethod
-    def from_env(cls) -> "ApiConfig":
-        env = os.environ
+    def from_settings(cls, settings: Settings | None = None) -> ApiConfig:
+        s = settings or get_settings()
         return cls(
-            speech_model=env.get("MUSICREC_SPEECH_MODEL", ""),
-            max_upload_bytes=int(float(env.get("MUSICREC_MAX_UPLOAD_MB", "10")) * 1024 * 1024),
-            max_clip_s=float(env.get("MUSICREC_MAX_CLIP_S", str(MAX_CLIP_S))),
-            min_speech_s=float(env.get("MUSICREC_MIN_SPEECH_S", str(MIN_SPEECH_S))),
-            playlist_size=int(env.get("MUSICREC_PLAYLIST_SIZE", "5")),
-            torch_threads=max(1, int(env.get("MUSICREC_TORCH_THREADS", "1"))),
+            speech_model=s.speech_model,
+            max_upload_bytes=s.max_upload_bytes,
+            max_clip_s=s.max_clip_s,
+            min_speech_s=s.min_speech_s,
+            playlist_size=s.playlist_size,
+            torch_threads=s.torch_threads,
+            budget=DecodeBudget(s.max_clip_rate_hz, s.max_clip_channels, int(s.max_decoded_mb * 1024 * 1024)),
         )

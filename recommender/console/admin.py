@@ -80,8 +80,7 @@ def list_schedules() -> Any:
 def add_schedule(body: ScheduleIn) -> Any:
     from workers import schedules
 
-    args = {k: str(v) for k, v in body.args.items()}
-    check_spider(body.spider, args)
+    args = check_spider(body.spider, {k: str(v) for k, v in body.args.items()})
     try:
         name = schedules.add(body.spider, args, every=body.every, cron=body.cron, name=body.name)
     except schedules.ScheduleError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.audio import AudioError, load, probe
+from catalog.audio import AudioError, DecodeBudget, check_budget, load, probe
 
 SAMPLE_RATE = 16000
 MIN_SPEECH_S = 0.3
@@ -32,6 +32,7 @@ class Limits:
 
     max_clip_s: float = MAX_CLIP_S
     min_speech_s: float = MIN_SPEECH_S
+    budget: DecodeBudget = DecodeBudget()
 
 
 def classify(error: AudioError) -> str:
@@ -43,7 +44,7 @@ def classify(error: AudioError) -> str:
         return "empty"
     if "silent" in reason:
         return "silent"
-    if "not audio" in reason or "unsupported format" in reason:
+    if error.unsupported or "not audio" in reason or "unsupported format" in reason:
         return "not_audio"
     return "corrupt"
 
@@ -77,7 +78,10 @@ def prepare(path: str | Path, sr: int = SAMPLE_RATE, limits: Limits = Limits()) 
     info = probe(path)
     if info.duration_s > limits.max_clip_s + 0.05:
         raise SpeechClipError(path, f"clip too long: {info.duration_s:.1f} s (limit {limits.max_clip_s:.0f} s)", "too_long")
-    y = load(path, sr)
+    check_budget(info, limits.budget, limits.max_clip_s + 0.05)  # before decoding: rate x channels x duration
+    y = load(path, sr, max_duration_s=limits.max_clip_s + 0.5)  # bounded even when the header has no/false duration
+    if len(y) > (limits.max_clip_s + 0.05) * sr:
+        raise SpeechClipError(path, f"clip too long: over {limits.max_clip_s:.0f} s", "too_long")
     speech = trim_silence(y, sr)
     if speech.size == 0:
         raise SpeechClipError(path, "silent audio: no speech above the noise floor", "silent")

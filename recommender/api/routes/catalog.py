@@ -10,6 +10,7 @@ from sqlalchemy import select
 from catalog.db import session_scope
 from catalog.models import EMOTIONS, Song, Topic
 from recommender import queries
+from recommender.api.deps import DbId
 from recommender.api.errors import ApiError
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -32,7 +33,7 @@ def emotion_topics(emotion: str) -> Any:
 
 
 @router.get("/topics/{topic_id}/playlist", summary="The songs of one topic, best first")
-def topic_playlist(topic_id: int, limit: int = Query(50, ge=1, le=500)) -> Any:
+def topic_playlist(topic_id: DbId, limit: int = Query(50, ge=1, le=500)) -> Any:
     with session_scope() as s:
         topic = s.get(Topic, topic_id)
         if topic is None:
@@ -49,7 +50,7 @@ def topic_playlist(topic_id: int, limit: int = Query(50, ge=1, le=500)) -> Any:
 
 
 @router.get("/songs/{song_id}", summary="Song metadata, emotion label, probabilities and topics")
-def song(song_id: int) -> Any:
+def song(song_id: DbId) -> Any:
     with session_scope() as s:
         details = queries.song_details(s, song_id)
     if details is None:

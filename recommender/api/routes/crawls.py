@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from catalog.db import session_scope
 from catalog.models import CrawlJob
+from recommender.api.deps import DbId, require_admin
 from recommender.api.errors import ApiError
-from recommender.api.deps import require_admin
 from recommender.dispatch import dispatch_crawl
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/v1/crawls", tags=["admin"], dependencies=[Depends(re
 
 
 class CrawlIn(BaseModel):
-    spider: str = Field(..., min_length=1, max_length=64)
-    args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    spider: str = Field(..., min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    args: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=32)
 
 
 def job_json(job: CrawlJob) -> dict[str, Any]:
@@ -35,42 +35,49 @@ def job_json(job: CrawlJob) -> dict[str, Any]:
         "counters": {k: getattr(job, k) for k in ("pages", "items", "new_songs", "duplicates", "dropped", "errors")},
         "stats": job.stats,
         "message": job.message,
+        "heartbeat_at": job.heartbeat_at,
+        "attempts": job.attempts,
     }
 
 
-def check_spider(spider: str, args: dict[str, str]) -> None:
-    """Refuse unknown spiders and bad arguments before a job row exists (400)."""
+def check_spider(spider: str, args: dict[str, str]) -> dict[str, str]:
+    """Refuse unknown spiders, bad and unsafe arguments before a job row exists (400); returns the args to store."""
+    from crawler.guard import check_api_args
     from crawler.run import CrawlConfigError, spider_class
 
     try:
-        spider_class(spider).check_args(args)
+        safe = check_api_args(spider, args)
+        spider_class(spider).check_args(safe)
     except (CrawlConfigError, ValueError) as exc:
         raise ApiError(400, "bad_crawl", str(exc)) from exc
+    return safe
 
 
 @router.post("", status_code=202, summary="Queue a crawl job")
 def create_crawl(body: CrawlIn) -> Any:
-    args = {k: str(v) for k, v in body.args.items()}
-    check_spider(body.spider, args)
+    args = check_spider(body.spider, {k: str(v) for k, v in body.args.items()})
     with session_scope() as s:
-        job = CrawlJob(spider=body.spider, args=args, status="queued")
+        job = CrawlJob(spider=body.spider, args=args, status="queued", origin="api")
         s.add(job)
         s.flush()
         job_id = job.id
     task_id, dispatch_error = None, None
     try:
         task_id = dispatch_crawl(job_id)
-    except Exception as exc:  # noqa: BLE001 - the job stays queued; the caller is told why it was not sent
+    except Exception:  # noqa: BLE001 - the job stays queued (the sweep sends it later); the detail goes to the log
         log.exception("dispatching crawl job %d failed", job_id)
-        dispatch_error = f"{type(exc).__name__}: {exc}"
+        dispatch_error = "the broker could not be reached; the job stays queued and is sent by the next sweep"
     with session_scope() as s:
-        out = job_json(s.get(CrawlJob, job_id))
+        job = s.get(CrawlJob, job_id)
+        if job is None:  # deleted between the insert and now
+            raise ApiError(404, "not_found", f"crawl job {job_id} not found")
+        out = job_json(job)
     out.update(task_id=task_id, dispatch_error=dispatch_error)
     return out
 
 
 @router.get("/{job_id}", summary="A crawl job's status and counters")
-def get_crawl(job_id: int) -> Any:
+def get_crawl(job_id: DbId) -> Any:
     with session_scope() as s:
         job = s.get(CrawlJob, job_id)
         if job is None:

@@ -1,4 +1,8 @@
-"""POST /v1/recommendations: a voice clip and a listener id in, the heard emotion and a playlist out."""
+"""POST /v1/recommendations: a voice clip and a listener id in, the heard emotion and a playlist out.
+
+A listener's first request answers a `listener_token`; every later request of that listener sends it in
+`X-Listener-Token` (403 otherwise, checked before the clip is decoded).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,8 @@ from pydantic import BaseModel
 from catalog.audio import AudioError
 from recommender import sessions
 from recommender.api.config import ApiConfig
-from recommender.api.deps import config, recognizer
+from recommender.api.deps import config, listener_token, recognizer
 from recommender.api.errors import ApiError
-from recommender.speech.artifact import SpeechRecognizer
 from recommender.speech.preprocess import classify
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
@@ -45,7 +48,8 @@ class RecommendationOut(BaseModel):
     emotion: str
     probabilities: dict[str, float]
     playlist: list[Song]
-    session_id: int
+    session_id: str
+    listener_token: str | None = None
     step: int
     exhausted: bool
     preferred_topics: list[int]
@@ -66,7 +70,7 @@ def read_upload(audio: UploadFile, cfg: ApiConfig) -> bytes:
     return data
 
 
-def hear(model: SpeechRecognizer, data: bytes, name: str, cfg: ApiConfig):
+def hear(model: Any, data: bytes, name: str, cfg: ApiConfig) -> Any:
     """Run the speech model on uploaded bytes; audio problems become 4xx ApiErrors."""
     fd, tmp = tempfile.mkstemp(suffix=Path(name).suffix.lower() or ".bin", prefix="clip-")
     try:
@@ -82,20 +86,23 @@ def hear(model: SpeechRecognizer, data: bytes, name: str, cfg: ApiConfig):
 
 @router.post("/recommendations", response_model=RecommendationOut, summary="Recommend a playlist from a voice clip")
 def recommend(
-    audio: UploadFile = File(..., description="Voice clip (WAV, FLAC, OGG or MP3)."),
-    listener: str = Form(..., min_length=1, max_length=255, description="The listener's external id."),
+    audio: UploadFile = File(..., description="Voice clip: WAV, FLAC, Ogg (Vorbis/Opus), MP3, WebM (Opus) or M4A/AAC."),
+    listener: str = Form(..., min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$", description="The listener's external id (printable)."),
     size: int | None = Form(None, ge=1, le=sessions.MAX_SIZE, description="Songs per playlist once preferences are known."),
     cfg: ApiConfig = Depends(config),
-    model: SpeechRecognizer = Depends(recognizer),
+    model: Any = Depends(recognizer),
+    token: str | None = Depends(listener_token),
 ) -> Any:
+    sessions.check_listener(listener, token)  # a wrong token costs no decoding and changes nothing
     data = read_upload(audio, cfg)
     heard = hear(model, data, audio.filename or "", cfg)
-    rec = sessions.recommend(listener, heard.emotion, size or cfg.playlist_size)
+    rec = sessions.recommend(listener, heard.emotion, size or cfg.playlist_size, token=token)
     return {
         "emotion": heard.emotion,
         "probabilities": heard.probabilities,
         "playlist": rec.playlist,
         "session_id": rec.session_id,
+        "listener_token": rec.listener_token,
         "step": rec.step,
         "exhausted": rec.exhausted,
         "preferred_topics": rec.preferred_topics,

@@ -3,7 +3,7 @@
 Its labels mean nothing: it exists to exercise the orchestration (batches, model loaded once per
 process, CPU/GPU device, idempotent storage) with real inference cost while the trained models of the
 emotion-models issue are wired through `workers.stages.active_labeller`. Select it with
-`MUSICREC_WORKER_LABELLER=workers.reference:reference_labeller`; never for real labels.
+`MUSICREC_WORKER_LABELLER=tests.support.reference_labeller:reference_labeller`; never for real labels.
 """
 
 from __future__ import annotations
