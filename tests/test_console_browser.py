@@ -1,8 +1,9 @@
 """The web console in a real browser: headless Chromium (Debian's chromium + chromium-driver, driven by Selenium)
 against a real uvicorn server on 127.0.0.1 with a small real catalog (4-quadrant audio clips, real topic models).
 
-Listen records a real EmoDB clip through Chromium's fake microphone, shows the heard emotion and a playlist, picks
-a song, asks again and gets a playlist from the picked topic, and plays a song (seeking needs range requests).
+Listen records a real EmoDB clip through Chromium's fake microphone with MediaRecorder (the upload is WebM/Opus),
+shows the heard emotion and a playlist, picks a song, asks again and gets a playlist from the picked topic, and
+plays a song (seeking needs range requests).
 Topics and Pipeline render their data; the Pipeline page refuses without a key. Each page is saved as a PNG
 (desktop and phone width) under var/test-artifacts/console/.
 """
@@ -104,8 +105,21 @@ def wait_for(driver, script: str, timeout: float = 30.0, what: str = "condition"
 
 def playlist(driver) -> list[dict]:  # type: ignore[no-untyped-def]
     return driver.execute_script(
-        "return [...document.querySelectorAll('#playlist li')].map(li => ({id: +li.dataset.songId, topic: li.dataset.topicId, title: li.querySelector('.song-title').textContent}))"
+        "return [...document.querySelectorAll('#playlist li')]"
+        ".map(li => ({id: +li.dataset.songId, topic: li.dataset.topicId, title: li.querySelector('.song-title').textContent}))"
     )
+
+
+NOTE_UPLOADS = """window.uploads = [];
+const pass = window.fetch;
+window.fetch = async (url, opts) => {
+  const clip = opts && opts.body instanceof FormData ? opts.body.get('audio') : null;
+  if (clip) {
+    const head = new Uint8Array(await clip.slice(0, 4).arrayBuffer());
+    window.uploads.push({name: clip.name, type: clip.type, size: clip.size, magic: [...head].map(b => b.toString(16).padStart(2, '0')).join('')});
+  }
+  return pass(url, opts);
+};"""  # notes what the page uploads: file name, type, size and the container's first bytes
 
 
 def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, browser, mic_clip: Path) -> None:
@@ -113,11 +127,19 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     d = browser
     d.get(base + "/")
     d.find_element("id", "listener").send_keys("browser-listener")
+    d.execute_script(NOTE_UPLOADS)
     d.find_element("id", "record").click()
     wait_for(d, "return document.getElementById('record').getAttribute('aria-pressed') === 'true'", 10, "recording to start")
+    assert d.find_element("id", "record").get_attribute("data-recorder") == "mediarecorder"  # not the WAV fallback
     time.sleep(2.5)  # the fake microphone plays the EmoDB clip in a loop
+    assert d.find_element("id", "rec-time").text.endswith("s / 8 s")  # the recording time is shown
     d.find_element("id", "record").click()
     wait_for(d, "return !document.getElementById('result').hidden && document.querySelectorAll('#playlist li').length > 0", 60, "the first playlist")
+    # the server heard Chrome's MediaRecorder output: a WebM (EBML magic 1a45dfa3) with Opus, named .webm
+    [upload] = d.execute_script("return window.uploads")
+    assert upload["name"] == "recording.webm" and upload["magic"] == "1a45dfa3", upload
+    assert upload["type"].startswith("audio/webm") and "opus" in upload["type"] and upload["size"] > 2000, upload
+    assert d.find_element("id", "record").get_attribute("data-mime") == upload["type"]
     emotion = d.find_element("id", "emotion").get_attribute("data-emotion")
     assert emotion in cat.songs
     probs = d.execute_script("return [...document.querySelectorAll('#probabilities .bar-row')].map(r => r.getAttribute('aria-label'))")
@@ -146,7 +168,8 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     d.find_element("id", "again").click()
     wait_for(
         d,
-        f"return ![...document.querySelectorAll('#playlist li')].some(li => li.dataset.songId === '{picked['id']}') && document.querySelectorAll('#playlist li').length > 0",
+        f"return ![...document.querySelectorAll('#playlist li')].some(li => li.dataset.songId === '{picked['id']}')"
+        " && document.querySelectorAll('#playlist li').length > 0",
         60,
         "the second playlist",
     )
@@ -185,6 +208,32 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
         assert sorted(s.scalars(select(RecommendationSession.status)).all()) == ["abandoned", "active"]
         fresh = set(s.scalars(select(Topic.id).join(TopicModel).where(TopicModel.emotion == heard, TopicModel.active.is_(True))))
     assert {int(x["topic"]) for x in playlist(d)} == fresh  # step 1 again: one song per topic
+
+
+def test_listen_explains_a_refused_microphone_and_falls_back_to_wav_without_mediarecorder(console, browser) -> None:
+    base, cat, _ = console
+    d = browser
+    d.get(base + "/")
+    d.find_element("id", "listener").send_keys("fallback-listener")
+    # a refused microphone (as getUserMedia rejects when the person says no) gets a clear message, no recording
+    d.execute_script("navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'))")
+    d.find_element("id", "record").click()
+    wait_for(d, "return document.getElementById('status').classList.contains('error')", 10, "the refusal message")
+    assert "microphone was refused" in d.find_element("id", "status").text
+    assert d.find_element("id", "record").get_attribute("aria-pressed") == "false"
+
+    # a browser without MediaRecorder records through Web Audio and uploads 16-bit PCM WAV, which the server hears
+    d.refresh()
+    d.execute_script("delete window.MediaRecorder; window.MediaRecorder = undefined;" + NOTE_UPLOADS)
+    d.find_element("id", "record").click()
+    wait_for(d, "return document.getElementById('record').getAttribute('aria-pressed') === 'true'", 10, "recording to start")
+    assert d.find_element("id", "record").get_attribute("data-recorder") == "wav"
+    time.sleep(2.0)
+    d.find_element("id", "record").click()
+    wait_for(d, "return document.getElementById('status').textContent.includes('Here is your playlist')", 60, "the playlist for the WAV recording")
+    [upload] = d.execute_script("return window.uploads")
+    assert upload["name"] == "recording.wav" and upload["type"] == "audio/wav" and upload["magic"] == "52494646", upload  # RIFF
+    assert d.find_element("id", "emotion").get_attribute("data-emotion") in cat.songs
 
 
 def test_topics_page_shows_descriptions_map_heatmap_and_players(console, browser) -> None:

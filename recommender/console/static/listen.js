@@ -1,5 +1,7 @@
-// Listen page: record a clip (Web Audio -> 16-bit PCM WAV, which every server build decodes) or pick a file,
+// Listen page: record a clip with MediaRecorder (WebM/Opus, else Ogg/Opus, else MP4/AAC, as the browser offers;
+// Web Audio -> 16-bit PCM WAV only where MediaRecorder is missing or offers none of these) or pick a file,
 // POST it to /v1/recommendations, show the emotion and the playlist, and send pick / skip / abandon events.
+// The recorder used and the uploaded type are left on the record button (data-recorder, data-mime) for tests.
 // The listener id and the listener token (when the server issues one) are kept in localStorage; the token is
 // sent as X-Listener-Token on every recommendation and session request. Session ids are treated as opaque.
 (function () {
@@ -15,7 +17,13 @@
   };
   let lastClip = null;      // {blob, name}
   let sessionId = null;     // opaque
-  let recorder = null;      // {ctx, stream, node, chunks, timer}
+  let recorder = null;      // {stop, stream, started, timer, ticker}
+  // MediaRecorder types in order of preference, with the file extension the upload gets.
+  const RECORDER_TYPES = [
+    ["audio/webm;codecs=opus", "webm", "WebM/Opus"],
+    ["audio/ogg;codecs=opus", "ogg", "Ogg/Opus"],
+    ["audio/mp4", "m4a", "MP4/AAC"],
+  ];
 
   function setStatus(text, isError) {
     const el = $("status");
@@ -49,7 +57,7 @@
     return "HTTP " + resp.status;
   }
 
-  // ---- WAV encoding ------------------------------------------------------------------------------------
+  // ---- WAV encoding (fallback recorder only) -----------------------------------------------------------
   function downsample(samples, fromRate, toRate) {
     if (fromRate <= toRate) return samples;
     const ratio = fromRate / toRate;
@@ -79,6 +87,34 @@
   }
 
   // ---- recording ---------------------------------------------------------------------------------------
+  function recorderType() {
+    if (typeof window.MediaRecorder !== "function" || typeof MediaRecorder.isTypeSupported !== "function") return null;
+    return RECORDER_TYPES.find(([mime]) => MediaRecorder.isTypeSupported(mime)) || null;
+  }
+
+  function micError(e) {
+    const name = e && e.name;
+    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+      return "The microphone was refused. Allow it for this site in the browser (the icon in the address bar) and press Record again, or choose a clip below.";
+    }
+    if (name === "NotFoundError" || name === "DevicesNotFoundError") return "No microphone was found. Connect one, or choose a clip below.";
+    if (name === "NotReadableError") return "The microphone is busy or cannot be read (another program may use it). Choose a clip below instead.";
+    return "Could not open the microphone: " + ((e && e.message) || name || "unknown error") + ".";
+  }
+
+  function showTime() {
+    if (!recorder) return;
+    $("rec-time").textContent = ((Date.now() - recorder.started) / 1000).toFixed(1) + " s / " + MAX_S + " s";
+  }
+
+  function recordingUi(on) {
+    $("record").textContent = on ? "■ Stop" : "● Record";
+    $("record").setAttribute("aria-pressed", on ? "true" : "false");
+    $("record").classList.toggle("recording", on);
+    $("rec-time").hidden = !on;
+    if (!on) $("rec-time").textContent = "";
+  }
+
   async function startRecording() {
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       setStatus("This browser cannot record here (a microphone needs https or localhost). Choose a clip instead.", true);
@@ -88,9 +124,47 @@
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false } });
     } catch (e) {
-      setStatus("No microphone: " + e.message, true);
+      setStatus(micError(e), true);
       return;
     }
+    const type = recorderType();
+    try {
+      recorder = type ? mediaRecorder(stream, type) : await wavRecorder(stream);
+    } catch (e) {
+      stream.getTracks().forEach((t) => t.stop());
+      setStatus("Could not start recording: " + e.message, true);
+      return;
+    }
+    recorder.started = Date.now();
+    recorder.timer = setTimeout(stopRecording, MAX_S * 1000);
+    recorder.ticker = setInterval(showTime, 100);
+    $("record").dataset.recorder = type ? "mediarecorder" : "wav";
+    recordingUi(true);
+    showTime();
+    setStatus("Recording… speak now.");
+  }
+
+  // MediaRecorder: the browser encodes (Opus in WebM or Ogg, or AAC in MP4); the server decodes these formats.
+  function mediaRecorder(stream, [mime, ext, label]) {
+    const rec = new MediaRecorder(stream, { mimeType: mime });
+    const chunks = [];
+    rec.ondataavailable = (ev) => { if (ev.data && ev.data.size) chunks.push(ev.data); };
+    rec.start(250);
+    return {
+      stream,
+      stop: () => new Promise((resolve, reject) => {
+        rec.onstop = () => {
+          const type = rec.mimeType || mime;
+          resolve({ blob: new Blob(chunks, { type }), name: "recording." + ext, label });
+        };
+        rec.onerror = (ev) => reject(ev.error || new Error("the recorder failed"));
+        rec.stop();
+      }),
+    };
+  }
+
+  // Fallback where MediaRecorder is missing or offers none of RECORDER_TYPES: Web Audio samples -> WAV at 16 kHz.
+  async function wavRecorder(stream) {
     const ctx = new (window.AudioContext || window.webkitAudioContext)();
     await ctx.resume();
     const source = ctx.createMediaStreamSource(stream);
@@ -100,12 +174,20 @@
     const chunks = [];
     node.onaudioprocess = (ev) => chunks.push(new Float32Array(ev.inputBuffer.getChannelData(0)));
     source.connect(node); node.connect(mute); mute.connect(ctx.destination);
-    recorder = { ctx, stream, node, source, chunks, started: Date.now() };
-    recorder.timer = setTimeout(stopRecording, MAX_S * 1000);
-    $("record").textContent = "■ Stop";
-    $("record").setAttribute("aria-pressed", "true");
-    $("record").classList.add("recording");
-    setStatus("Recording… speak now.");
+    return {
+      stream,
+      stop: async () => {
+        source.disconnect(); node.disconnect();
+        const rate = ctx.sampleRate;
+        await ctx.close();
+        const n = chunks.reduce((a, c) => a + c.length, 0);
+        const all = new Float32Array(n);
+        let o = 0;
+        for (const c of chunks) { all.set(c, o); o += c.length; }
+        const pcm = downsample(all, rate, TARGET_SR);
+        return { blob: wavBlob(pcm, Math.min(rate, TARGET_SR)), name: "recording.wav", label: "WAV" };
+      },
+    };
   }
 
   async function stopRecording() {
@@ -113,20 +195,21 @@
     const r = recorder;
     recorder = null;
     clearTimeout(r.timer);
-    r.source.disconnect(); r.node.disconnect();
-    r.stream.getTracks().forEach((t) => t.stop());
-    const rate = r.ctx.sampleRate;
-    await r.ctx.close();
-    $("record").textContent = "● Record";
-    $("record").setAttribute("aria-pressed", "false");
-    $("record").classList.remove("recording");
-    const n = r.chunks.reduce((a, c) => a + c.length, 0);
-    const all = new Float32Array(n);
-    let o = 0;
-    for (const c of r.chunks) { all.set(c, o); o += c.length; }
-    const pcm = downsample(all, rate, TARGET_SR);
-    lastClip = { blob: wavBlob(pcm, Math.min(rate, TARGET_SR)), name: "recording.wav" };
-    setStatus("Recorded " + (pcm.length / Math.min(rate, TARGET_SR)).toFixed(1) + " s. Listening…");
+    clearInterval(r.ticker);
+    const seconds = (Date.now() - r.started) / 1000;
+    recordingUi(false);
+    let clip;
+    try {
+      clip = await r.stop();
+    } catch (e) {
+      setStatus("Recording failed: " + e.message, true);
+      return;
+    } finally {
+      r.stream.getTracks().forEach((t) => t.stop());
+    }
+    lastClip = { blob: clip.blob, name: clip.name };
+    $("record").dataset.mime = clip.blob.type;
+    setStatus("Recorded " + seconds.toFixed(1) + " s (" + clip.label + "). Listening…");
     await recommend();
   }
 
