@@ -79,9 +79,9 @@ def main() -> None:
     import torch
 
     from catalog import migrate
-    from recommender.speech import features as F
-    from recommender.speech.artifact import SpeechRecognizer
-    from recommender.speech.preprocess import prepare
+    from emotion.speech import features as F
+    from emotion.speech.artifact import SpeechRecognizer
+    from emotion.speech.preprocess import prepare
     from tests.recommender_support import Server, make_catalog
 
     work = Path(tempfile.mkdtemp(prefix="bench-recommend-"))

@@ -29,7 +29,7 @@ def recommend(
     from catalog.audio import AudioError
     from recommender import sessions
     from recommender.api.config import ApiConfig
-    from recommender.speech.artifact import ModelNotFoundError, SpeechRecognizer, active_model_path
+    from emotion.speech.artifact import ModelNotFoundError, SpeechRecognizer, active_model_path
 
     cfg = ApiConfig.from_env()
     try:

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from catalog.audio import AudioError
-from recommender.speech import features as F
-from recommender.speech.model import MODEL_NAMES, SpeechEmotionNet, SpeechModelConfig
-from recommender.speech.preprocess import SAMPLE_RATE, Limits, SpeechClipError, classify, prepare
+from emotion.speech import features as F
+from emotion.speech.model import MODEL_NAMES, SpeechEmotionNet, SpeechModelConfig
+from emotion.speech.preprocess import SAMPLE_RATE, Limits, SpeechClipError, classify, prepare
 from tests.recommender_support import emodb_clips, tiny_speech_model, wav_bytes  # noqa: F401
 
 SR = SAMPLE_RATE
@@ -86,30 +86,47 @@ def test_channel_inputs_are_aligned(emodb: list[tuple[Path, str, str]]) -> None:
 
 @pytest.fixture(scope="module")
 def real_feats(emodb: list[tuple[Path, str, str]]) -> list[F.SpeechFeatures]:
-    return [F.extract(prepare(p)) for p, _, _ in emodb[:3]]
+    from emotion.features.whisper import WhisperEncoderFeatures
+
+    enc = WhisperEncoderFeatures("tiny.en", 2)
+    out = []
+    for p, _, _ in emodb[:3]:
+        y = prepare(p)
+        feats = F.extract(y)
+        feats.whisper = enc.frames(y)
+        out.append(feats)
+    return out
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_networks_on_real_features(real_feats: list[F.SpeechFeatures], name: str) -> None:
-    from recommender.speech.train import collate
+    from emotion.speech.train import collate
 
     feats = real_feats
 
-    spec, hsf, lengths = collate(feats)
-    net = SpeechEmotionNet(SpeechModelConfig(name=name))
-    logits = net(spec, hsf, lengths)
+    batch = collate(feats)
+    spec, hsf, lengths = batch
+    net = SpeechEmotionNet(SpeechModelConfig(name=name, whisper_dim=384 if name.startswith("whisper") else 0))
+    logits = batch.run(net)
     assert logits.shape == (3, 4)
     loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2]))
     loss.backward()
     assert net.crnn.cnn[0].weight.shape == (30, 1, 40, 5) and net.crnn.cnn[3].weight.shape == (30, 30, 1, 3)
     assert net.crnn.hidden[0].in_features == 384 and net.crnn.hidden[0].out_features == 128
+    # the 1x3 pools move over time only: all 81 - 40 + 1 = 42 frequency rows survive both pools
+    assert net.crnn.cnn(torch.zeros(1, 1, 81, 50)).shape == (1, 30, 42, 9)
     assert (net.hsf is None) == (name == "crnn")
-    assert (net.crnn.attention is None) == (name == "hsf-crnn-noattn")
+    assert (net.crnn.attention is None) == (name in ("hsf-crnn-noattn", "crnn"))  # crnn is the plain CRNN channel
+    assert (net.whisper is None) == (not name.startswith("whisper"))
     net.eval()
     with torch.no_grad():  # padding never changes a clip's answer
-        alone = net(spec[:1, : lengths[0]], hsf[:1, : lengths[0]], lengths[:1])
-        batched = net(spec, hsf, lengths)[:1]
+        w, wl = batch.whisper, batch.whisper_lengths
+        alone = net(spec[:1, : lengths[0]], hsf[:1, : lengths[0]], lengths[:1], w[:1, : wl[0]], wl[:1])  # type: ignore[index]
+        batched = batch.run(net)[:1]
     assert torch.allclose(alone, batched, atol=1e-5)
+    if name.startswith("whisper"):
+        with pytest.raises(ValueError, match="needs Whisper frames"):
+            net(spec, hsf, lengths)
 
 
 def test_unknown_model_name() -> None:
@@ -147,7 +164,8 @@ def test_train_and_evaluate_cli(db_url: str, emodb: list[tuple[Path, str, str]],
     res = runner.invoke(app, ["evaluate", "speech", "--model", str(out), "--manifest", str(manifest), "--split", "test", "--json"])
     assert res.exit_code == 0, res.output
     scores = json.loads(res.stdout.strip().splitlines()[-1])
-    assert set(scores) == {"accuracy", "macro_f1", "per_class_f1", "confusion", "labels", "n"}
+    # the one metrics contract of songs and speech (emotion.evaluate.scores)
+    assert set(scores) >= {"accuracy", "macro_f1", "per_class_f1", "confusion", "labels", "n", "macro_precision", "macro_recall", "auc_ovr"}
     assert scores["labels"] == ["happy", "angry", "sad", "relaxed"] and scores["n"] == trained["n"]
     assert sum(map(sum, scores["confusion"])) == scores["n"] and scores["accuracy"] == pytest.approx(trained["accuracy"])
     bad = runner.invoke(app, ["train", "speech", "--manifest", str(manifest), "--model", "nope", "--out", str(out)])
@@ -170,7 +188,7 @@ def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path
 
 @pytest.mark.slow
 def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:
-    from recommender.speech.artifact import SpeechRecognizer
+    from emotion.speech.artifact import SpeechRecognizer
 
     model = SpeechRecognizer(tiny_speech_model)
     first = model.predict_file(emodb[0][0])

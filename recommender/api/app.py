@@ -20,7 +20,7 @@ def load_recognizer(cfg: ApiConfig):
     """The configured speech model (MUSICREC_SPEECH_MODEL), else the active speech EmotionModel; warmed up."""
     import torch
 
-    from recommender.speech.artifact import SpeechRecognizer, active_model_path
+    from emotion.speech.artifact import SpeechRecognizer, active_model_path
 
     from threadpoolctl import threadpool_limits
 

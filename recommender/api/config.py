@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from recommender.speech.preprocess import MAX_CLIP_S, MIN_SPEECH_S, Limits
+from emotion.speech.preprocess import MAX_CLIP_S, MIN_SPEECH_S, Limits
 
 ACCEPTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 

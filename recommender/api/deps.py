@@ -8,7 +8,7 @@ from fastapi import Header, Request
 
 from recommender.api.config import ApiConfig
 from recommender.api.errors import ApiError
-from recommender.speech.artifact import SpeechRecognizer
+from emotion.speech.artifact import SpeechRecognizer
 
 
 def config(request: Request) -> ApiConfig:

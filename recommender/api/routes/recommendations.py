@@ -15,8 +15,8 @@ from recommender import sessions
 from recommender.api.config import ApiConfig
 from recommender.api.deps import config, recognizer
 from recommender.api.errors import ApiError
-from recommender.speech.artifact import SpeechRecognizer
-from recommender.speech.preprocess import classify
+from emotion.speech.artifact import SpeechRecognizer
+from emotion.speech.preprocess import classify
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 

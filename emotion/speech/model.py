@@ -1,11 +1,15 @@
-"""The two-channel speech emotion network (HSF + CRNN, paper section 3.1) and its baselines.
+"""The speech emotion networks: the paper's two-channel HSF + CRNN (section 3.1), its baselines, and Whisper + both.
 
-CRNN channel: each 50-frame spectrogram segment goes through conv 30@40x5 -> ReLU -> max pool 1x3 stride 2 ->
-conv 30@1x3 -> ReLU -> max pool 1x3 stride 2; an LSTM runs over the segments; max, min and mean pooling of its
-outputs are concatenated (3 x 128 = 384-d); attention; a 128-d hidden layer. The attention layer scores every
-segment output and replaces the plain mean by the attention-weighted mean, so the vector stays 384-d.
+CRNN channel: each 50-frame spectrogram segment (F frequency rows x 50 frames) goes through conv 30@40x5 -> ReLU
+-> max pool 1x3 over time with stride 2 over time only (stride (1, 2): every frequency row is kept) -> conv 30@1x3
+-> ReLU -> the same pool; an LSTM runs over the segments; max, min and mean pooling of its outputs are concatenated
+(3 x 128 = 384-d); a 128-d hidden layer. With attention (`hsf-crnn`, `whisper-hsf-crnn`) the attention-weighted
+mean replaces the plain mean, so the vector stays 384-d; the plain CRNN (`crnn`) and `hsf-crnn-noattn` use the mean.
 HSF channel: segment statistics of the LLD frames -> LSTM -> attention pooling -> hidden layer (32, as published).
-Fusion: both vectors concatenated -> hidden layer -> softmax over the four emotions. Hidden layers use sigmoid.
+Whisper channel (`whisper-hsf-crnn`): hidden states of a frozen Whisper encoder layer, one per 20 ms (B, T, d) ->
+dropout -> linear d -> 128 + GELU -> attention-weighted mean, mean and std over frames -> hidden layer (128).
+Fusion: the channel vectors concatenated -> hidden layer -> logits over the four emotions.
+Artifacts written before the pooling fix stored `pool_stride: 2` and load with that (old) behaviour.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-MODEL_NAMES: tuple[str, ...] = ("hsf-crnn", "crnn", "hsf-crnn-noattn")
+MODEL_NAMES: tuple[str, ...] = ("whisper-hsf-crnn", "hsf-crnn", "crnn", "hsf-crnn-noattn")
+DEFAULT_MODEL = "whisper-hsf-crnn"
 
 
 @dataclass
@@ -31,7 +36,7 @@ class SpeechModelConfig:
     conv2_filters: int = 30
     conv2_kernel: tuple[int, int] = (1, 3)
     pool_kernel: tuple[int, int] = (1, 3)
-    pool_stride: int = 2
+    pool_stride: int | tuple[int, int] = (1, 2)
     crnn_lstm: int = 128
     crnn_hidden: int = 128
     hsf_lstm: int = 64
@@ -40,6 +45,9 @@ class SpeechModelConfig:
     attention_dim: int = 64
     dropout: float = 0.3
     classes: int = 4
+    whisper_dim: int = 0  # d_model of the Whisper layer fed to the Whisper channel (0: no Whisper channel)
+    whisper_proj: int = 128
+    whisper_hidden: int = 128
 
     @property
     def use_hsf(self) -> bool:
@@ -47,7 +55,11 @@ class SpeechModelConfig:
 
     @property
     def use_attention(self) -> bool:
-        return self.name != "hsf-crnn-noattn"
+        return self.name not in ("hsf-crnn-noattn", "crnn")
+
+    @property
+    def use_whisper(self) -> bool:
+        return self.name.startswith("whisper")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,8 +67,8 @@ class SpeechModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "SpeechModelConfig":
         data = dict(data)
-        for key in ("conv1_kernel", "conv2_kernel", "pool_kernel"):
-            if key in data:
+        for key in ("conv1_kernel", "conv2_kernel", "pool_kernel", "pool_stride"):
+            if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         return cls(**data)
 
@@ -78,6 +90,12 @@ class Attention(nn.Module):
 def masked_mean(h: Tensor, mask: Tensor) -> Tensor:
     m = mask.unsqueeze(-1).to(h.dtype)
     return (h * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def masked_std(h: Tensor, mask: Tensor) -> Tensor:
+    m = mask.unsqueeze(-1).to(h.dtype)
+    mean = masked_mean(h, mask)
+    return (((h - mean.unsqueeze(1)) ** 2 * m).sum(1) / m.sum(1).clamp(min=1) + 1e-6).sqrt()
 
 
 def _run_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
@@ -137,26 +155,56 @@ class HSFChannel(nn.Module):
         return self.hidden(self.dropout(pooled))
 
 
+class WhisperChannel(nn.Module):
+    """Frozen Whisper hidden states (B, T, d) with a frame mask (B, T) -> `whisper_hidden`-d vector."""
+
+    def __init__(self, cfg: SpeechModelConfig) -> None:
+        super().__init__()
+        self.proj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.whisper_dim, cfg.whisper_proj), nn.GELU())
+        self.attention = Attention(cfg.whisper_proj, cfg.attention_dim)
+        self.hidden = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(3 * cfg.whisper_proj, cfg.whisper_hidden), nn.GELU())
+
+    def forward(self, frames: Tensor, mask: Tensor) -> Tensor:
+        h = self.proj(frames)
+        pooled = torch.cat([self.attention(h, mask)[1], masked_mean(h, mask), masked_std(h, mask)], dim=1)
+        return self.hidden(pooled)
+
+
 class SpeechEmotionNet(nn.Module):
-    """hsf-crnn (both channels, attention), hsf-crnn-noattn (both, mean pooling) or crnn (CRNN channel alone)."""
+    """whisper-hsf-crnn (Whisper + HSF + CRNN), hsf-crnn (HSF + CRNN, attention), hsf-crnn-noattn (both, mean
+    pooling) or crnn (the CRNN channel alone, mean pooling)."""
 
     def __init__(self, cfg: SpeechModelConfig) -> None:
         super().__init__()
         if cfg.name not in MODEL_NAMES:
             raise ValueError(f"unknown speech model {cfg.name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if cfg.use_whisper and cfg.whisper_dim <= 0:
+            raise ValueError(f"{cfg.name} needs whisper_dim (the Whisper layer width)")
         self.cfg = cfg
         self.crnn = CRNNChannel(cfg)
         self.hsf = HSFChannel(cfg) if cfg.use_hsf else None
-        width = cfg.crnn_hidden + (cfg.hsf_hidden if cfg.use_hsf else 0)
+        self.whisper = WhisperChannel(cfg) if cfg.use_whisper else None
+        width = cfg.crnn_hidden + (cfg.hsf_hidden if cfg.use_hsf else 0) + (cfg.whisper_hidden if cfg.use_whisper else 0)
         if cfg.use_hsf:
             self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, cfg.fusion_hidden), nn.Sigmoid(), nn.Linear(cfg.fusion_hidden, cfg.classes))
         else:
             self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(width, cfg.classes))
 
-    def forward(self, spec: Tensor, hsf: Tensor, lengths: Tensor) -> Tensor:
-        """Logits (B, classes) for padded batches; `lengths` counts each clip's segments."""
+    def forward(self, spec: Tensor, hsf: Tensor, lengths: Tensor, whisper: Tensor | None = None,
+                whisper_lengths: Tensor | None = None) -> Tensor:
+        """Logits (B, classes) for padded batches.
+
+        Args:
+            spec: spectrogram segments (B, S, F, 50); hsf: segment statistics (B, S, D); lengths: segments per clip (B,).
+            whisper: Whisper hidden states (B, T, d), whisper_lengths: frames per clip (B,) (Whisper models only).
+        """
         mask = torch.arange(spec.shape[1], device=spec.device).unsqueeze(0) < lengths.unsqueeze(1)
         parts = [self.crnn(spec, mask, lengths)]
         if self.hsf is not None:
             parts.append(self.hsf(hsf, mask, lengths))
+        if self.whisper is not None:
+            if whisper is None or whisper_lengths is None:
+                raise ValueError(f"{self.cfg.name} needs Whisper frames")
+            wmask = torch.arange(whisper.shape[1], device=whisper.device).unsqueeze(0) < whisper_lengths.unsqueeze(1)
+            parts.append(self.whisper(whisper, wmask))
         return self.head(torch.cat(parts, dim=1))
