@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,13 @@ import torch
 from emotion.speech import features as F
 from emotion.speech.model import SpeechEmotionNet, SpeechModelConfig
 from emotion.speech.preprocess import SAMPLE_RATE, Limits, prepare
-from emotion.speech.train import FEATURE_VERSION, LABELS, Normaliser, collate, whisper_frames
+from emotion.speech.train import (
+    FEATURE_VERSION,
+    LABELS,
+    Normaliser,
+    collate,
+    whisper_frames,
+)
 
 log = logging.getLogger(__name__)
 WEIGHTS = "model.pt"
@@ -117,7 +123,7 @@ def register(path: Path, metrics: dict, activate: bool = True, url: str | None =
     from catalog.models import EmotionModel
 
     meta = read_meta(path)
-    version = meta.get("version") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    version = meta.get("version") or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     with session_scope(url) as s:
         row = s.scalar(select(EmotionModel).where(EmotionModel.name == f"speech-{meta['config']['name']}", EmotionModel.version == version))
         if row is None:

@@ -22,7 +22,15 @@ import numpy as np
 
 from catalog.manifest import Item, corpus_of, read
 from emotion.speech.preprocess import prepare
-from emotion.speech.train import LABELS, Example, cross_validate, load_examples, metrics, per_corpus, speaker_folds
+from emotion.speech.train import (
+    LABELS,
+    Example,
+    cross_validate,
+    load_examples,
+    metrics,
+    per_corpus,
+    speaker_folds,
+)
 
 log = logging.getLogger(__name__)
 BASELINES: tuple[str, ...] = ("whisper-probe", "egemaps-svm")
@@ -63,6 +71,7 @@ def egemaps(items: list[Item], cache_dir: Path | None = None) -> dict[str, np.nd
 
 def sklearn_cv(name: str, x: np.ndarray, examples: list[Example], folds: list[list[str]]) -> dict[str, Any]:
     """Cross-validate a scikit-learn baseline on the same speaker folds; pooled and per-corpus metrics."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -76,7 +85,8 @@ def sklearn_cv(name: str, x: np.ndarray, examples: list[Example], folds: list[li
         if name == "whisper-probe":
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=3000))
         else:
-            clf = make_pipeline(StandardScaler(), SVC(C=1.0, kernel="rbf", probability=True, class_weight="balanced", random_state=0))
+            svm = SVC(C=1.0, kernel="rbf", class_weight="balanced", random_state=0)
+            clf = make_pipeline(StandardScaler(), CalibratedClassifierCV(svm, ensemble=False))
         clf.fit(x[~test], y[~test])
         p = np.zeros((int(test.sum()), len(LABELS)))
         p[:, clf.classes_] = clf.predict_proba(x[test])
@@ -156,8 +166,9 @@ def _write(out: Path, manifest: Any, enc: Any, folds: list[list[str]], epochs: i
 def markdown(result: dict[str, Any]) -> str:
     corpora = sorted({c for m in result["models"].values() for c in m.get("per_corpus", {})})
     head = ["model", *[f"{c} acc / macro-F1" for c in corpora], "all acc / macro-F1", "happy F1", "seconds"]
-    lines = [f"Speech emotion, {result['protocol']}; Whisper {result['whisper']['model']} layer {result['whisper']['layer']}; "
-             f"{result['epochs']} epochs per fold.", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    title = (f"Speech emotion, {result['protocol']}; Whisper {result['whisper']['model']} layer {result['whisper']['layer']}; "
+             f"{result['epochs']} epochs per fold.")
+    lines = [title, "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, m in result["models"].items():
         cells = [f"`{name}`"]
         for c in corpora:

@@ -65,7 +65,7 @@ class SpeechModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SpeechModelConfig":
+    def from_dict(cls, data: dict) -> SpeechModelConfig:
         data = dict(data)
         for key in ("conv1_kernel", "conv2_kernel", "pool_kernel", "pool_stride"):
             if isinstance(data.get(key), list):

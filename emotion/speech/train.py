@@ -64,7 +64,7 @@ class Normaliser:
         return spec - spec.mean(axis=(0, 2), keepdims=True) if utterance else spec
 
     @classmethod
-    def fit(cls, examples: list[Example], utterance: bool = False) -> "Normaliser":
+    def fit(cls, examples: list[Example], utterance: bool = False) -> Normaliser:
         spec = np.concatenate([cls._centre(e.feats.spec, utterance).transpose(0, 2, 1).reshape(-1, e.feats.spec.shape[1]) for e in examples])
         hsf = np.concatenate([e.feats.hsf for e in examples])
         wm = ws = None
@@ -89,7 +89,7 @@ class Normaliser:
         return out
 
     @classmethod
-    def from_arrays(cls, z: Any) -> "Normaliser":
+    def from_arrays(cls, z: Any) -> Normaliser:
         keys = set(getattr(z, "files", z))
         return cls(z["spec_mean"], z["spec_std"], z["hsf_mean"], z["hsf_std"],
                    z["whisper_mean"] if "whisper_mean" in keys else None, z["whisper_std"] if "whisper_std" in keys else None,
@@ -182,8 +182,8 @@ class Batch:
     whisper: torch.Tensor | None = None
     whisper_lengths: torch.Tensor | None = None
 
-    def to(self, device: str) -> "Batch":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731 - one-line helper
+    def to(self, device: str) -> Batch:
+        move = lambda t: None if t is None else t.to(device)
         return Batch(move(self.spec), move(self.hsf), self.lengths, move(self.whisper), move(self.whisper_lengths))
 
     def __iter__(self):  # type: ignore[no-untyped-def]
