@@ -8,7 +8,10 @@ mean replaces the plain mean, so the vector stays 384-d; the plain CRNN (`crnn`)
 HSF channel: segment statistics of the LLD frames -> LSTM -> attention pooling -> hidden layer (32, as published).
 Whisper channel (`whisper-hsf-crnn`): hidden states of a frozen Whisper encoder layer, one per 20 ms (B, T, d) ->
 dropout -> linear d -> 128 + GELU -> attention-weighted mean, mean and std over frames -> hidden layer (128).
-Fusion: the channel vectors concatenated -> hidden layer -> logits over the four emotions.
+Fusion: the channel vectors concatenated -> hidden layer -> logits over the four emotions. With `whisper_probe`
+(default) the Whisper model also carries a frozen linear probe (logistic regression on the clip's mean and std of
+the frames, fitted by scikit-learn on the training clips); when scoring, the output is the mean of the network's and
+the probe's class probabilities (returned as log-probabilities), a late fusion of the two.
 Artifacts written before the pooling fix stored `pool_stride: 2` and load with that (old) behaviour.
 """
 
@@ -48,6 +51,7 @@ class SpeechModelConfig:
     whisper_dim: int = 0  # d_model of the Whisper layer fed to the Whisper channel (0: no Whisper channel)
     whisper_proj: int = 128
     whisper_hidden: int = 128
+    whisper_probe: bool = True  # average with a frozen linear probe on the clip's mean and std of Whisper frames
 
     @property
     def use_hsf(self) -> bool:
@@ -156,18 +160,39 @@ class HSFChannel(nn.Module):
 
 
 class WhisperChannel(nn.Module):
-    """Frozen Whisper hidden states (B, T, d) with a frame mask (B, T) -> `whisper_hidden`-d vector."""
+    """Frozen Whisper hidden states (B, T, d) with a frame mask (B, T) -> (`whisper_hidden`-d vector, probe logits).
+
+    The probe logits (B, classes) are a fixed linear map of the clip's mean and std of the frames: a logistic
+    regression fitted by scikit-learn on the training clips (`set_probe`), not trained by gradient (None without
+    `whisper_probe`).
+    """
 
     def __init__(self, cfg: SpeechModelConfig) -> None:
         super().__init__()
         self.proj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.whisper_dim, cfg.whisper_proj), nn.GELU())
         self.attention = Attention(cfg.whisper_proj, cfg.attention_dim)
         self.hidden = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(3 * cfg.whisper_proj, cfg.whisper_hidden), nn.GELU())
+        self.probe = nn.Linear(2 * cfg.whisper_dim, cfg.classes) if cfg.whisper_probe else None
+        if self.probe is not None:
+            self.probe.requires_grad_(False)
 
-    def forward(self, frames: Tensor, mask: Tensor) -> Tensor:
+    @staticmethod
+    def pooled(frames: Tensor, mask: Tensor) -> Tensor:
+        """The probe's input: mean and std over each clip's frames (B, 2d)."""
+        return torch.cat([masked_mean(frames, mask), masked_std(frames, mask)], dim=1)
+
+    def set_probe(self, weight: Tensor, bias: Tensor) -> None:
+        """Install a fitted linear probe: logits = pooled @ weight.T + bias (weight (classes, 2d))."""
+        assert self.probe is not None
+        with torch.no_grad():
+            self.probe.weight.copy_(weight)
+            self.probe.bias.copy_(bias)
+
+    def forward(self, frames: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
         h = self.proj(frames)
         pooled = torch.cat([self.attention(h, mask)[1], masked_mean(h, mask), masked_std(h, mask)], dim=1)
-        return self.hidden(pooled)
+        probe = self.probe(self.pooled(frames, mask)) if self.probe is not None else None
+        return self.hidden(pooled), probe
 
 
 class SpeechEmotionNet(nn.Module):
@@ -202,9 +227,15 @@ class SpeechEmotionNet(nn.Module):
         parts = [self.crnn(spec, mask, lengths)]
         if self.hsf is not None:
             parts.append(self.hsf(hsf, mask, lengths))
+        probe = None
         if self.whisper is not None:
             if whisper is None or whisper_lengths is None:
                 raise ValueError(f"{self.cfg.name} needs Whisper frames")
             wmask = torch.arange(whisper.shape[1], device=whisper.device).unsqueeze(0) < whisper_lengths.unsqueeze(1)
-            parts.append(self.whisper(whisper, wmask))
-        return self.head(torch.cat(parts, dim=1))
+            vec, probe = self.whisper(whisper, wmask)
+            parts.append(vec)
+        logits = self.head(torch.cat(parts, dim=1))
+        if probe is None or self.training:
+            return logits  # the network trains on its own; the probe is fitted apart
+        # scoring: the mean of the network's and the probe's probabilities, as log-probabilities
+        return torch.log((torch.softmax(logits, dim=1) + torch.softmax(probe, dim=1)) / 2)

@@ -279,6 +279,8 @@ def fit(
     ys = [e.label for e in train]
     vx = [norm.apply(e.feats) for e in val] if val else []
     vy = [e.label for e in val] if val else []
+    if model.whisper is not None and model.whisper.probe is not None:
+        fit_probe(model, xs + vx, ys + vy)
 
     def batches():  # type: ignore[no-untyped-def]
         order = list(range(len(xs)))
@@ -299,6 +301,26 @@ def fit(
     history, best_epoch = result.history, result.best_epoch
     model.cpu().eval()
     return FitResult(model, norm, history, best_epoch)
+
+
+def fit_probe(model: SpeechEmotionNet, feats: list[F.SpeechFeatures], labels: list[int], c: float = 0.1) -> None:
+    """Fit the Whisper probe: standardised mean + std of each clip's (normalised) frames -> logistic regression
+    (scikit-learn, C = `c`), folded into the model's frozen linear probe. Uses every labelled clip given (training and
+    validation speakers: the probe has no epochs to select)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.stack([np.concatenate([f.whisper.mean(0), f.whisper.std(0)]) for f in feats])  # type: ignore[union-attr]
+    y = np.asarray(labels)
+    scaler = StandardScaler().fit(x)
+    lr = LogisticRegression(C=c, max_iter=3000).fit(scaler.transform(x), y)
+    coef = np.zeros((len(LABELS), x.shape[1]))
+    intercept = np.full(len(LABELS), -1e4)  # a class absent from training is never predicted by the probe
+    coef[lr.classes_] = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_, lr.coef_])
+    intercept[lr.classes_] = lr.intercept_ if len(lr.classes_) > 2 else np.r_[-lr.intercept_, lr.intercept_]
+    weight = coef / scaler.scale_
+    bias = intercept - (scaler.mean_ / scaler.scale_) @ coef.T
+    model.whisper.set_probe(torch.tensor(weight, dtype=torch.float32), torch.tensor(bias, dtype=torch.float32))  # type: ignore[union-attr]
 
 
 @torch.no_grad()
