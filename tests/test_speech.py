@@ -239,7 +239,7 @@ def _clips_per_speaker(shared_data: Path, per_label: int) -> list[tuple[Path, st
 
 
 @pytest.mark.slow
-def test_default_model_beats_chance_on_held_aside_speakers(shared_data: Path) -> None:
+def test_default_model_beats_chance_on_held_aside_speakers(shared_data: Path, tmp_path: Path) -> None:
     """Sanity check, not a claim: the default model trained briefly on a few real clips of 6 speakers (EmoDB and
     RAVDESS) labels 2 speakers it never heard (one per corpus) better than chance. Claims come from the benchmark."""
     from catalog.manifest import Item
@@ -250,7 +250,8 @@ def test_default_model_beats_chance_on_held_aside_speakers(shared_data: Path) ->
     torch.set_num_threads(1)
     clips = _clips_per_speaker(shared_data, per_label=3)
     items = [Item(id=p.stem + g, label=label, audio=p, lyrics=None, group=g) for p, label, g in clips]
-    report = load_examples(items, progress=False, whisper=WhisperEncoderFeatures("tiny.en", 2))
+    whisper = WhisperEncoderFeatures("tiny.en", 2)
+    report = load_examples(items, progress=False, whisper=whisper)
     assert not report.failed
     held = {"emodb/speaker-10", "ravdess/actor-04"}
     train = [e for e in report.examples if e.group not in held]
@@ -261,3 +262,14 @@ def test_default_model_beats_chance_on_held_aside_speakers(shared_data: Path) ->
     print("held-aside speakers:", {k: m[k] for k in ("n", "accuracy", "macro_f1")})
     assert m["n"] == len(test) >= 20
     assert m["accuracy"] > 0.45 and m["macro_f1"] > 0.35, m  # chance: 0.25 on 4 balanced classes
+
+    # the artifact (weights, fitted probe, normaliser, Whisper model and layer) answers as the trained model did
+    from emotion.speech import artifact
+
+    artifact.save(tmp_path / "default", result.model, result.normaliser, {"whisper": artifact.whisper_meta(whisper)})
+    loaded = artifact.SpeechRecognizer(tmp_path / "default")
+    assert loaded.whisper is not None and loaded.whisper.version == whisper.version
+    first = next(i for i, e in enumerate(report.examples) if e.group in held)
+    direct = predict_normalised(result.model, [result.normaliser.apply(report.examples[first].feats)])[0]
+    answer = loaded.predict_file(items[first].audio)  # type: ignore[arg-type]
+    assert list(answer.probabilities.values()) == pytest.approx(direct.tolist(), abs=1e-4)

@@ -74,6 +74,7 @@ class SpeechModelConfig:
         for key in ("conv1_kernel", "conv2_kernel", "pool_kernel", "pool_stride"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
+        data.setdefault("whisper_probe", False)  # artifacts from before the probe fusion have none
         return cls(**data)
 
 
