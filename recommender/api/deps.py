@@ -6,9 +6,9 @@ import hmac
 
 from fastapi import Header, Request
 
+from emotion.speech.artifact import SpeechRecognizer
 from recommender.api.config import ApiConfig
 from recommender.api.errors import ApiError
-from emotion.speech.artifact import SpeechRecognizer
 
 
 def config(request: Request) -> ApiConfig:
