@@ -84,7 +84,7 @@ def baseline_peak_mb(path: Path) -> float:
 def ours_peak_mb(path: Path) -> float:
     """The bounded path of the API (probe, budget check, capped block-wise decode)."""
     from recommender.api.config import ApiConfig
-    from recommender.speech.preprocess import prepare
+    from emotion.speech.preprocess import prepare
 
     return traced_peak_mb(lambda: prepare(path, limits=ApiConfig.from_settings().limits))
 

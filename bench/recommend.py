@@ -60,6 +60,24 @@ def timed(fn, n: int) -> list[float]:
     return out
 
 
+def whisper_table(speech: np.ndarray, n: int) -> dict[str, dict[str, float]]:
+    """p50/p95 ms of the Whisper encoder alone on the clip, tiny.en and base, at layer 2 (the default) and all layers.
+
+    Accuracy beside it comes from `musicrec benchmark speech` (README: Whisper tiny.en vs base)."""
+    from emotion.features.whisper import WHISPER_MODELS, WhisperEncoderFeatures
+
+    out: dict[str, dict[str, float]] = {}
+    print(f"{'Whisper encoder, 1 thread':28s}{'p50 ms':>9s}{'p95 ms':>9s}")
+    for model in WHISPER_MODELS:
+        for layer in (2, WHISPER_MODELS[model].layers):
+            enc = WhisperEncoderFeatures(model, layer)
+            enc.frames(speech)
+            p = percentiles(timed(lambda enc=enc: enc.frames(speech), n))
+            out[f"{model}-L{layer}"] = {"p50": p["p50"], "p95": p["p95"]}
+            print(f"{model + ' to layer ' + str(layer):28s}{p['p50']:9.1f}{p['p95']:9.1f}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.environ.get("MUSICREC_SPEECH_MODEL", ""), help="speech model folder")
@@ -79,9 +97,10 @@ def main() -> None:
     import torch
 
     from catalog import migrate
-    from recommender.speech import features as F
-    from recommender.speech.artifact import SpeechRecognizer
-    from recommender.speech.preprocess import prepare
+    from emotion.speech import features as F
+    from emotion.speech.artifact import SpeechRecognizer
+    from emotion.speech.preprocess import prepare
+    from emotion.speech.train import collate, whisper_frames
     from tests.recommender_support import Server, make_catalog
 
     work = Path(tempfile.mkdtemp(prefix="bench-recommend-"))
@@ -132,14 +151,19 @@ def main() -> None:
     cpu0 = time.process_time()
     base = timed(lambda: model.predict_file(clip), n_base)
     cpu_ms = 1000 * (time.process_time() - cpu0) / n_base
-    feats = model.normaliser.apply(F.extract(prepare(clip)))
-    spec, hsf, lengths = torch.from_numpy(feats.spec)[None], torch.from_numpy(feats.hsf)[None], torch.tensor([feats.segments])
+    speech = prepare(clip)
+    raw = F.extract(speech)
+    if model.whisper is not None:
+        raw.whisper = whisper_frames(speech, model.whisper)
+    batch = collate([model.normaliser.apply(raw)])
+    feats = raw
     with torch.inference_mode():
-        net = timed(lambda: model.model(spec, hsf, lengths), n_base)
+        net = timed(lambda: batch.run(model.model), n_base)
     s, c, b, m = percentiles(seq), percentiles(conc), percentiles(base), percentiles(net)
     print(f"{'':28s}{'p50 ms':>9s}{'p95 ms':>9s}{'p99 ms':>9s}")
     for name, p in (("HTTP sequential", s), (f"HTTP {args.concurrency} concurrent", c), ("bare inference (no HTTP/DB)", b), ("network only", m)):
         print(f"{name:28s}{p['p50']:9.1f}{p['p95']:9.1f}{p['p99']:9.1f}")
+    whisper_ms = whisper_table(speech, max(5, n_base // 2))
     result = {
         "p50_ms": s["p50"], "p95_ms": s["p95"], "p99_ms": s["p99"],
         "concurrent_p50_ms": c["p50"], "concurrent_p95_ms": c["p95"], "concurrent_p99_ms": c["p99"],
@@ -149,6 +173,7 @@ def main() -> None:
         "http_overhead_p50_ms": round(s["p50"] - b["p50"], 1),
         "requests": len(seq), "concurrent_requests": len(conc), "concurrency": args.concurrency,
         "clip_s": round(len(prepare(clip)) / 16000, 2), "segments": feats.segments, "model": model.name,
+        "whisper_ms": whisper_ms,
         "server_startup_s": round(startup_s, 1), "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),
         "machine": platform.processor() or platform.machine(), "quick": args.quick,
     }

@@ -156,9 +156,10 @@ def train_song_model(demo: Demo, manifest: Path) -> None:
 
 
 def train_speech_model(demo: Demo, manifest: Path) -> None:
-    """Train the HSF+CRNN speech emotion model on EmoDB with a speaker-independent split; it becomes the active one."""
-    out = demo.var / "models" / "speech-hsf-crnn"
-    result = last_json(musicrec("train", "speech", "--manifest", str(manifest), "--model", "hsf-crnn", "--epochs", str(demo.cfg.speech_epochs), "--out", str(out)).stdout)
+    """Train the default speech emotion model (Whisper + HSF + CRNN) on EmoDB with a speaker-independent split; it
+    becomes the active one (the packaged Whisper weights are converted into the demo's store on first use)."""
+    out = demo.var / "models" / "speech-default"
+    result = last_json(musicrec("train", "speech", "--manifest", str(manifest), "--model", "default", "--epochs", str(demo.cfg.speech_epochs), "--out", str(out)).stdout)
     typer.echo(f"speech model on held-out speakers {result.get('split_groups', {}).get('test')}: accuracy {result.get('accuracy', float('nan')):.3f}, macro-F1 {result.get('macro_f1', float('nan')):.3f}")
     demo.summary["speech_model"] = {"artifact": str(out), "test_accuracy": result.get("accuracy"), "test_macro_f1": result.get("macro_f1"), "test_speakers": result.get("split_groups", {}).get("test")}
 

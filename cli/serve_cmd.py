@@ -27,9 +27,9 @@ def recommend(
 ) -> None:
     """Hear the emotion in CLIP and print the playlist as JSON (last line), like POST /v1/recommendations."""
     from catalog.audio import AudioError
+    from emotion.speech.artifact import ModelNotFoundError, SpeechRecognizer, active_model_path
     from recommender import sessions
     from recommender.api.config import ApiConfig
-    from recommender.speech.artifact import ModelNotFoundError, SpeechRecognizer, active_model_path
 
     cfg = ApiConfig.from_settings()
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from recommender.speech.model import MODEL_NAMES
+from emotion.speech.model import DEFAULT_MODEL, MODEL_NAMES
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -25,6 +25,17 @@ def _read_manifest(path: Path):
         _fail(str(exc))
 
 
+def _whisper():  # type: ignore[no-untyped-def]
+    """The configured Whisper encoder (whisper_model, whisper_layer); a clear error when its weights are missing."""
+    from emotion.features.base import EncoderError
+    from emotion.features.whisper import WhisperEncoderFeatures
+
+    try:
+        return WhisperEncoderFeatures()
+    except EncoderError as exc:
+        _fail(str(exc))
+
+
 def _cache_dir() -> Path:
     from catalog.settings import get_settings
 
@@ -33,7 +44,7 @@ def _cache_dir() -> Path:
 
 def train_speech(
     manifest: Path = typer.Option(..., "--manifest", "-m", help="Manifest CSV (group column = speaker)."),
-    model: str = typer.Option("hsf-crnn", "--model", help=f"One of {', '.join(MODEL_NAMES)}."),
+    model: str = typer.Option("default", "--model", help=f"'default' ({DEFAULT_MODEL}) or one of {', '.join(MODEL_NAMES)}."),
     out: Path = typer.Option(..., "--out", help="Artifact folder to write."),
     epochs: int = typer.Option(30, "--epochs", min=1),
     seed: int = typer.Option(42, "--seed"),
@@ -41,19 +52,24 @@ def train_speech(
     folds: int = typer.Option(0, "--folds", help="With --cv: number of speaker-grouped folds (0: leave-one-speaker-out)."),
     register_model: bool = typer.Option(True, "--register/--no-register", help="Record the artifact as the active speech model."),
     threads: int = typer.Option(0, "--threads", min=0, help="CPU threads for torch (0: torch's default; 1 is fastest on a busy machine)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
+    utterance_norm: bool = typer.Option(False, "--utterance-norm/--no-utterance-norm", help="Per-utterance spectrogram mean normalisation."),
 ) -> None:
     """Train a speech emotion model on a speaker-independent split (or cross-validate it) and print JSON metrics."""
     import torch
 
-    from recommender.speech import artifact
-    from recommender.speech.train import cross_validate, fit, load_examples, metrics, predict_normalised, speaker_splits
+    from emotion.speech import artifact
+    from emotion.speech.train import cross_validate, fit, load_examples, metrics, predict_normalised, speaker_splits
 
     if threads:
         torch.set_num_threads(threads)
+    if model == "default":
+        model = DEFAULT_MODEL
     if model not in MODEL_NAMES:
-        _fail(f"unknown --model {model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        _fail(f"unknown --model {model!r}; choose default or one of {', '.join(MODEL_NAMES)}")
     m = _read_manifest(manifest)
-    report = load_examples(m.items, _cache_dir())
+    whisper = _whisper() if model.startswith("whisper") else None
+    report = load_examples(m.items, _cache_dir(), whisper=whisper)
     for item_id, reason in report.failed:
         typer.echo(f"skipped {item_id}: {reason}", err=True)
     if not report.examples:
@@ -61,7 +77,7 @@ def train_speech(
     if cv:
         if len({e.group for e in report.examples}) < 3:
             _fail("cross-validation needs at least 3 speakers (group column)")
-        result = cross_validate(report.examples, model, epochs, seed, folds=folds or None)
+        result = cross_validate(report.examples, model, epochs, seed, folds=folds or None, device=device, utterance_norm=utterance_norm)
         result.update(manifest_sha256=m.digest(), epochs=epochs, seed=seed, skipped=len(report.failed))
         out.mkdir(parents=True, exist_ok=True)
         (out / "cv.json").write_text(json.dumps(result, indent=2))
@@ -71,9 +87,9 @@ def train_speech(
     parts = {name: [e for e in report.examples if splits.get(e.id) == name] for name in ("train", "val", "test")}
     if not parts["train"]:
         _fail("no training clips after the speaker split")
-    result = fit(model, parts["train"], parts["val"] or None, epochs=epochs, seed=seed)
+    result = fit(model, parts["train"], parts["val"] or None, epochs=epochs, seed=seed, device=device, utterance_norm=utterance_norm)
     test = parts["test"]
-    scores = metrics([e.label for e in test], predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test]).argmax(1)) if test else {}
+    scores = metrics([e.label for e in test], predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test])) if test else {}
     groups = {name: sorted({e.group for e in part}) for name, part in parts.items()}
     meta = {
         "version": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"),
@@ -86,6 +102,7 @@ def train_speech(
         "history": result.history,
         "metrics": scores,
         "skipped": report.failed,
+        **({"whisper": artifact.whisper_meta(whisper)} if whisper is not None else {}),
     }
     artifact.save(out, result.model, result.normaliser, meta)
     model_id = artifact.register(out, scores) if register_model else None
@@ -99,8 +116,8 @@ def evaluate_speech(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object on the last line."),
 ) -> None:
     """Score a speech model on a manifest: accuracy, macro-F1, per-class F1, confusion matrix."""
-    from recommender.speech import artifact
-    from recommender.speech.train import load_examples, metrics, speaker_splits
+    from emotion.speech import artifact
+    from emotion.speech.train import load_examples, metrics, speaker_splits
 
     try:
         recognizer = artifact.SpeechRecognizer(model)
@@ -119,13 +136,13 @@ def evaluate_speech(
             items = [it for it in items if splits.get(it.id) == split]
         if not items:
             _fail(f"no rows in split {split!r}")
-    report = load_examples(items, _cache_dir(), progress=not as_json)
+    report = load_examples(items, _cache_dir(), progress=not as_json, whisper=recognizer.whisper)
     for item_id, reason in report.failed:
         typer.echo(f"skipped {item_id}: {reason}", err=True)
-    from recommender.speech.train import predict_normalised
+    from emotion.speech.train import predict_normalised
 
     probs = predict_normalised(recognizer.model, [recognizer.normaliser.apply(e.feats) for e in report.examples])
-    scores = metrics([e.label for e in report.examples], probs.argmax(1))
+    scores = metrics([e.label for e in report.examples], probs)
     if as_json:
         typer.echo(json.dumps(scores))
         return
@@ -137,8 +154,49 @@ def evaluate_speech(
         typer.echo(f"  {label:8s} {row}")
 
 
+def benchmark_speech(
+    manifest: Path = typer.Option(..., "--manifest", "-m", help="Speech manifest (merged EmoDB + RAVDESS: groups <corpus>/<speaker>)."),
+    models: str = typer.Option("all", "--models", help=f"Comma-separated speech models or 'all' ({', '.join(MODEL_NAMES)})."),
+    out: Path = typer.Option(Path("var/benchmarks/speech"), "--out", help="Folder for benchmark.md/json/png."),
+    epochs: int = typer.Option(12, "--epochs", min=1),
+    folds: int = typer.Option(5, "--folds", min=2, help="Speaker-grouped folds (the same for every model)."),
+    seed: int = typer.Option(42, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+    quick: bool = typer.Option(False, "--quick", help="6 speakers, 3 folds, 2 epochs: a smoke run under a few minutes."),
+    threads: int = typer.Option(0, "--threads", min=0),
+) -> None:
+    """Speaker-grouped CV of every speech model beside a frozen-Whisper probe and openSMILE eGeMAPS + SVM, per corpus."""
+    import torch
+
+    from emotion.speech.benchmark import markdown, run_benchmark
+
+    if threads:
+        torch.set_num_threads(threads)
+    names = list(MODEL_NAMES) if models == "all" else [m.strip() for m in models.split(",") if m.strip()]
+    names = [DEFAULT_MODEL if n == "default" else n for n in names]
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        _fail(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+    _read_manifest(manifest)
+    _whisper()
+    if quick:
+        epochs, folds = 2, 3
+    result = run_benchmark(manifest, names, out, epochs=epochs, folds=folds, seed=seed, device=device,
+                           cache_dir=_cache_dir(), progress=False, limit_groups=6 if quick else 0)
+    typer.echo(markdown(result))
+    typer.echo(f"wrote {out / 'benchmark.md'}, {out / 'benchmark.json'}, {out / 'benchmark.png'}")
+    typer.echo(json.dumps({n: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                               "per_corpus": {c: {"accuracy": v["accuracy"], "macro_f1": v["macro_f1"]} for c, v in m.get("per_corpus", {}).items()}}
+                           for n, m in result["models"].items()}))
+
+
 def register(app: typer.Typer) -> None:
-    """Attach the speech commands to the `train` and `evaluate` groups of the main app."""
+    """Attach the speech commands to the `train`, `evaluate` and `benchmark` groups of the main app."""
     groups = {g.name: g.typer_instance for g in app.registered_groups}
     groups["train"].command("speech")(train_speech)
     groups["evaluate"].command("speech")(evaluate_speech)
+    bench = groups.get("benchmark")
+    if bench is None:
+        bench = typer.Typer(help="Compare models side by side.", no_args_is_help=True)
+        app.add_typer(bench, name="benchmark")
+    bench.command("speech")(benchmark_speech)

@@ -1,4 +1,5 @@
-"""One training loop for every song emotion model: focal loss, Adam, clipping, plateau schedule on val macro-F1."""
+"""One training loop (`fit_loop`) for every emotion model, songs and speech: Adam, clipping, plateau schedule on val macro-F1,
+best epoch kept, device-aware (CUDA when available); `train_model` fits the song models with it (focal loss)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 import logging
 import os
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -120,6 +122,84 @@ def _batches(samples: list[SongSample], batch_size: int, gen: torch.Generator, f
     return DataLoader(samples, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=fn, num_workers=0)
 
 
+@dataclass
+class LoopResult:
+    """What `fit_loop` returns: per-epoch history, the epoch whose weights were kept, its evaluation."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_metrics: dict[str, Any]
+
+
+def fit_loop(
+    model: torch.nn.Module,
+    batches: Callable[[], Iterable[Any]],
+    step: Callable[[torch.nn.Module, Any], tuple[torch.Tensor, int] | None],
+    evaluate: Callable[[torch.nn.Module], dict[str, Any]] | None,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    grad_clip: float = 0.0,
+    plateau_factor: float = 0.5,
+    plateau_patience: int = 15,
+    early_stop: int = 0,
+    desc: str = "train",
+    progress: bool = True,
+) -> LoopResult:
+    """The one training loop of every emotion model (songs and speech): Adam, gradient clipping, a plateau schedule
+    on the evaluation's macro-F1, the best epoch's weights kept (loaded into `model` at the end), optional early stop.
+
+    Args:
+        model: the network, already on its device.
+        batches: called once per epoch; yields training batches (in any form `step` understands).
+        step: (model, batch) -> (mean loss tensor, batch size), or None to skip the batch; moves the batch itself.
+        evaluate: model -> a metrics dict with "macro_f1" and "accuracy" (the shared `emotion.evaluate.scores`);
+            None: no validation data, every epoch counts as the best so far (the last weights are kept, no schedule).
+    """
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=plateau_factor, patience=plateau_patience)
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor], dict[str, Any]] = (-1.0, 0, copy.deepcopy(model.state_dict()), {})
+    bar = _progress(epochs, desc, progress)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, seen = 0.0, 0
+        for batch in batches():
+            out = step(model, batch)
+            if out is None:
+                continue
+            loss, size = out
+            opt.zero_grad()
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            total += float(loss.detach()) * size
+            seen += size
+        model.eval()
+        if evaluate is None:
+            history.append({"epoch": epoch, "loss": total / max(seen, 1), "lr": opt.param_groups[0]["lr"]})
+            best = (-1.0, epoch, {}, {})
+            bar.update(1)
+            continue
+        m = evaluate(model)
+        sched.step(m["macro_f1"])
+        history.append({"epoch": epoch, "loss": total / max(seen, 1), "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
+        if m["macro_f1"] > best[0]:
+            best = (m["macro_f1"], epoch, copy.deepcopy(model.state_dict()), m)
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val_f1=f"{m['macro_f1']:.3f}", best=f"{best[0]:.3f}@{best[1]}")
+        if early_stop and epoch - best[1] >= early_stop:
+            log.info("early stop at epoch %d (best %d)", epoch, best[1])
+            break
+    bar.close()
+    if best[2]:
+        model.load_state_dict(best[2])
+    model.eval()
+    return LoopResult(history, best[1], best[3])
+
+
 def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig, progress: bool = True) -> TrainResult:
     """Fit `cfg.model` on `train`, keep the weights with the best validation macro-F1."""
     if not train:
@@ -133,46 +213,27 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     dims = modality_dims(train_s + val_s)
     model = build_model(cfg.model, dims, cfg.model_params).to(device)
     criterion = FocalLoss(class_weight_tensor(cfg.class_weights), cfg.focal_gamma).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
     gen = torch.Generator().manual_seed(cfg.seed)
     fn = make_collate(model, dims)
     loader = _batches(train_s, cfg.batch_size, gen, fn)
     eval_fn = make_collate(model, dims)
-    history: list[dict[str, float]] = []
-    best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, copy.deepcopy(model.state_dict()))
-    bar = _progress(cfg.epochs, f"train {cfg.model}", progress)
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        total, seen = 0.0, 0
-        for batch in loader:
-            if batch.size < 2:  # BatchNorm cannot train on one song
-                continue
-            batch = batch.to(device)
-            opt.zero_grad()
-            loss, _ = model.loss(batch, criterion)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            total += float(loss.detach()) * batch.size
-            seen += batch.size
-        eval_on = val_s or train_s
-        m = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size, eval_fn))
-        sched.step(m["macro_f1"])
-        history.append({"epoch": epoch, "loss": total / max(seen, 1), "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
-        if m["macro_f1"] > best[0]:
-            best = (m["macro_f1"], epoch, copy.deepcopy(model.state_dict()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val_f1=f"{m['macro_f1']:.3f}", best=f"{best[0]:.3f}@{best[1]}")
-        if cfg.early_stop and epoch - best[1] >= cfg.early_stop:
-            log.info("early stop at epoch %d (best %d)", epoch, best[1])
-            break
-    bar.close()
-    model.load_state_dict(best[2])
     eval_on = val_s or train_s
+
+    def step(m: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int] | None:
+        if batch.size < 2:  # BatchNorm cannot train on one song
+            return None
+        batch = batch.to(device)
+        loss, _ = m.loss(batch, criterion)  # type: ignore[operator]
+        return loss, batch.size
+
+    def evaluate(m: torch.nn.Module) -> dict[str, Any]:
+        return scores(np.array([s.y for s in eval_on]), predict(m, eval_on, dims, device, cfg.eval_batch_size, eval_fn))  # type: ignore[arg-type]
+
+    result = fit_loop(model, lambda: loader, step, evaluate, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                      grad_clip=cfg.grad_clip, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
+                      early_stop=cfg.early_stop, desc=f"train {cfg.model}", progress=progress)
     val_metrics = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size))
-    return TrainResult(model.cpu(), std, dims, history, best[1], val_metrics)
+    return TrainResult(model.cpu(), std, dims, result.history, result.best_epoch, val_metrics)
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -51,8 +51,8 @@ def wav_bytes(y: np.ndarray, sr: int = 16000) -> bytes:
 
 def train_tiny_model(shared_data: Path, out: Path, epochs: int = 2) -> Path:
     """A real hsf-crnn trained for a few epochs on a handful of EmoDB clips (behaviour tests only, not accuracy)."""
-    from recommender.speech import artifact
-    from recommender.speech.train import LABELS, Example, clip_features, fit
+    from emotion.speech import artifact
+    from emotion.speech.train import LABELS, Example, clip_features, fit
 
     examples = [Example(p.name, LABELS.index(label), spk, clip_features(p)) for p, label, spk in emodb_clips(shared_data, per_label=2)]
     result = fit("hsf-crnn", examples, None, epochs=epochs, seed=0, progress=False)

@@ -177,7 +177,7 @@ def package_files(src: WhisperSource) -> list[Path]:
         spec = importlib.util.find_spec(pkg)
         if spec is None or not spec.submodule_search_locations:
             raise EncoderError(f"Whisper {src.name} weights are not installed (package {pkg} missing); " + install_hint(src.name))
-        path = Path(list(spec.submodule_search_locations)[0]).parent / rel
+        path = Path(next(iter(spec.submodule_search_locations))).parent / rel
         if not path.is_file():
             raise EncoderError(f"Whisper {src.name}: {path} is missing from the installed package; reinstall it: " + install_hint(src.name))
         paths.append(path)

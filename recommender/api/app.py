@@ -24,7 +24,7 @@ def load_recognizer(cfg: ApiConfig) -> Any:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from recommender.speech.artifact import SpeechRecognizer, active_model_path
+    from emotion.speech.artifact import SpeechRecognizer, active_model_path
 
     torch.set_num_threads(cfg.torch_threads)
     threadpool_limits(cfg.torch_threads, user_api="blas")  # BLAS threads fight the request threads (116 -> 65 ms)

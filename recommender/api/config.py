@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from catalog.audio import DecodeBudget
 from catalog.settings import Settings, get_settings
-from recommender.speech.preprocess import MAX_CLIP_S, MIN_SPEECH_S, Limits
+from emotion.speech.preprocess import MAX_CLIP_S, MIN_SPEECH_S, Limits
 
 # Browsers and phones: Chrome/Firefox MediaRecorder sends WebM/Ogg Opus, Safari/iPhone M4A (AAC).
 ACCEPTED_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".webm", ".weba", ".m4a", ".mp4", ".aac")

@@ -15,11 +15,12 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel
 
 from catalog.audio import AudioError
+from emotion.speech.artifact import SpeechRecognizer
+from emotion.speech.preprocess import classify
 from recommender import sessions
 from recommender.api.config import ApiConfig
 from recommender.api.deps import config, listener_token, recognizer
 from recommender.api.errors import ApiError
-from recommender.speech.preprocess import classify
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from recommender.speech.preprocess import SAMPLE_RATE
+from emotion.speech.preprocess import SAMPLE_RATE
 
 FRAME_S = 0.020
 HOP_S = 0.010
@@ -40,10 +40,12 @@ HSF_DIM = LLD_DIM * len(HSF_STATS)
 
 @dataclass
 class SpeechFeatures:
-    """One clip's channel inputs: `spec` (S, F, 50) spectrogram segments and `hsf` (S, HSF_DIM) segment statistics."""
+    """One clip's channel inputs: `spec` (S, F, 50) spectrogram segments, `hsf` (S, HSF_DIM) segment statistics and,
+    for the Whisper models, `whisper` (T, d) hidden states of a frozen Whisper encoder layer (one per 20 ms)."""
 
     spec: np.ndarray
     hsf: np.ndarray
+    whisper: np.ndarray | None = None
 
     @property
     def segments(self) -> int:

@@ -6,16 +6,22 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from recommender.speech import features as F
-from recommender.speech.model import SpeechEmotionNet, SpeechModelConfig
-from recommender.speech.preprocess import SAMPLE_RATE, Limits, prepare
-from recommender.speech.train import FEATURE_VERSION, LABELS, Normaliser
+from emotion.speech import features as F
+from emotion.speech.model import SpeechEmotionNet, SpeechModelConfig
+from emotion.speech.preprocess import SAMPLE_RATE, Limits, prepare
+from emotion.speech.train import (
+    FEATURE_VERSION,
+    LABELS,
+    Normaliser,
+    collate,
+    whisper_frames,
+)
 
 log = logging.getLogger(__name__)
 WEIGHTS = "model.pt"
@@ -25,6 +31,23 @@ NORM = "normaliser.npz"
 
 class ModelNotFoundError(FileNotFoundError):
     """No usable speech model artifact."""
+
+
+def whisper_meta(encoder: object) -> dict:
+    """What an artifact records of the Whisper encoder it was trained on (model, layer, version, dim)."""
+    return {"model": encoder.model, "layer": encoder.layer, "version": encoder.version, "dim": encoder.d_model}  # type: ignore[attr-defined]
+
+
+def load_whisper(meta: dict):  # type: ignore[no-untyped-def]
+    """The Whisper encoder an artifact was trained with (same model and layer); a different version is logged."""
+    from emotion.features.whisper import WhisperEncoderFeatures
+
+    info = meta.get("whisper") or {}
+    model = str(info.get("model", ""))
+    enc = WhisperEncoderFeatures(None if model.startswith("local:") else (model or None), int(info.get("layer", 2)))
+    if info.get("version") and enc.version != info["version"]:
+        log.warning("speech model was trained on Whisper %s, running %s", info["version"], enc.version)
+    return enc
 
 
 def save(out: Path, model: SpeechEmotionNet, normaliser: Normaliser, meta: dict) -> Path:
@@ -62,9 +85,10 @@ class SpeechRecognizer:
         self.model.load_state_dict(torch.load(self.path / WEIGHTS, map_location="cpu", weights_only=True))
         self.model.eval()
         with np.load(self.path / NORM) as z:
-            self.normaliser = Normaliser(z["spec_mean"], z["spec_std"], z["hsf_mean"], z["hsf_std"])
+            self.normaliser = Normaliser.from_arrays(z)
         self.labels: list[str] = list(self.meta["labels"])
         self._lock = threading.Lock()
+        self.whisper = load_whisper(self.meta) if cfg.use_whisper else None
 
     @property
     def name(self) -> str:
@@ -77,11 +101,12 @@ class SpeechRecognizer:
 
     def predict_array(self, y: np.ndarray) -> Prediction:
         """Emotion of preprocessed speech at 16 kHz."""
-        feats = self.normaliser.apply(F.extract(y))
-        spec = torch.from_numpy(feats.spec).unsqueeze(0)
-        hsf = torch.from_numpy(feats.hsf).unsqueeze(0)
+        raw = F.extract(y)
+        if self.whisper is not None:
+            raw.whisper = whisper_frames(y, self.whisper)
+        feats = self.normaliser.apply(raw)
         with self._lock, torch.inference_mode():
-            probs = torch.softmax(self.model(spec, hsf, torch.tensor([feats.segments])), dim=1)[0].numpy()
+            probs = torch.softmax(collate([feats]).run(self.model), dim=1)[0].numpy()
         best = int(np.argmax(probs))
         return Prediction(self.labels[best], {k: round(float(v), 6) for k, v in zip(self.labels, probs)}, len(y) / SAMPLE_RATE)
 
@@ -98,14 +123,14 @@ def register(path: Path, metrics: dict, activate: bool = True, url: str | None =
     from catalog.models import EmotionModel
 
     meta = read_meta(path)
-    version = meta.get("version") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    version = meta.get("version") or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     with session_scope(url) as s:
         row = s.scalar(select(EmotionModel).where(EmotionModel.name == f"speech-{meta['config']['name']}", EmotionModel.version == version))
         if row is None:
             row = EmotionModel(name=f"speech-{meta['config']['name']}", version=version, kind="speech", artifact_path=str(path.resolve()))
             s.add(row)
         row.metrics = metrics
-        row.encoder_ids = {"features": meta["feature_version"]}
+        row.encoder_ids = {"features": meta["feature_version"], **({"whisper": meta["whisper"]["version"]} if meta.get("whisper") else {})}
         if activate:
             s.execute(update(EmotionModel).where(EmotionModel.kind == "speech").values(active=False))
             row.active = True
