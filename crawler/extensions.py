@@ -97,7 +97,7 @@ class JobExtension:
         """Write counts and errors, then hand new song ids to the hook."""
         try:
             self.ctx.recorder.flush(**values)
-        except Exception:  # noqa: BLE001 - keep crawling; counts stay pending for the next flush
+        except Exception:  # keep crawling; counts stay pending for the next flush
             log.exception("could not update crawl job %s", self.ctx.job_id)
             return
         self.call_hook()
