@@ -94,5 +94,11 @@ def write_plots(emotion: str, out_dir: Path | None = None, url: str | None = Non
     return [
         heatmap(hm.matrix, hm.sounds, labels, f"{emotion} v{version}: top audio words per topic", out_dir / f"{stem}-topic-words.png"),
         sizes_bar(sizes, labels, f"{emotion} v{version}: songs per topic", out_dir / f"{stem}-songs-per-topic.png"),
-        song_map(v.points, v.corners, [f"T{t['index']} ({t['size']} songs)" for t in v.topics], f"{emotion} v{version}: songs by topic mixture", out_dir / f"{stem}-song-map.png"),
+        song_map(
+            v.points,
+            v.corners,
+            [f"T{t['index']} ({t['size']} songs)" for t in v.topics],
+            f"{emotion} v{version}: songs by topic mixture",
+            out_dir / f"{stem}-song-map.png",
+        ),
     ]
