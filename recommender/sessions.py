@@ -237,7 +237,9 @@ def _first_playlist(session: Session, topics: list[Topic], shown: dict[int, int 
     return out
 
 
-def _preferred_playlist(session: Session, topics: list[Topic], preferred: list[int], shown: dict[int, int | None], size: int) -> tuple[list[tuple[int, int]], bool]:
+def _preferred_playlist(
+    session: Session, topics: list[Topic], preferred: list[int], shown: dict[int, int | None], size: int
+) -> tuple[list[tuple[int, int]], bool]:
     """Step 4: best unseen songs of the preferred topics, then of the topics nearest to them."""
     by_id = {t.id: t for t in topics}
     preferred = [t for t in preferred if t in by_id]
@@ -260,8 +262,14 @@ def _preferred_playlist(session: Session, topics: list[Topic], preferred: list[i
 
 
 def recommend(
-    external_id: str, emotion: str, size: int = DEFAULT_SIZE, url: str | None = None, seed: int | None = None, token: str | None = None,
-    *, check: bool = True,
+    external_id: str,
+    emotion: str,
+    size: int = DEFAULT_SIZE,
+    url: str | None = None,
+    seed: int | None = None,
+    token: str | None = None,
+    *,
+    check: bool = True,
 ) -> Recommendation:
     """Steps 2 and 4 for one request of `external_id` whose clip was heard as `emotion`; persists shown events.
 

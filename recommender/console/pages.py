@@ -66,7 +66,7 @@ def topics(request: Request, emotion: str = Query(EMOTIONS[0])) -> HTMLResponse:
     if view.heatmap is not None:
         vmax = float(np.max(view.heatmap.matrix)) if view.heatmap.matrix.size else 0.0
         heat = {
-            "columns": [{"word": w, "sound": snd} for w, snd in zip(view.heatmap.words, view.heatmap.sounds)],
+            "columns": [{"word": w, "sound": snd} for w, snd in zip(view.heatmap.words, view.heatmap.sounds, strict=True)],
             "rows": [[{"p": float(p), "colour": heat_colour(float(p), vmax)} for p in row] for row in view.heatmap.matrix],
         }
     corners = np.array(view.corners) if view.corners else np.zeros((1, 2))

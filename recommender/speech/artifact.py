@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ class SpeechRecognizer:
         with self._lock, torch.inference_mode():
             probs = torch.softmax(self.model(spec, hsf, torch.tensor([feats.segments])), dim=1)[0].numpy()
         best = int(np.argmax(probs))
-        return Prediction(self.labels[best], {k: round(float(v), 6) for k, v in zip(self.labels, probs)}, len(y) / SAMPLE_RATE)
+        return Prediction(self.labels[best], {k: round(float(v), 6) for k, v in zip(self.labels, probs, strict=True)}, len(y) / SAMPLE_RATE)
 
     def predict_file(self, path: str | Path, limits: Limits = Limits()) -> Prediction:
         """Emotion of a voice clip file (raises SpeechClipError/AudioError for unusable clips)."""
@@ -98,7 +98,7 @@ def register(path: Path, metrics: dict, activate: bool = True, url: str | None =
     from catalog.models import EmotionModel
 
     meta = read_meta(path)
-    version = meta.get("version") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    version = meta.get("version") or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     with session_scope(url) as s:
         row = s.scalar(select(EmotionModel).where(EmotionModel.name == f"speech-{meta['config']['name']}", EmotionModel.version == version))
         if row is None:
@@ -122,7 +122,10 @@ def active_model_path(url: str | None = None) -> Path:
 
     with session_scope(url) as s:
         row = s.scalar(
-            select(EmotionModel).where(EmotionModel.kind == "speech").order_by(EmotionModel.active.desc(), EmotionModel.created_at.desc(), EmotionModel.id.desc()).limit(1)
+            select(EmotionModel)
+            .where(EmotionModel.kind == "speech")
+            .order_by(EmotionModel.active.desc(), EmotionModel.created_at.desc(), EmotionModel.id.desc())
+            .limit(1)
         )
         if row is None:
             raise ModelNotFoundError("no speech model registered: run `musicrec train speech` first or set MUSICREC_SPEECH_MODEL")
