@@ -11,8 +11,8 @@ SQLite catalog) held for the life of the beat process; a second beat waits as a 
 from __future__ import annotations
 
 import fcntl
-import logging
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -79,10 +79,10 @@ def parse_cron(cron: str) -> dict[str, str]:
     from celery.schedules import crontab
 
     keys = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-    values = dict(zip(keys, fields))
+    values = dict(zip(keys, fields, strict=True))
     try:
         crontab(**values)
-    except Exception as exc:  # noqa: BLE001 - celery raises several types for a bad field
+    except Exception as exc:  # celery raises several types for a bad field
         raise ScheduleError(f"bad --cron {cron!r}: {exc}") from exc
     return values
 
