@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -83,7 +83,9 @@ def register(app: typer.Typer) -> None:
     def extract_cmd(
         manifest: Path | None = typer.Option(None, "--manifest", "-m", help="Manifest CSV whose items to extract."),
         songs: str | None = typer.Option(None, "--songs", help="Catalog songs instead: 'new' (status new) or 'all'."),
-        audio_encoder: str = typer.Option("default", "--audio-encoder", help="lld | musicnn | ast | none (default: musicnn when its weights are installed, else lld)."),
+        audio_encoder: str = typer.Option(
+            "default", "--audio-encoder", help="lld | musicnn | ast | none (default: musicnn when its weights are installed, else lld)."
+        ),
         lyrics_encoder: str = typer.Option("bert-cnn", "--lyrics-encoder", help="bert-cnn | none."),
         workers: int = typer.Option(1, "--workers", "-j", help="Worker processes for decoding and CPU encoders."),
         segment_s: float = typer.Option(10.0, "--segment-s", help="Segment length in seconds."),
@@ -128,7 +130,7 @@ def register(app: typer.Typer) -> None:
         }
         if songs is not None:
             summary["songs_to_features"], summary["songs_failed"] = _update_songs(results, jobs)
-        out = report or get_settings().var_dir / "features" / f"extract-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+        out = report or get_settings().var_dir / "features" / f"extract-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"summary": summary, "items": [r.summary() for r in results.values()]}, indent=2))
         for item_id, errors in refused.items():
