@@ -64,7 +64,7 @@ class LocalSite:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parsed = urlparse(self.path)
                 site.hits[parsed.path] = site.hits.get(parsed.path, 0) + 1
                 route = site.routes.get(parsed.path)
@@ -234,4 +234,7 @@ def jamendo_handler(tracks: list[dict[str, object]], base: Callable[[], str]) ->
 def autoindex(path: str, names: list[str]) -> str:
     """An nginx-style autoindex page."""
     rows = "".join(f'<a href="{n}">{n}</a>                                   21-Nov-2026 05:00     1234\n' for n in names)
-    return f"<html>\n<head><title>Index of {path}</title></head>\n<body>\n<h1>Index of {path}</h1><hr><pre><a href=\"../\">../</a>\n{rows}</pre><hr></body>\n</html>\n"
+    return (
+        f"<html>\n<head><title>Index of {path}</title></head>\n<body>\n"
+        f"<h1>Index of {path}</h1><hr><pre><a href=\"../\">../</a>\n{rows}</pre><hr></body>\n</html>\n"
+    )

@@ -64,8 +64,8 @@ def seed_topic_models(url: str | None, folder: Path, per_emotion: int = 2) -> No
     """Register the reference labeller's model and build a small topic model for every emotion from seed songs."""
     from catalog.db import session_scope
     from catalog.models import EMOTIONS, EmotionLabel, Song
-    from topics.build import BuildConfig, build_all
     from tests.support import reference_labeller as reference
+    from topics.build import BuildConfig, build_all
     from workers import stages
 
     model_id = reference.register(url)

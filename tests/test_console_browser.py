@@ -104,7 +104,8 @@ def wait_for(driver, script: str, timeout: float = 30.0, what: str = "condition"
 
 def playlist(driver) -> list[dict]:  # type: ignore[no-untyped-def]
     return driver.execute_script(
-        "return [...document.querySelectorAll('#playlist li')].map(li => ({id: +li.dataset.songId, topic: li.dataset.topicId, title: li.querySelector('.song-title').textContent}))"
+        "return [...document.querySelectorAll('#playlist li')].map(li => "
+        "({id: +li.dataset.songId, topic: li.dataset.topicId, title: li.querySelector('.song-title').textContent}))"
     )
 
 
@@ -146,7 +147,8 @@ def test_listen_records_the_voice_learns_from_a_pick_and_plays_a_song(console, b
     d.find_element("id", "again").click()
     wait_for(
         d,
-        f"return ![...document.querySelectorAll('#playlist li')].some(li => li.dataset.songId === '{picked['id']}') && document.querySelectorAll('#playlist li').length > 0",
+        f"return ![...document.querySelectorAll('#playlist li')].some(li => li.dataset.songId === '{picked['id']}')"
+        " && document.querySelectorAll('#playlist li').length > 0",
         60,
         "the second playlist",
     )
