@@ -107,9 +107,9 @@ def ast_encoder(small: bool = False):  # type: ignore[no-untyped-def]
 
 def formant_loop(y: np.ndarray, sr: int) -> np.ndarray:
     """Baseline: the same LPC formants with librosa.lpc and numpy.roots frame by frame."""
-    import librosa
     from math import gcd
 
+    import librosa
     from scipy.signal import lfilter, resample_poly
 
     from emotion.features import lld
