@@ -128,7 +128,7 @@ class BatchWriter:
         if len(self.pending) >= self.batch_size:
             self.flush()
         elif self.timer is None:
-            self.timer = reactor.callLater(self.max_wait_s, self.flush)  # type: ignore[attr-defined]
+            self.timer = reactor.callLater(self.max_wait_s, self.flush)  # type: ignore[arg-type]  # zope interface methods have no self: mypy binds the delay to it
         return d
 
     def flush(self) -> None:
