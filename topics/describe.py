@@ -252,7 +252,7 @@ def distinctive_words(lyrics_per_topic: list[list[str]], top_n: int = 8) -> list
     df: Counter[str] = Counter()
     for toks in tokenised:
         df.update(set(toks))
-    out = []
+    out: list[list[str]] = []
     for toks in tokenised:
         if not toks:
             out.append([])

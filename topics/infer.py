@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import delete, select, update
@@ -16,6 +17,9 @@ from topics.bags import bag_of_audio_words
 from topics.codebook import clean_frames
 from topics.errors import NoFramesError, TopicsError
 from topics.lda import distributions
+
+if TYPE_CHECKING:
+    from topics.build import FramesFor
 
 
 @dataclass
@@ -79,7 +83,7 @@ def song_emotion(session: Session, song_id: int) -> str:
 
 
 def infer_song(
-    song_id: int, emotion: str | None = None, frames_for=None, url: str | None = None, store: FileStore | None = None, save: bool = False
+    song_id: int, emotion: str | None = None, frames_for: FramesFor | None = None, url: str | None = None, store: FileStore | None = None, save: bool = False
 ) -> SongTopics:
     """Topics of a catalog song under the active model of its emotion; `save` stores them (joins the playlists)."""
     from topics.frames import SongFrames

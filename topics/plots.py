@@ -4,6 +4,7 @@ topic, and the 2-D map of the emotion's songs by topic mixture."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from topics import view
 from topics.infer import active_topic_model
 
 
-def _plt():
+def _plt() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
