@@ -23,6 +23,7 @@ dimension over frames (HSF_STATS), 248 values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import gcd
 
 import librosa
@@ -214,7 +215,7 @@ def _stats8(v: np.ndarray) -> np.ndarray:
     return np.array([v.max(), v.min(), v.mean(), v.max() - v.min(), v.std(), med, q1, q3])
 
 
-def _nan_stats(v: np.ndarray, fn) -> np.ndarray:
+def _nan_stats(v: np.ndarray, fn: Callable[..., np.ndarray]) -> np.ndarray:
     """Column-wise statistic over finite rows; 0 for columns with no finite value."""
     out = np.zeros(v.shape[1])
     for j in range(v.shape[1]):
