@@ -28,9 +28,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -204,12 +204,13 @@ def _active_session(session: Session, lid: int, emotion: str) -> RecommendationS
 
 def _bump(session: Session, rec: RecommendationSession, **values: Any) -> None:
     """Compare-and-set the session row on its version; raise StaleSession when someone else got there first."""
-    result = session.execute(
+    stmt = (
         update(RecommendationSession)
         .where(RecommendationSession.id == rec.id, RecommendationSession.version == rec.version)
         .values(version=rec.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
+    result = cast(CursorResult[Any], session.execute(stmt))  # an UPDATE gives a CursorResult, which has rowcount
     if result.rowcount != 1:
         raise StaleSession(f"session {rec.id} changed (version {rec.version})")
 

@@ -31,7 +31,7 @@ def save(out: Path, model: SpeechEmotionNet, normaliser: Normaliser, meta: dict)
     """Write weights, normaliser and meta.json (config, labels, feature version, metrics...) to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / WEIGHTS)
-    np.savez(out / NORM, **normaliser.to_arrays())
+    np.savez(out / NORM, **normaliser.to_arrays())  # type: ignore[arg-type]  # numpy's stub matches **kwds against allow_pickle: bool
     full = {"config": model.cfg.to_dict(), "labels": list(LABELS), "feature_version": FEATURE_VERSION, "sample_rate": SAMPLE_RATE, **meta}
     (out / META).write_text(json.dumps(full, indent=2, default=str))
     return out
