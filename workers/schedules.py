@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from catalog.db import normalise_url
 from catalog.settings import get_settings
@@ -47,7 +48,7 @@ def beat_schema(url: str | None = None) -> str | None:
     return "celery_schema" if make_url(beat_dburi(url)).get_backend_name() == "postgresql" else None
 
 
-def session(url: str | None = None):  # type: ignore[no-untyped-def]
+def session(url: str | None = None) -> Session:
     """A session on the scheduler's tables (created on first use)."""
     from sqlalchemy_celery_beat.session import SessionManager
 
