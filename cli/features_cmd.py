@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from emotion.features.base import AudioEncoder, LyricsEncoder
+    from emotion.features.extract import ItemResult, Job
+    from emotion.features.segments import SegmentSpec
 
-def _spec(segment_s: float, hop_s: float | None, min_last_s: float):  # type: ignore[no-untyped-def]
+
+def _spec(segment_s: float, hop_s: float | None, min_last_s: float) -> SegmentSpec:
     from emotion.features.segments import SegmentSpec
 
     return SegmentSpec(segment_s, hop_s, min(min_last_s, segment_s))
 
 
-def _encoders(audio: str, lyrics: str):  # type: ignore[no-untyped-def]
+def _encoders(audio: str, lyrics: str) -> tuple[AudioEncoder | None, LyricsEncoder | None]:
     from emotion.features.base import EncoderError
     from emotion.features.registry import default_audio_encoder_name, make_audio_encoder, make_lyrics_encoder
 
@@ -29,7 +35,7 @@ def _encoders(audio: str, lyrics: str):  # type: ignore[no-untyped-def]
     return audio_enc, lyrics_enc
 
 
-def _song_jobs(which: str, limit: int | None):  # type: ignore[no-untyped-def]
+def _song_jobs(which: str, limit: int | None) -> list[Job]:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
@@ -53,7 +59,7 @@ def _song_jobs(which: str, limit: int | None):  # type: ignore[no-untyped-def]
         ]
 
 
-def _update_songs(results: dict, jobs: list) -> tuple[int, int]:  # type: ignore[type-arg]
+def _update_songs(results: dict[str, ItemResult], jobs: list[Job]) -> tuple[int, int]:
     """new -> features for songs with at least one modality; failed (stage features) with the reason otherwise."""
     from catalog.db import session_scope
     from catalog.models import Song
