@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -49,11 +50,11 @@ class LocalSite:
     def add(self, path: str, route: Route | Handler) -> None:
         self.routes[path] = route
 
-    def page(self, path: str, body: str, **kw: object) -> None:
-        self.add(path, Route(body=body.encode("utf-8"), **kw))  # type: ignore[arg-type]
+    def page(self, path: str, body: str, **kw: Any) -> None:
+        self.add(path, Route(body=body.encode("utf-8"), **kw))
 
-    def file(self, path: str, data: bytes, ctype: str | None = None, **kw: object) -> None:
-        self.add(path, Route(body=data, ctype=ctype or CTYPES.get(Path(path).suffix, "application/octet-stream"), **kw))  # type: ignore[arg-type]
+    def file(self, path: str, data: bytes, ctype: str | None = None, **kw: Any) -> None:
+        self.add(path, Route(body=data, ctype=ctype or CTYPES.get(Path(path).suffix, "application/octet-stream"), **kw))
 
     def serve(self) -> LocalSite:
         site = self

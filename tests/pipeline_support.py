@@ -11,9 +11,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 22050
@@ -91,7 +95,7 @@ class Pipeline:
     log_dir: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    def app(self):  # type: ignore[no-untyped-def]
+    def app(self) -> Celery:
         """A Celery app for this pipeline's broker, for publishing from the test process."""
         from catalog.settings import reload_settings
         from workers.app import make_app

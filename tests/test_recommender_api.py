@@ -4,6 +4,7 @@ path, a restart in the middle of a session, and concurrent requests of one liste
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -337,7 +338,7 @@ def test_browser_and_phone_formats(live: tuple[Server, Catalog, str], clip: Path
         assert r.status_code == 415 and words in r.json()["error"]["message"], (name, r.text)
 
 
-def _chunks(data: bytes, size: int = 64 * 1024):  # type: ignore[no-untyped-def]
+def _chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
 
