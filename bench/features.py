@@ -17,19 +17,22 @@ Last line of stdout: one JSON object.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np  # noqa: E402 - BLAS reads the thread counts above when numpy loads
 
-import numpy as np  # noqa: E402
+if TYPE_CHECKING:
+    from emotion.features.base import AudioEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -67,7 +70,7 @@ def segments_for(paths: list[Path], sr: int, max_segments: int | None) -> tuple[
     return segs, sum(len(s) for s in segs) / sr
 
 
-def time_encoder(encoder, segs: list[np.ndarray], audio_s: float) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def time_encoder(encoder: AudioEncoder, segs: list[np.ndarray], audio_s: float) -> dict[str, object]:
     encoder.encode(segs[:1])  # warm-up (allocations, lazy init)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     out = encoder.encode(segs)
@@ -84,7 +87,7 @@ def time_encoder(encoder, segs: list[np.ndarray], audio_s: float) -> dict[str, o
     }
 
 
-def ast_encoder(small: bool = False):  # type: ignore[no-untyped-def]
+def ast_encoder(small: bool = False) -> tuple[AudioEncoder, str]:
     """The configured AST checkpoint, else a random AST in a temporary folder (default size, or tiny when `small`)."""
     from emotion.features.ast import ASTEncoder
     from emotion.features.base import EncoderError
@@ -107,9 +110,9 @@ def ast_encoder(small: bool = False):  # type: ignore[no-untyped-def]
 
 def formant_loop(y: np.ndarray, sr: int) -> np.ndarray:
     """Baseline: the same LPC formants with librosa.lpc and numpy.roots frame by frame."""
-    import librosa
     from math import gcd
 
+    import librosa
     from scipy.signal import lfilter, resample_poly
 
     from emotion.features import lld

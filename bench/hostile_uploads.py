@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def hostile_set(out: Path, quick: bool) -> dict[str, Path]:
     return files
 
 
-def traced_peak_mb(fn) -> float:  # type: ignore[no-untyped-def]
+def traced_peak_mb(fn: Callable[[], object]) -> float:
     """Peak of Python/numpy allocations (tracemalloc) while `fn` runs; errors are part of the measurement."""
     import tracemalloc
 
@@ -89,7 +90,7 @@ def ours_peak_mb(path: Path) -> float:
     return traced_peak_mb(lambda: prepare(path, limits=ApiConfig.from_settings().limits))
 
 
-def chunked_body(boundary: str, megabytes: int):  # type: ignore[no-untyped-def]
+def chunked_body(boundary: str, megabytes: int) -> Iterator[bytes]:
     yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"listener\"\r\n\r\nbench\r\n"
            f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"big.wav\"\r\n\r\n").encode()
     for _ in range(megabytes):

@@ -21,6 +21,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.pipeline_support import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -84,7 +88,7 @@ def plain_loop(ids: list[int], batch_size: int) -> float:
     return time.perf_counter() - start
 
 
-def start_worker(url: str, root: Path, broker: str, processes: int):  # type: ignore[no-untyped-def]
+def start_worker(url: str, root: Path, broker: str, processes: int) -> Pipeline:
     """A worker with `processes` pool processes on its own broker, started now (warm-up is awaited by `warm`)."""
     from tests.pipeline_support import Pipeline, pipeline_env
 
@@ -97,14 +101,14 @@ def start_worker(url: str, root: Path, broker: str, processes: int):  # type: ig
     return pipe
 
 
-def warm(pipe, processes: int) -> None:  # type: ignore[no-untyped-def]
+def warm(pipe: Pipeline, processes: int) -> None:
     from tests.pipeline_support import wait_for
 
     wait_for(lambda: pipe.log_text("bench").count("pool process warmed up") >= processes, 180,
              f"{processes} warmed-up pool processes", lambda: pipe.log_text("bench"))
 
 
-def queued(url: str, ids: list[int], pipe, timeout: float) -> float:  # type: ignore[no-untyped-def]
+def queued(url: str, ids: list[int], pipe: Pipeline, timeout: float) -> float:
     """Publish one features task per song to a warmed-up worker; seconds until every song has its topics."""
     from tests.pipeline_support import states, wait_for
 
@@ -139,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         import tests.pipeline_support as support
 
         original = support.song_audio
-        support.song_audio = lambda path, seed, seconds_=seconds: original(path, seed, seconds_)  # type: ignore[assignment]
+        support.song_audio = lambda path, seed, seconds=seconds: original(path, seed, seconds)
         t0 = time.perf_counter()
         url = catalog(root)
         brokers = {p: ns.broker or f"sqla+sqlite:///{root / 'var' / f'broker{p}.db'}" for p in (1, 2)}

@@ -11,7 +11,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -59,7 +59,12 @@ def run_one(name: str, quick: bool, timeout: float) -> dict[str, object]:
     result = last_json(proc.stdout)
     seconds = round(time.monotonic() - started, 1)
     if proc.returncode != 0 or result is None:
-        return {"ok": False, "error": f"exit code {proc.returncode}" + ("" if result else ", no JSON last line"), "tail": proc.stdout[-1500:], "seconds": seconds}
+        return {
+            "ok": False,
+            "error": f"exit code {proc.returncode}" + ("" if result else ", no JSON last line"),
+            "tail": proc.stdout[-1500:],
+            "seconds": seconds,
+        }
     print(json.dumps(result), flush=True)
     return {"ok": True, "seconds": seconds, "result": result}
 
@@ -75,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    report = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quick": args.quick, "machine": machine(),
-              "benchmarks": {name: run_one(name, args.quick, args.timeout) for name in names}}
+    report = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "benchmarks": {name: run_one(name, args.quick, args.timeout) for name in names},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     failed = [n for n, r in report["benchmarks"].items() if not r["ok"]]

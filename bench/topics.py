@@ -2,8 +2,9 @@
 
 Each variant runs the real build (SQLite catalog, codebook, bags, LDA, rows, artifact) in its own child process
 and fresh temporary database, and reports wall time, peak resident memory of that process (resource.ru_maxrss,
-and its growth over the process before the build) and inference time per new song against the built model. Synthetic frames: song-level Dirichlet mixtures of latent scenes, each a mixture of Gaussian
-prototypes in 62 dimensions, so only shapes and timings mean anything, not topic quality.
+and its growth over the process before the build) and inference time per new song against the built model.
+Synthetic frames: song-level Dirichlet mixtures of latent scenes, each a mixture of Gaussian prototypes in 62 dimensions,
+so only shapes and timings mean anything, not topic quality.
 Last line of stdout: one JSON object.
 """
 
@@ -13,11 +14,11 @@ import argparse
 import json
 import logging
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
-import resource
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,13 @@ def make_catalog(url: str, songs: int) -> None:
         s.flush()
         s.execute(insert(Song), [{"id": i, "title": f"song {i}", "fingerprint": f"bench-{i}", "status": "labelled", "tags": []} for i in range(1, songs + 1)])
         rng = np.random.default_rng(1)
-        s.execute(insert(EmotionLabel), [{"song_id": i, "model_id": model.id, "label": "happy", "confidence": float(c), "probabilities": {}} for i, c in zip(range(1, songs + 1), rng.uniform(0.5, 1, songs))])
+        s.execute(
+            insert(EmotionLabel),
+            [
+                {"song_id": i, "model_id": model.id, "label": "happy", "confidence": float(c), "probabilities": {}}
+                for i, c in zip(range(1, songs + 1), rng.uniform(0.5, 1, songs), strict=True)
+            ],
+        )
 
 
 def run_variant(method: str, args: argparse.Namespace, gen: SyntheticFrames, workdir: Path) -> dict:
@@ -109,8 +116,24 @@ def run_variant(method: str, args: argparse.Namespace, gen: SyntheticFrames, wor
 
 def child(method: str, args: argparse.Namespace) -> dict:
     """Run one variant in a fresh interpreter, so its peak memory is its own."""
-    cmd = [sys.executable, __file__, "--variant", method, "--songs", str(args.songs), "--frames-per-song", str(args.frames_per_song),
-           "--k", str(args.k), "--topics", str(args.topics), "--seed", str(args.seed), "--infer-songs", str(args.infer_songs)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--variant",
+        method,
+        "--songs",
+        str(args.songs),
+        "--frames-per-song",
+        str(args.frames_per_song),
+        "--k",
+        str(args.k),
+        "--topics",
+        str(args.topics),
+        "--seed",
+        str(args.seed),
+        "--infer-songs",
+        str(args.infer_songs),
+    ]
     if args.passes:
         cmd += ["--passes", str(args.passes)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -47,7 +47,15 @@ def make_catalog(manifest: Path, url: str, limit: int | None) -> int:
             info = sf.info(str(path))
             digest, stored = store.put_file("audio", path)
             song = Song(title=item.id, duration_s=info.duration, fingerprint=song_fingerprint(item.id, None, None, info.duration), status="labelled")
-            song.audio = AudioAsset(sha256=digest, path=store.relative(stored), format="flac", sample_rate=info.samplerate, channels=info.channels, duration_s=info.duration, size_bytes=stored.stat().st_size)
+            song.audio = AudioAsset(
+                sha256=digest,
+                path=store.relative(stored),
+                format="flac",
+                sample_rate=info.samplerate,
+                channels=info.channels,
+                duration_s=info.duration,
+                size_bytes=stored.stat().st_size,
+            )
             s.add(song)
             s.flush()
             s.add(EmotionLabel(song_id=song.id, model_id=model.id, label=item.label, confidence=1.0))
@@ -100,8 +108,13 @@ def main() -> None:
             plots = write_plots(emotion, args.out, url)
             summary["emotions"][emotion] = {
                 "descriptions": [{"label": t.label, "values": t.description.get("values", {}), "z": t.description.get("audio", {})} for t in infos],
-                "songs": report.songs, "frames": report.metrics["frames"], "k_used": report.params["k_used"], "sizes": report.sizes,
-                "skipped": len(report.skipped), "seconds": round(time.perf_counter() - t0, 1), "timings": report.metrics["timings"],
+                "songs": report.songs,
+                "frames": report.metrics["frames"],
+                "k_used": report.params["k_used"],
+                "sizes": report.sizes,
+                "skipped": len(report.skipped),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "timings": report.metrics["timings"],
                 "plots": [str(p) for p in plots],
             }
             print(emotion, json.dumps(summary["emotions"][emotion]), flush=True)

@@ -168,7 +168,7 @@ def probe(path: str | Path) -> AudioInfo:
             info = AudioInfo(str(p), fmt, int(sfi.samplerate), int(sfi.channels), seconds, p.stat().st_size, str(sfi.subtype).lower())
     except AudioError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any header-reader failure is a corrupt file; the detail goes to the log
+    except Exception as exc:  # any header-reader failure is a corrupt file; the detail goes to the log
         log.info("probe failed on %s: %s: %s", p, type(exc).__name__, exc)
         raise AudioError(p, f"corrupt or truncated {fmt} file") from exc
     if info.duration_s <= 0 or info.sample_rate <= 0:
@@ -256,7 +256,7 @@ def load(
 
             file_sr = int(sf.info(str(p)).samplerate)
             y, file_sr = _decode_soundfile(p, None if max_duration_s is None else int(max_duration_s * file_sr))
-        except Exception as exc:  # noqa: BLE001 - libsndfile failed; MP3 gets the ffmpeg decoder, others are corrupt
+        except Exception as exc:  # libsndfile failed; MP3 gets the ffmpeg decoder, others are corrupt
             if fmt != "mp3":
                 log.info("decode failed on %s: %s: %s", p, type(exc).__name__, exc)
                 raise AudioError(p, f"corrupt or truncated {fmt} file") from exc

@@ -15,7 +15,9 @@ class FileStore:
     """Files kept under `root/<kind>/<aa>/<bb>/<sha256><suffix>`; writes are atomic."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = Path(root) if root else get_settings().store_dir
+        store_dir = Path(root) if root else get_settings().store_dir
+        assert store_dir is not None  # Settings._fill_defaults sets <var_dir>/store
+        self.root: Path = store_dir
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, kind: str, digest: str, suffix: str = "") -> Path:

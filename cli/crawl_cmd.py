@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             args = parse_pairs(arg, "-a")
-            overrides: dict[str, object] = parse_pairs(setting, "--set")
+            overrides: dict[str, object] = dict(parse_pairs(setting, "--set"))
         except CrawlConfigError as exc:
             raise typer.BadParameter(str(exc)) from exc
         if jobdir:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from emotion.features.base import AudioEncoder, LyricsEncoder
+    from emotion.features.extract import ItemResult, Job
+    from emotion.features.segments import SegmentSpec
 
-def _spec(segment_s: float, hop_s: float | None, min_last_s: float):  # type: ignore[no-untyped-def]
+
+def _spec(segment_s: float, hop_s: float | None, min_last_s: float) -> SegmentSpec:
     from emotion.features.segments import SegmentSpec
 
     return SegmentSpec(segment_s, hop_s, min(min_last_s, segment_s))
 
 
-def _encoders(audio: str, lyrics: str):  # type: ignore[no-untyped-def]
+def _encoders(audio: str, lyrics: str) -> tuple[AudioEncoder | None, LyricsEncoder | None]:
     from emotion.features.base import EncoderError
     from emotion.features.registry import default_audio_encoder_name, make_audio_encoder, make_lyrics_encoder
 
@@ -29,7 +35,7 @@ def _encoders(audio: str, lyrics: str):  # type: ignore[no-untyped-def]
     return audio_enc, lyrics_enc
 
 
-def _song_jobs(which: str, limit: int | None):  # type: ignore[no-untyped-def]
+def _song_jobs(which: str, limit: int | None) -> list[Job]:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
@@ -53,7 +59,7 @@ def _song_jobs(which: str, limit: int | None):  # type: ignore[no-untyped-def]
         ]
 
 
-def _update_songs(results: dict, jobs: list) -> tuple[int, int]:  # type: ignore[type-arg]
+def _update_songs(results: dict[str, ItemResult], jobs: list[Job]) -> tuple[int, int]:
     """new -> features for songs with at least one modality; failed (stage features) with the reason otherwise."""
     from catalog.db import session_scope
     from catalog.models import Song
@@ -83,7 +89,9 @@ def register(app: typer.Typer) -> None:
     def extract_cmd(
         manifest: Path | None = typer.Option(None, "--manifest", "-m", help="Manifest CSV whose items to extract."),
         songs: str | None = typer.Option(None, "--songs", help="Catalog songs instead: 'new' (status new) or 'all'."),
-        audio_encoder: str = typer.Option("default", "--audio-encoder", help="lld | musicnn | ast | none (default: musicnn when its weights are installed, else lld)."),
+        audio_encoder: str = typer.Option(
+            "default", "--audio-encoder", help="lld | musicnn | ast | none (default: musicnn when its weights are installed, else lld)."
+        ),
         lyrics_encoder: str = typer.Option("bert-cnn", "--lyrics-encoder", help="bert-cnn | none."),
         workers: int = typer.Option(1, "--workers", "-j", help="Worker processes for decoding and CPU encoders."),
         segment_s: float = typer.Option(10.0, "--segment-s", help="Segment length in seconds."),
@@ -128,7 +136,7 @@ def register(app: typer.Typer) -> None:
         }
         if songs is not None:
             summary["songs_to_features"], summary["songs_failed"] = _update_songs(results, jobs)
-        out = report or get_settings().var_dir / "features" / f"extract-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"
+        out = report or get_settings().var_dir / "features" / f"extract-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"summary": summary, "items": [r.summary() for r in results.values()]}, indent=2))
         for item_id, errors in refused.items():

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import config_cmd, crawl_cmd, datasets_cmd, db_cmd, demo_cmd, models_cmd, speech_cmd, features_cmd, serve_cmd, emotion_cmd, topics_cmd, worker_cmd
+from cli import config_cmd, crawl_cmd, datasets_cmd, db_cmd, demo_cmd, emotion_cmd, features_cmd, models_cmd, serve_cmd, speech_cmd, topics_cmd, worker_cmd
 
 app = typer.Typer(name="musicrec", help="Voice-driven music recommendation backend.", no_args_is_help=True, add_completion=False)
 train_app = typer.Typer(help="Train emotion models (songs or speech).", no_args_is_help=True)

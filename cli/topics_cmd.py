@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,14 +18,14 @@ def register(app: typer.Typer) -> None:
 
     @topics_app.command("build")
     def build(
-        emotion: Optional[list[str]] = typer.Option(None, "--emotion", "-e", help="Emotion to build (repeatable); default: all four."),
+        emotion: list[str] | None = typer.Option(None, "--emotion", "-e", help="Emotion to build (repeatable); default: all four."),
         k: int = typer.Option(150, "--k", help="Codewords in the audio codebook (reduced, with a warning, when frames are fewer)."),
         topics: int = typer.Option(5, "--topics", help="LDA topics per emotion (ignored with --select-topics)."),
         seed: int = typer.Option(42, "--seed"),
-        select_topics: Optional[str] = typer.Option(None, "--select-topics", help="Pick the number of topics: coherence | perplexity."),
-        candidates: Optional[str] = typer.Option(None, "--candidates", help="Topic counts to try with --select-topics, e.g. 2,3,4,5,6."),
+        select_topics: str | None = typer.Option(None, "--select-topics", help="Pick the number of topics: coherence | perplexity."),
+        candidates: str | None = typer.Option(None, "--candidates", help="Topic counts to try with --select-topics, e.g. 2,3,4,5,6."),
         codebook: str = typer.Option("auto", "--codebook", help="auto | kmeans | minibatch (auto: MiniBatchKMeans above 50k frames)."),
-        passes: Optional[int] = typer.Option(None, "--passes", help="LDA passes over the corpus (default: 20 up to 2,000 songs, fewer above)."),
+        passes: int | None = typer.Option(None, "--passes", help="LDA passes over the corpus (default: 20 up to 2,000 songs, fewer above)."),
     ) -> None:
         """Refit the topic models from the songs labelled by the active emotion model; new versions become active."""
         from topics.build import BuildConfig, build_all
@@ -37,8 +36,14 @@ def register(app: typer.Typer) -> None:
         reports, errors = build_all(emotion or None, cfg)
         for r in reports:
             moved = r.metrics["movement"]["moved_fraction"]
-            moved_s = "first version" if moved is None else f"{moved:.1%} of {r.metrics['movement']['common_songs']} songs changed dominant topic vs v{r.metrics['previous_version']}"
-            typer.echo(f"{r.emotion}: v{r.version}, {r.songs} songs, K={r.params['k_used']}, {len(r.sizes)} topics sized {r.sizes}; {moved_s}; {r.seconds:.1f} s")
+            moved_s = (
+                "first version"
+                if moved is None
+                else f"{moved:.1%} of {r.metrics['movement']['common_songs']} songs changed dominant topic vs v{r.metrics['previous_version']}"
+            )
+            typer.echo(
+                f"{r.emotion}: v{r.version}, {r.songs} songs, K={r.params['k_used']}, {len(r.sizes)} topics sized {r.sizes}; {moved_s}; {r.seconds:.1f} s"
+            )
             for note in r.metrics["notes"]:
                 typer.echo(f"  note: {note}")
             for item in r.skipped:
@@ -50,7 +55,7 @@ def register(app: typer.Typer) -> None:
     @topics_app.command("show")
     def show(
         emotion: str = typer.Argument(..., help="happy | angry | sad | relaxed"),
-        out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG plots (default: <var_dir>/plots/topics)."),
+        out: Path | None = typer.Option(None, "--out", help="Folder for the PNG plots (default: <var_dir>/plots/topics)."),
     ) -> None:
         """Print the topics of EMOTION with sizes and descriptions; write the heat map, songs-per-topic and song-map PNGs."""
         from topics.errors import TopicsError
@@ -89,7 +94,7 @@ def register(app: typer.Typer) -> None:
     def playlist_cmd(
         emotion: str = typer.Argument(...),
         topic: int = typer.Argument(..., help="Topic index (see `musicrec topics show EMOTION`)."),
-        limit: Optional[int] = typer.Option(None, "--limit", "-n"),
+        limit: int | None = typer.Option(None, "--limit", "-n"),
     ) -> None:
         """Print the songs of (EMOTION, TOPIC), best first (topic weight x label confidence)."""
         from topics.errors import TopicsError

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import click
+from typing import TYPE_CHECKING
+
 import typer
 from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from typer._click.core import Command, Context  # typer vendors click; its group API takes these types
 
 QUEUE_HELP = "Comma-separated queues: crawl, features, gpu, topics (default: all)."
 
@@ -12,7 +16,7 @@ QUEUE_HELP = "Comma-separated queues: crawl, features, gpu, topics (default: all
 class CrawlGroup(TyperGroup):
     """`musicrec crawl SPIDER ...` runs a crawl; `musicrec crawl schedule ...` manages schedules."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[no-untyped-def]
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
         if args and args[0] not in self.commands and not args[0].startswith("-") and "run" in self.commands:
             args = ["run", *args]
         return super().resolve_command(ctx, args)
@@ -83,7 +87,7 @@ def attach_schedule(app: typer.Typer) -> None:
     existing = next((c for c in app.registered_commands if c.name == "crawl"), None)
     crawl_app = typer.Typer(cls=CrawlGroup, help="Crawl now (`crawl SPIDER -a k=v`) or on a schedule (`crawl schedule`).",
                             no_args_is_help=True)
-    if existing is not None:
+    if existing is not None and existing.callback is not None:
         app.registered_commands.remove(existing)
         crawl_app.command("run", help=(existing.callback.__doc__ or "Run one crawl now.") + " (Also `musicrec crawl SPIDER`.)")(existing.callback)
     crawl_app.add_typer(schedule_app, name="schedule")

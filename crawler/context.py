@@ -53,7 +53,7 @@ class CrawlContext:
                     self.known_urls.add(url)
             # pages an earlier crawl found to be duplicates need not be fetched again either
             dup_urls = session.scalars(select(CrawlError.url).where(CrawlError.stage == "dedup", CrawlError.url.is_not(None)).distinct())
-            self.known_urls.update(dup_urls)
+            self.known_urls.update(u for u in dup_urls if u is not None)
         log.info(
             "catalog has %d songs, %d audio files; they will not be fetched again",
             len(self.known_fingerprints),

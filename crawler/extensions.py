@@ -12,6 +12,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
 
 from catalog.models import utcnow
 from crawler import audiofile, hooks
@@ -80,8 +81,7 @@ class JobExtension:
             message=message,
             stats=self.stats_summary(),
         )
-        totals = dict(self.ctx.recorder.totals)
-        log.info("crawl job %s %s (%s): %s", self.ctx.job_id, "done" if ok else "failed", reason, totals)
+        log.info("crawl job %s %s (%s): %s", self.ctx.job_id, "done" if ok else "failed", reason, dict(self.ctx.recorder.totals))
 
     def stats_summary(self) -> dict[str, Any]:
         raw = self.crawler.stats.get_stats() if self.crawler.stats else {}
@@ -97,7 +97,7 @@ class JobExtension:
         """Write counts and errors, then hand new song ids to the hook."""
         try:
             self.ctx.recorder.flush(**values)
-        except Exception:  # noqa: BLE001 - keep crawling; counts stay pending for the next flush
+        except Exception:  # keep crawling; counts stay pending for the next flush
             log.exception("could not update crawl job %s", self.ctx.job_id)
             return
         self.call_hook()
@@ -113,9 +113,17 @@ class JobExtension:
             self.hook_failed(exc, ids)
             return
         call = deferToThread(hook, self.ctx.job_id, ids)
-        call.addErrback(lambda failure: self.hook_failed(failure.value, ids))
+
+        def failed(failure: Failure) -> None:
+            self.hook_failed(failure.value or RuntimeError(failure.getErrorMessage()), ids)  # value is typed optional
+
+        def finished(result: object) -> object:
+            self.hook_calls.remove(call)
+            return result
+
+        call.addErrback(failed)
         self.hook_calls.append(call)
-        call.addBoth(lambda result: self.hook_calls.remove(call) or result)
+        call.addBoth(finished)
 
     def hook_failed(self, exc: BaseException, ids: list[int]) -> None:
         log.error("new-songs hook failed for job %s: %s: %s", self.ctx.job_id, type(exc).__name__, exc)

@@ -205,12 +205,14 @@ class FileTagsPipeline(_ContextPipeline):
             return item
         found = read_tags(item["audio"]["tmp_path"])
         for name in ("title", "artist", "album"):
-            if not item.get(name) and found.get(name):
-                item[name] = found[name][:512]
+            value = found.get(name)
+            if not item.get(name) and value:
+                item[name] = value[:512]
         if not item.get("lyrics_raw") and found.get("lyrics"):
             item["lyrics_raw"] = found["lyrics"]
-        if found.get("genre"):
-            item["tags"] = sorted(set(item.get("tags") or []) | {found["genre"].strip().lower()})
+        genre = found.get("genre")
+        if genre:
+            item["tags"] = sorted(set(item.get("tags") or []) | {genre.strip().lower()})
         if not item.get("title"):
             stem = PurePosixPath(unquote(urlparse(item["audio_url"]).path)).stem
             item["title"] = " ".join(stem.replace("_", " ").split()) or None

@@ -87,7 +87,7 @@ def _check_selector(css: str | None, xpath: str | None, where: str) -> None:
             probe.css(css)
         if xpath:
             probe.xpath(xpath)
-    except Exception as exc:  # noqa: BLE001 - parsel/cssselect/lxml raise various types
+    except Exception as exc:  # parsel/cssselect/lxml raise various types
         kind, expr = ("css", css) if css else ("xpath", xpath)
         raise RulesError(f"{where}: bad {kind} selector {expr!r}: {exc}") from exc
 

@@ -67,7 +67,7 @@ def insert_songs(session: Session, ctx: Any, items: list[dict[str, Any]]) -> lis
         })
     ids = list(session.scalars(insert(Song).returning(Song.id, sort_by_parameter_order=True), song_rows))
     assets, lyrics = [], []
-    for song_id, item in zip(ids, items):
+    for song_id, item in zip(ids, items, strict=True):
         audio = item["audio"]
         dest = ctx.store.path_for("audio", str(audio["sha256"]), f".{audio['format']}")
         assets.append({
@@ -128,7 +128,7 @@ class BatchWriter:
         if len(self.pending) >= self.batch_size:
             self.flush()
         elif self.timer is None:
-            self.timer = reactor.callLater(self.max_wait_s, self.flush)  # type: ignore[attr-defined]
+            self.timer = reactor.callLater(self.max_wait_s, self.flush)  # type: ignore[arg-type]  # zope interface methods have no self: mypy binds the delay to it
         return d
 
     def flush(self) -> None:
@@ -142,7 +142,7 @@ class BatchWriter:
         waiters = [d for _, d in batch]
 
         def done(results: list[int | BaseException]) -> None:
-            for d, result in zip(waiters, results):
+            for d, result in zip(waiters, results, strict=True):
                 if isinstance(result, BaseException):
                     d.errback(result)
                 else:

@@ -28,9 +28,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -204,12 +204,13 @@ def _active_session(session: Session, lid: int, emotion: str) -> RecommendationS
 
 def _bump(session: Session, rec: RecommendationSession, **values: Any) -> None:
     """Compare-and-set the session row on its version; raise StaleSession when someone else got there first."""
-    result = session.execute(
+    stmt = (
         update(RecommendationSession)
         .where(RecommendationSession.id == rec.id, RecommendationSession.version == rec.version)
         .values(version=rec.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
+    result = cast(CursorResult[Any], session.execute(stmt))  # an UPDATE gives a CursorResult, which has rowcount
     if result.rowcount != 1:
         raise StaleSession(f"session {rec.id} changed (version {rec.version})")
 
@@ -237,7 +238,9 @@ def _first_playlist(session: Session, topics: list[Topic], shown: dict[int, int 
     return out
 
 
-def _preferred_playlist(session: Session, topics: list[Topic], preferred: list[int], shown: dict[int, int | None], size: int) -> tuple[list[tuple[int, int]], bool]:
+def _preferred_playlist(
+    session: Session, topics: list[Topic], preferred: list[int], shown: dict[int, int | None], size: int
+) -> tuple[list[tuple[int, int]], bool]:
     """Step 4: best unseen songs of the preferred topics, then of the topics nearest to them."""
     by_id = {t.id: t for t in topics}
     preferred = [t for t in preferred if t in by_id]
@@ -260,8 +263,14 @@ def _preferred_playlist(session: Session, topics: list[Topic], preferred: list[i
 
 
 def recommend(
-    external_id: str, emotion: str, size: int = DEFAULT_SIZE, url: str | None = None, seed: int | None = None, token: str | None = None,
-    *, check: bool = True,
+    external_id: str,
+    emotion: str,
+    size: int = DEFAULT_SIZE,
+    url: str | None = None,
+    seed: int | None = None,
+    token: str | None = None,
+    *,
+    check: bool = True,
 ) -> Recommendation:
     """Steps 2 and 4 for one request of `external_id` whose clip was heard as `emotion`; persists shown events.
 

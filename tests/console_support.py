@@ -8,9 +8,15 @@ import os
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    from catalog.models import Song
 
 QUAD = {"Q1": "happy", "Q2": "angry", "Q3": "sad", "Q4": "relaxed"}
 SONGS_PER_EMOTION = 8
@@ -48,11 +54,11 @@ def excerpt_frames(store_root: Path):
 
     store = FileStore(store_root)
 
-    def frames(song) -> np.ndarray:  # type: ignore[no-untyped-def] - a catalog Song
+    def frames(song: Song) -> np.ndarray:
         y = load(audio_path(song, store), sr=22050, max_duration_s=EXCERPT_S)
         return lld_frames(y, 22050, frame_s=1.5)
 
-    frames.name = "lld_1.5s_excerpt"  # type: ignore[attr-defined] - recorded as the topic model's encoder
+    frames.name = "lld_1.5s_excerpt"  # type: ignore[attr-defined]  # recorded as the topic model's encoder
     return frames
 
 
@@ -145,7 +151,7 @@ def chromium(profile: Path, fake_audio: Path | None = None, width: int = 1280, h
     return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER, log_output=str(log)))
 
 
-def screenshot(driver, out: Path, width: int, max_height: int = 5000) -> Path:  # type: ignore[no-untyped-def]
+def screenshot(driver: WebDriver, out: Path, width: int, max_height: int = 5000) -> Path:
     """A PNG of the whole page at `width` CSS pixels (the window is resized to the page's height)."""
     driver.set_window_size(width, 900)
     height = int(driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)"))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -49,11 +50,11 @@ class LocalSite:
     def add(self, path: str, route: Route | Handler) -> None:
         self.routes[path] = route
 
-    def page(self, path: str, body: str, **kw: object) -> None:
-        self.add(path, Route(body=body.encode("utf-8"), **kw))  # type: ignore[arg-type]
+    def page(self, path: str, body: str, **kw: Any) -> None:
+        self.add(path, Route(body=body.encode("utf-8"), **kw))
 
-    def file(self, path: str, data: bytes, ctype: str | None = None, **kw: object) -> None:
-        self.add(path, Route(body=data, ctype=ctype or CTYPES.get(Path(path).suffix, "application/octet-stream"), **kw))  # type: ignore[arg-type]
+    def file(self, path: str, data: bytes, ctype: str | None = None, **kw: Any) -> None:
+        self.add(path, Route(body=data, ctype=ctype or CTYPES.get(Path(path).suffix, "application/octet-stream"), **kw))
 
     def serve(self) -> LocalSite:
         site = self
@@ -64,7 +65,7 @@ class LocalSite:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parsed = urlparse(self.path)
                 site.hits[parsed.path] = site.hits.get(parsed.path, 0) + 1
                 route = site.routes.get(parsed.path)
@@ -234,4 +235,7 @@ def jamendo_handler(tracks: list[dict[str, object]], base: Callable[[], str]) ->
 def autoindex(path: str, names: list[str]) -> str:
     """An nginx-style autoindex page."""
     rows = "".join(f'<a href="{n}">{n}</a>                                   21-Nov-2026 05:00     1234\n' for n in names)
-    return f"<html>\n<head><title>Index of {path}</title></head>\n<body>\n<h1>Index of {path}</h1><hr><pre><a href=\"../\">../</a>\n{rows}</pre><hr></body>\n</html>\n"
+    return (
+        f"<html>\n<head><title>Index of {path}</title></head>\n<body>\n"
+        f"<h1>Index of {path}</h1><hr><pre><a href=\"../\">../</a>\n{rows}</pre><hr></body>\n</html>\n"
+    )

@@ -11,9 +11,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 REPO = Path(__file__).resolve().parent.parent
 SR = 22050
@@ -64,8 +68,8 @@ def seed_topic_models(url: str | None, folder: Path, per_emotion: int = 2) -> No
     """Register the reference labeller's model and build a small topic model for every emotion from seed songs."""
     from catalog.db import session_scope
     from catalog.models import EMOTIONS, EmotionLabel, Song
-    from topics.build import BuildConfig, build_all
     from tests.support import reference_labeller as reference
+    from topics.build import BuildConfig, build_all
     from workers import stages
 
     model_id = reference.register(url)
@@ -91,7 +95,7 @@ class Pipeline:
     log_dir: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    def app(self):  # type: ignore[no-untyped-def]
+    def app(self) -> Celery:
         """A Celery app for this pipeline's broker, for publishing from the test process."""
         from catalog.settings import reload_settings
         from workers.app import make_app

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,6 +23,9 @@ from catalog.db import session_scope
 from catalog.models import CrawlError, CrawlJob, RecommendationSession, Song, Topic, TopicModel
 from tests.console_support import artifacts_dir, build_console_catalog, chromium, fake_mic_wav, require_browser, screenshot
 from tests.recommender_support import Server, emodb_clips, tiny_speech_model  # noqa: F401 - tiny_speech_model is a fixture
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 pytestmark = pytest.mark.slow
 KEY = "console-test-key"
@@ -91,7 +95,7 @@ def browser(console, mic_clip: Path, tmp_path_factory: pytest.TempPathFactory):
         driver.quit()
 
 
-def wait_for(driver, script: str, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(driver: WebDriver, script: str, timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll a JS expression until it is truthy; returns its value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -103,7 +107,7 @@ def wait_for(driver, script: str, timeout: float = 30.0, what: str = "condition"
     raise AssertionError(f"timed out waiting for {what}; the page's status line says {shown!r}")
 
 
-def playlist(driver) -> list[dict]:  # type: ignore[no-untyped-def]
+def playlist(driver: WebDriver) -> list[dict[str, Any]]:
     return driver.execute_script(
         "return [...document.querySelectorAll('#playlist li')]"
         ".map(li => ({id: +li.dataset.songId, topic: li.dataset.topicId, title: li.querySelector('.song-title').textContent}))"

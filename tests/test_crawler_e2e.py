@@ -16,7 +16,7 @@ from catalog.db import session_scope
 from catalog.fingerprint import sha256_file
 from catalog.models import AudioAsset, CrawlError, CrawlJob, Lyrics, Song
 from catalog.settings import get_settings
-from tests.crawler_site import Route, LocalSite, convert, jamendo_handler, jamendo_track, listing, site_rules, song_page, tone
+from tests.crawler_site import LocalSite, Route, convert, jamendo_handler, jamendo_track, listing, site_rules, song_page, tone
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=2", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
@@ -101,7 +101,7 @@ def build_site(site: LocalSite, clips: dict[str, bytes]) -> None:
     site.page("/audio/page.mp3", "<!DOCTYPE html><html><body>Please log in to download</body></html>")
     site.file("/audio/fake.mp3", b"<!DOCTYPE html><html><body>Please log in</body></html>", ctype="audio/mpeg")
     site.add("/audio/cutoff.wav", Route(body=clips["t6.wav"][:5000], ctype="audio/x-wav", declared_length=len(clips["t6.wav"])))
-    site.file("/lyrics/5.lrc", "[00:00.10]five alive\n[00:01.00]and kicking\n".encode())
+    site.file("/lyrics/5.lrc", b"[00:00.10]five alive\n[00:01.00]and kicking\n")
 
 
 EXPECTED = {
@@ -234,7 +234,7 @@ def test_jamendo_api_crawl(db_url: str, clips: dict[str, bytes]) -> None:
         jamendo_track(104, "Night Drive", "Solo Act", "Roads", 1, None, ["electronic"]),
         jamendo_track(105, "No Audio", "Solo Act", "Roads", 1, None, []),
     ]
-    for track, name in zip(tracks, ("t1.wav", "t2.wav", "t3.wav", "t7.mp3", None)):
+    for track, name in zip(tracks, ("t1.wav", "t2.wav", "t3.wav", "t7.mp3", None), strict=True):
         url = None if name is None else f"/download/{track['id']}/{name}"
         if url:
             site.file(url, clips[name])

@@ -26,8 +26,9 @@ REFERENCE = REPO / "emotion" / "features" / "weights" / "musicnn_msd_reference.n
 
 def _convert_script():
     spec = importlib.util.spec_from_file_location("convert_musicnn", REPO / "scripts" / "convert_musicnn.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)
     return module
 
 

@@ -4,6 +4,7 @@ path, a restart in the middle of a session, and concurrent requests of one liste
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from catalog.db import session_scope
 from catalog.models import EMOTIONS, CrawlJob, RecommendationSession, SessionEvent
-from tests.recommender_support import TOPICS_PER_EMOTION, Catalog, Server, emodb_clips, make_catalog, tiny_speech_model, wav_bytes  # noqa: F401
+from tests.recommender_support import TOPICS_PER_EMOTION, Catalog, Server, emodb_clips, make_catalog, tiny_speech_model, wav_bytes  # noqa: F401 - tiny_speech_model is a fixture
 
 pytestmark = pytest.mark.slow
 KEY = "test-admin-key"
@@ -41,7 +42,7 @@ def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="module")
-def server_env(backend_url: str, tiny_speech_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def server_env(backend_url: str, tiny_speech_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:  # noqa: F811 - the fixture imported above
     var = tmp_path_factory.mktemp("api-var")
     return {
         "MUSICREC_DATABASE_URL": backend_url,
@@ -214,7 +215,11 @@ def test_admin_crawl_routes(live: tuple[Server, Catalog, str]) -> None:
 
 
 def test_not_ready_without_a_model(tmp_path: Path, clip: Path) -> None:
-    env = {"MUSICREC_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}", "MUSICREC_VAR_DIR": str(tmp_path / "var"), "MUSICREC_SPEECH_MODEL": str(tmp_path / "missing")}
+    env = {
+        "MUSICREC_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+        "MUSICREC_VAR_DIR": str(tmp_path / "var"),
+        "MUSICREC_SPEECH_MODEL": str(tmp_path / "missing"),
+    }
     server = Server(env).start()
     try:
         assert httpx.get(server.url + "/healthz").status_code == 200
@@ -239,9 +244,11 @@ def test_sessions_belong_to_their_listener(live: tuple[Server, Catalog, str], cl
         before = s.scalars(select(RecommendationSession).where(RecommendationSession.public_id == sid)).one().version
     cases = [({}, 403), (auth("wrong-token"), 403), (auth(bob["listener_token"]), 404)]
     for headers, status in cases:
-        for r in (httpx.get(f"{server.url}/v1/sessions/{sid}", headers=headers),
-                  httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "pick", "song_id": song}, headers=headers),
-                  httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "abandon"}, headers=headers)):
+        for r in (
+            httpx.get(f"{server.url}/v1/sessions/{sid}", headers=headers),
+            httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "pick", "song_id": song}, headers=headers),
+            httpx.post(f"{server.url}/v1/sessions/{sid}/events", json={"event": "abandon"}, headers=headers),
+        ):
             assert r.status_code == status and set(r.json()["error"]) == {"code", "message"}, (headers, r.text)
             assert "own-ann" not in r.text
     # someone else's listener id without its token: refused before any decoding, nothing recorded
@@ -317,14 +324,21 @@ def test_browser_and_phone_formats(live: tuple[Server, Catalog, str], clip: Path
         assert body["speech_s"] == pytest.approx(wav["speech_s"], abs=0.15), name
         assert max(abs(body["probabilities"][e] - wav["probabilities"][e]) for e in EMOTIONS) < 0.25, name
     video = tmp_path / "video.webm"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5", "-t", "1", "-c:v", "libvpx", str(video)], check=True, timeout=60)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5", "-t", "1", "-c:v", "libvpx", str(video)], check=True, timeout=60
+    )
     midi = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk\x00\x00\x00\x04\x00\xff\x2f\x00"
-    for name, data, words in (("video.webm", video.read_bytes(), "no audio stream"), ("song.mid", midi, "song.mid"), ("misnamed.wav", midi, "MIDI"), ("blob", b"FORM\x00\x00\x00\x20AIFFCOMM" + bytes(64), "AIFF")):
+    for name, data, words in (
+        ("video.webm", video.read_bytes(), "no audio stream"),
+        ("song.mid", midi, "song.mid"),
+        ("misnamed.wav", midi, "MIDI"),
+        ("blob", b"FORM\x00\x00\x00\x20AIFFCOMM" + bytes(64), "AIFF"),
+    ):
         r = httpx.post(server.url + "/v1/recommendations", files={"audio": (name, data)}, data={"listener": "fmt-bad"}, timeout=60)
         assert r.status_code == 415 and words in r.json()["error"]["message"], (name, r.text)
 
 
-def _chunks(data: bytes, size: int = 64 * 1024):  # type: ignore[no-untyped-def]
+def _chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
 
@@ -333,14 +347,18 @@ def test_chunked_upload_stops_at_the_limit(live: tuple[Server, Catalog, str]) ->
     """A body without Content-Length is cut off at the limit (1 MiB here): 413, not spooled whole."""
     server, _, _ = live
     boundary = "XyZ"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"listener\"\r\n\r\nchunky\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"big.wav\"\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="listener"\r\n\r\nchunky\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="big.wav"\r\n\r\n'
+    ).encode()
     body = head + b"RIFF" + bytes(30 * 1024 * 1024) + f"\r\n--{boundary}--\r\n".encode()
     import time
 
     t0 = time.monotonic()
     try:
-        r = httpx.post(server.url + "/v1/recommendations", content=_chunks(body), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, timeout=60)
+        r = httpx.post(
+            server.url + "/v1/recommendations", content=_chunks(body), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, timeout=60
+        )
         status = r.status_code
         assert r.json()["error"]["code"] == "upload_too_large"
     except httpx.RemoteProtocolError:  # the server may close the connection while we are still sending
@@ -443,13 +461,21 @@ def test_post_crawl_sends_the_task_to_the_broker_by_name(tmp_path: Path) -> None
     db = f"sqlite:///{tmp_path / 'c.db'}"
     migrate.upgrade("head", db)
     prefix = f"t14-{uuid.uuid4().hex[:8]}:"
-    env = {"MUSICREC_DATABASE_URL": db, "MUSICREC_VAR_DIR": str(tmp_path / "var"), "MUSICREC_SPEECH_MODEL": str(tmp_path / "none"),
-           "MUSICREC_API_KEYS": json.dumps([KEY]), "MUSICREC_BROKER_URL": "redis://127.0.0.1:6379/11", "MUSICREC_WORKER_KEY_PREFIX": prefix,
-           "MUSICREC_CRAWL_ALLOW_HOSTS": json.dumps(["127.0.0.1"])}
+    env = {
+        "MUSICREC_DATABASE_URL": db,
+        "MUSICREC_VAR_DIR": str(tmp_path / "var"),
+        "MUSICREC_SPEECH_MODEL": str(tmp_path / "none"),
+        "MUSICREC_API_KEYS": json.dumps([KEY]),
+        "MUSICREC_BROKER_URL": "redis://127.0.0.1:6379/11",
+        "MUSICREC_WORKER_KEY_PREFIX": prefix,
+        "MUSICREC_CRAWL_ALLOW_HOSTS": json.dumps(["127.0.0.1"]),
+    }
     server = Server(env).start()
     client = redis.Redis(host="127.0.0.1", port=6379, db=11)
     try:
-        r = httpx.post(server.url + "/v1/crawls", json={"spider": "directory", "args": {"url": "http://127.0.0.1:9/m/"}}, headers={"X-API-Key": KEY}, timeout=60)
+        r = httpx.post(
+            server.url + "/v1/crawls", json={"spider": "directory", "args": {"url": "http://127.0.0.1:9/m/"}}, headers={"X-API-Key": KEY}, timeout=60
+        )
         assert r.status_code == 202, r.text
         body = r.json()
         assert body["task_id"] and body["dispatch_error"] is None and body["status"] == "queued"
@@ -477,7 +503,10 @@ def test_song_shows_its_failure_stage_and_reason(live: tuple[Server, Catalog, st
         song.status, song.failed_stage, song.failure_reason = "failed", "label", "transient error: RuntimeError: CUDA out of memory (gave up after 5 retries)"
     try:
         body = httpx.get(f"{server.url}/v1/songs/{song_id}").json()
-        assert body["status"] == "failed" and body["failure"] == {"stage": "label", "reason": "transient error: RuntimeError: CUDA out of memory (gave up after 5 retries)"}
+        assert body["status"] == "failed" and body["failure"] == {
+            "stage": "label",
+            "reason": "transient error: RuntimeError: CUDA out of memory (gave up after 5 retries)",
+        }
         other = cat.songs[cat.topics["sad"][0]][0]
         assert httpx.get(f"{server.url}/v1/songs/{other}").json()["failure"] is None
     finally:

@@ -79,7 +79,7 @@ def test_skip_and_abandon(db_url: str) -> None:
 
 
 def test_concurrent_requests_of_one_listener(db_url: str) -> None:
-    cat = make_catalog(db_url)
+    make_catalog(db_url)
     first = sessions.recommend("dee", "relaxed", seed=4)
     tok = first.listener_token
     sessions.record_event(first.session_id, "pick", first.playlist[0]["id"], token=tok)
@@ -89,7 +89,7 @@ def test_concurrent_requests_of_one_listener(db_url: str) -> None:
     def worker() -> None:
         try:
             results.append(sessions.recommend("dee", "relaxed", size=1, token=tok))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - any failure in a thread is collected; the test asserts there is none
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(8)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
@@ -51,7 +54,7 @@ def test_song_round_trip_with_relations(db_url: str) -> None:
         pytest.param(lambda: [_song("x", artist_id=999)], id="dangling-artist"),
     ],
 )
-def test_constraints_refuse_bad_rows(db_url: str, make) -> None:  # type: ignore[no-untyped-def]
+def test_constraints_refuse_bad_rows(db_url: str, make: Callable[[], list[Song]]) -> None:
     with pytest.raises(IntegrityError):
         with session_scope(db_url) as s:
             s.add_all(make())
@@ -86,13 +89,15 @@ def test_deleting_a_song_cascades_to_its_asset(db_url: str) -> None:
         assert s.scalars(select(AudioAsset)).all() == []
 
 
-def test_db_cli_upgrade_and_check(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_db_cli_upgrade_and_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {**__import__("os").environ, "MUSICREC_DATABASE_URL": url}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "db", *a], env=env, capture_output=True, text=True)  # noqa: E731
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli.main", "db", *a], env=env, capture_output=True, text=True)
+
     up = run("upgrade")
     assert up.returncode == 0, up.stderr
     assert "at revision 0002" in up.stdout

@@ -61,7 +61,7 @@ def test_build_gives_nonempty_topics_and_distributions_summing_to_one(db_url, ca
     assert len(report.sizes) == report.params["topics_used"] >= 2
     stored = _stored(db_url, report.model_id)
     assert set(stored) == set(catalog["happy"])
-    for song, topics in stored.items():
+    for topics in stored.values():
         weights = np.array([topics[t][0] for t in sorted(topics)])
         assert len(weights) == len(report.sizes)
         assert weights.sum() == pytest.approx(1.0, abs=1e-9)
@@ -266,18 +266,19 @@ def test_cli_build_show_playlist(db_url, catalog, frames_for, tmp_path) -> None:
 
 
 def test_topic_descriptions_carry_distinctive_lyric_words(db_url, catalog, frames_for, shared_data) -> None:
-    from catalog.lyrics import decode_text, has_time_tags, parse_lrc, plain_text
     from catalog.fingerprint import sha256_text
+    from catalog.lyrics import decode_text, has_time_tags, parse_lrc, plain_text
     from catalog.models import Lyrics
 
     # EMOPIA has no lyrics: pair the happy clips with real NJU-MusicMood Happy lyrics to exercise the path
     files = sorted(f for f in (shared_data / "nju-musicmood-train" / "Happy").glob("*.txt") if f.name != "info.txt")
     texts = {}
     with session_scope(db_url) as s:
-        for song_id, f in zip(catalog["happy"], files):
+        for song_id, f in zip(catalog["happy"], files, strict=False):
             raw = decode_text(f.read_bytes())
             lines = parse_lrc(raw)
-            s.add(Lyrics(song_id=song_id, raw_text=raw, lines=[{"time_s": ln.time_s, "text": ln.text} for ln in lines], has_time_tags=has_time_tags(lines), sha256=sha256_text(raw)))
+            line_rows = [{"time_s": ln.time_s, "text": ln.text} for ln in lines]
+            s.add(Lyrics(song_id=song_id, raw_text=raw, lines=line_rows, has_time_tags=has_time_tags(lines), sha256=sha256_text(raw)))
             texts[song_id] = plain_text(lines).lower()
     report = build_emotion("happy", BuildConfig(**SMALL), frames_for=frames_for)
     for t in list_topics("happy"):

@@ -125,7 +125,11 @@ def test_faults_kill_restart_poison(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 song = s.get(Song, poison)
                 assert song.failed_stage == "features" and "corrupt" in (song.failure_reason or "")
                 assert s.scalar(select(func.count()).select_from(EmotionLabel).where(EmotionLabel.song_id.in_(ids))) == 6
-                dominant = dict(s.execute(select(SongTopic.song_id, func.count()).where(SongTopic.song_id.in_(ids), SongTopic.dominant.is_(True)).group_by(SongTopic.song_id)).all())
+                dominant = dict(
+                    s.execute(
+                        select(SongTopic.song_id, func.count()).where(SongTopic.song_id.in_(ids), SongTopic.dominant.is_(True)).group_by(SongTopic.song_id)
+                    ).all()
+                )
                 assert dominant == {i: 1 for i in ids if i != poison}
 
             # 5. `musicrec status` shows the states and the poison song's reason

@@ -14,7 +14,9 @@ from workers.supervise import Supervisor
 
 def test_restarts_after_a_crash_until_the_child_succeeds(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
-    script = f"import pathlib,sys; p=pathlib.Path({str(counter)!r}); n=len(p.read_text()) if p.exists() else 0; p.write_text('x'*(n+1)); sys.exit(0 if n>=2 else 3)"
+    script = (
+        f"import pathlib,sys; p=pathlib.Path({str(counter)!r}); n=len(p.read_text()) if p.exists() else 0; p.write_text('x'*(n+1)); sys.exit(0 if n>=2 else 3)"
+    )
     code = Supervisor([sys.executable, "-c", script], max_restarts=5).run()
     assert code == 0
     assert counter.read_text() == "xxx"  # crashed twice, restarted twice, then ended cleanly

@@ -50,9 +50,9 @@ def trim_midi(src: Path, dest: Path, seconds: float = EXCERPT_S) -> Path:
 
 
 def render_clips(root: Path, out: Path) -> list[Clip]:
-    from catalog.importers.emopia import find_soundfont, render_midi
-
     from concurrent.futures import ThreadPoolExecutor
+
+    from catalog.importers.emopia import find_soundfont, render_midi
 
     sf2 = find_soundfont()
     out.mkdir(parents=True, exist_ok=True)
@@ -73,8 +73,22 @@ def add_song(session, store, path: Path, title: str, emotion: str | None, model_
 
     info = sf.info(str(path))
     digest, stored = store.put_file("audio", path)
-    song = Song(title=title, artist=artist, duration_s=info.duration, fingerprint=song_fingerprint(title, artist.name if artist else None, None, info.duration), status=status)
-    song.audio = AudioAsset(sha256=digest, path=store.relative(stored), format=path.suffix.lstrip("."), sample_rate=info.samplerate, channels=info.channels, duration_s=info.duration, size_bytes=stored.stat().st_size)
+    song = Song(
+        title=title,
+        artist=artist,
+        duration_s=info.duration,
+        fingerprint=song_fingerprint(title, artist.name if artist else None, None, info.duration),
+        status=status,
+    )
+    song.audio = AudioAsset(
+        sha256=digest,
+        path=store.relative(stored),
+        format=path.suffix.lstrip("."),
+        sample_rate=info.samplerate,
+        channels=info.channels,
+        duration_s=info.duration,
+        size_bytes=stored.stat().st_size,
+    )
     session.add(song)
     session.flush()
     if emotion:
@@ -100,6 +114,8 @@ def build_catalog(url: str, clips: list[Clip]) -> dict[str, list[int]]:
             # EMOPIA has no artist field; its YouTube song id stands in, one "artist" per two songs.
             key = f"emopia-{clip.emotion}-{i // 2}"
             artist = artists.setdefault(key, Artist(name=key, name_norm=key))
-            song = add_song(session, store, clip.path, f"{clip.song} ({clip.path.stem})", clip.emotion, model.id, artist, confidence=round(float(rng.uniform(0.5, 1.0)), 3))
+            song = add_song(
+                session, store, clip.path, f"{clip.song} ({clip.path.stem})", clip.emotion, model.id, artist, confidence=round(float(rng.uniform(0.5, 1.0)), 3)
+            )
             ids[clip.emotion].append(song.id)
     return dict(ids)

@@ -93,7 +93,9 @@ def labelled_songs(session: Session, model_id: int, emotion: str) -> list[tuple[
     return [(r[0], r[1]) for r in rows]
 
 
-def gather_frames(songs: list[Song], frames_for: FramesFor, progress: bool = True, desc: str = "frames") -> tuple[list[Song], list[np.ndarray], list[dict[str, Any]]]:
+def gather_frames(
+    songs: list[Song], frames_for: FramesFor, progress: bool = True, desc: str = "frames"
+) -> tuple[list[Song], list[np.ndarray], list[dict[str, Any]]]:
     """Frames of each song; songs without usable frames are returned as skipped with their reason."""
     kept, frames, skipped = [], [], []
     for song in tqdm(songs, desc=desc, unit="song", disable=not progress):
@@ -139,7 +141,17 @@ def fit_topics(frames: list[np.ndarray], cfg: BuildConfig) -> FittedTopics:
         params.num_topics -= 1
     timings = {"codebook_s": round(t1 - t0, 3), "lda_s": round(time.monotonic() - t1, 3)}
     song_vectors = np.stack([np.nanmean(f, axis=0) for f in frames])
-    return FittedTopics(codebook=codebook, lda=lda, bags=bags, dist=dist, num_topics=params.num_topics, notes=notes, selection=selection, timings=timings, song_vectors=song_vectors)
+    return FittedTopics(
+        codebook=codebook,
+        lda=lda,
+        bags=bags,
+        dist=dist,
+        num_topics=params.num_topics,
+        notes=notes,
+        selection=selection,
+        timings=timings,
+        song_vectors=song_vectors,
+    )
 
 
 def movement(previous: dict[int, int], current: dict[int, int]) -> dict[str, Any]:
@@ -159,7 +171,7 @@ def movement(previous: dict[int, int], current: dict[int, int]) -> dict[str, Any
         "common_songs": len(common),
         "moved_fraction": round(1.0 - agreed / len(common), 4),
         "moved_songs": len(common) - agreed,
-        "alignment": {str(int(r)): int(c) for r, c in zip(rows, cols)},
+        "alignment": {str(int(r)): int(c) for r, c in zip(rows, cols, strict=True)},
     }
 
 
@@ -178,23 +190,47 @@ def _describe(fitted: FittedTopics, songs: list[Song]) -> list[dict[str, Any]]:
     dominant = fitted.dist.argmax(axis=1)
     artists: list[list[str | None]] = [[] for _ in range(fitted.num_topics)]
     lyrics: list[list[str]] = [[] for _ in range(fitted.num_topics)]
-    for song, t in zip(songs, dominant):
+    for song, t in zip(songs, dominant, strict=True):
         artists[t].append(song.artist.name if song.artist else None)
         if song.lyrics is not None:
             lyrics[t].append(plain_text(parse_lrc(song.lyrics.raw_text)))
     freq = dense(fitted.bags, fitted.codebook.k).sum(axis=0)
     refs = [{"id": s.id, "title": s.title, "artist": s.artist.name if s.artist else None} for s in songs]
-    described = describe_topics(fitted.codebook.centers_raw(), topic_word(fitted.lda), freq, artists, lyrics, song_vectors=fitted.song_vectors, dist=fitted.dist, songs=refs)
+    described = describe_topics(
+        fitted.codebook.centers_raw(), topic_word(fitted.lda), freq, artists, lyrics, song_vectors=fitted.song_vectors, dist=fitted.dist, songs=refs
+    )
     return [d.as_json() for d in described]
 
 
-def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedTopics, songs: list[Song], skipped: list[dict[str, Any]], cfg: BuildConfig, encoder: str, frame_sr: int | None, store: FileStore, started: float) -> BuildReport:
+def _write(
+    session: Session,
+    emotion: str,
+    emodel: EmotionModel,
+    fitted: FittedTopics,
+    songs: list[Song],
+    skipped: list[dict[str, Any]],
+    cfg: BuildConfig,
+    encoder: str,
+    frame_sr: int | None,
+    store: FileStore,
+    started: float,
+) -> BuildReport:
     prev, prev_dom = previous_dominant(session, emotion)
     version = (session.scalar(select(func.max(TopicModel.version)).where(TopicModel.emotion == emotion)) or 0) + 1
     dominant = fitted.dist.argmax(axis=1)
     sizes = np.bincount(dominant, minlength=fitted.num_topics).tolist()
-    moved = movement(prev_dom, {s.id: int(t) for s, t in zip(songs, dominant)})
-    params = {**asdict(cfg), "k_used": fitted.codebook.k, "topics_used": fitted.num_topics, "codebook_method": fitted.codebook.method, "lda_passes": int(fitted.lda.passes), "encoder": encoder, "frame_sr": frame_sr, "frame_dim": fitted.codebook.dim, "emotion_model_id": emodel.id}
+    moved = movement(prev_dom, {s.id: int(t) for s, t in zip(songs, dominant, strict=True)})
+    params = {
+        **asdict(cfg),
+        "k_used": fitted.codebook.k,
+        "topics_used": fitted.num_topics,
+        "codebook_method": fitted.codebook.method,
+        "lda_passes": int(fitted.lda.passes),
+        "encoder": encoder,
+        "frame_sr": frame_sr,
+        "frame_dim": fitted.codebook.dim,
+        "emotion_model_id": emodel.id,
+    }
     params.pop("progress", None)
     metrics = {
         "songs": len(songs),
@@ -227,13 +263,17 @@ def _write(session: Session, emotion: str, emodel: EmotionModel, fitted: FittedT
     ids = [s.id for s in songs]
     for start in range(0, len(ids), 5_000):
         chunk = ids[start : start + 5_000]
-        session.execute(update(Song).where(Song.id.in_(chunk), Song.status.in_(("labelled", "failed"))).values(status="topics", failed_stage=None, failure_reason=None))
+        session.execute(
+            update(Song).where(Song.id.in_(chunk), Song.status.in_(("labelled", "failed"))).values(status="topics", failed_stage=None, failure_reason=None)
+        )
     for item in skipped:
         session.execute(update(Song).where(Song.id == item["song_id"]).values(status="failed", failed_stage="topics", failure_reason=item["reason"][:2000]))
     return BuildReport(emotion, tm.id, version, len(songs), sizes, skipped, params, metrics, round(time.monotonic() - started, 3))
 
 
-def build_emotion(emotion: str, cfg: BuildConfig | None = None, frames_for: FramesFor | None = None, url: str | None = None, store: FileStore | None = None) -> BuildReport:
+def build_emotion(
+    emotion: str, cfg: BuildConfig | None = None, frames_for: FramesFor | None = None, url: str | None = None, store: FileStore | None = None
+) -> BuildReport:
     """Fit and store a new active topic model version for one emotion from its labelled songs."""
     from topics.frames import SongFrames
 
@@ -265,11 +305,25 @@ def _build(emotion: str, cfg: BuildConfig, frames_for: FramesFor, url: str | Non
         fitted = fit_topics(frames, cfg)
         encoder = getattr(frames_for, "name", getattr(frames_for, "__name__", type(frames_for).__name__))
         report = _write(session, emotion, emodel, fitted, songs, skipped, cfg, encoder, getattr(frames_for, "sr", None), store, started)
-    log.info("%s: topic model v%d with %d topics over %d songs (sizes %s) in %.1f s", emotion, report.version, len(report.sizes), report.songs, report.sizes, report.seconds)
+    log.info(
+        "%s: topic model v%d with %d topics over %d songs (sizes %s) in %.1f s",
+        emotion,
+        report.version,
+        len(report.sizes),
+        report.songs,
+        report.sizes,
+        report.seconds,
+    )
     return report
 
 
-def build_all(emotions: list[str] | None = None, cfg: BuildConfig | None = None, frames_for: FramesFor | None = None, url: str | None = None, store: FileStore | None = None) -> tuple[list[BuildReport], dict[str, str]]:
+def build_all(
+    emotions: list[str] | None = None,
+    cfg: BuildConfig | None = None,
+    frames_for: FramesFor | None = None,
+    url: str | None = None,
+    store: FileStore | None = None,
+) -> tuple[list[BuildReport], dict[str, str]]:
     """Build every emotion; an emotion that cannot be built is reported with its reason, not fatal to the others."""
     reports, errors = [], {}
     for emotion in emotions or list(EMOTIONS):

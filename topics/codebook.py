@@ -46,7 +46,7 @@ class Codebook:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Codebook":
+    def from_bytes(cls, data: bytes) -> Codebook:
         z = np.load(io.BytesIO(data))
         return cls(centers=z["centers"], mean=z["mean"], scale=z["scale"], method=str(z["method"]))
 

@@ -228,7 +228,7 @@ def audio_descriptions(centers_raw: np.ndarray, topic_word: np.ndarray, word_fre
     zs = [{d: round((float(raw[d][t]) - float(raw[d].mean())) / stats[d][1], 3) for d in word_vals} for t in range(len(topic_word))]
     thresholds = {d: max(min_z, 0.5 * max(abs(z[d]) for z in zs)) for d in word_vals}
     out = []
-    for row, z in zip(topic_word, zs):
+    for row, z in zip(topic_word, zs, strict=True):
         named = [WORDS[d][0] if z[d] > 0 else WORDS[d][1] for d in word_vals if abs(z[d]) >= thresholds[d]]
         words = []
         for w in np.argsort(-row)[:top_n]:
@@ -252,7 +252,7 @@ def distinctive_words(lyrics_per_topic: list[list[str]], top_n: int = 8) -> list
     df: Counter[str] = Counter()
     for toks in tokenised:
         df.update(set(toks))
-    out = []
+    out: list[list[str]] = []
     for toks in tokenised:
         if not toks:
             out.append([])
@@ -300,7 +300,9 @@ def describe_topics(
     audio = audio_descriptions(centers_raw, topic_word, word_freq)
     artists = common_artists(artists_per_topic)
     lyric_words = distinctive_words(lyrics_per_topic)
-    contrasts = contrast(song_vectors, dist.argmax(axis=1), len(audio)) if song_vectors is not None and dist is not None and layout_for(song_vectors.shape[1]) else None
+    contrasts = None
+    if song_vectors is not None and dist is not None and layout_for(song_vectors.shape[1]):
+        contrasts = contrast(song_vectors, dist.argmax(axis=1), len(audio))
     reps = representative_songs(songs, dist) if songs is not None and dist is not None else [[] for _ in audio]
     out = []
     for t, a in enumerate(audio):
@@ -311,8 +313,16 @@ def describe_topics(
             label += f"; often {artists[t][0][0]}"
         if lyric_words[t]:
             label += f"; lyrics: {', '.join(lyric_words[t][:3])}"
-        out.append(TopicDescription(
-            label=label, audio=a["z"], values=a["values"], top_words=a["top_words"], artists=artists[t], lyric_words=lyric_words[t],
-            measures=contrasts[t]["measures"] if contrasts else {}, songs=reps[t],
-        ))
+        out.append(
+            TopicDescription(
+                label=label,
+                audio=a["z"],
+                values=a["values"],
+                top_words=a["top_words"],
+                artists=artists[t],
+                lyric_words=lyric_words[t],
+                measures=contrasts[t]["measures"] if contrasts else {},
+                songs=reps[t],
+            )
+        )
     return out

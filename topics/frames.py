@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -98,7 +97,7 @@ class SongFrames:
             raise NoFramesError(f"audio file missing: {path}") from exc
         try:
             frames = np.asarray(self.encoder(y, self.sr), dtype=np.float32)
-        except Exception as exc:  # noqa: BLE001 - an encoder failure on one song is recorded, not fatal
+        except Exception as exc:  # an encoder failure on one song is recorded, not fatal
             raise NoFramesError(f"frame encoder failed: {type(exc).__name__}: {exc}") from exc
         if frames.ndim != 2 or frames.shape[0] == 0:
             raise NoFramesError(f"frame encoder returned no frames (shape {frames.shape}); audio of {len(y) / self.sr:.1f} s")

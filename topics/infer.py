@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import delete, select, update
@@ -16,6 +17,9 @@ from topics.bags import bag_of_audio_words
 from topics.codebook import clean_frames
 from topics.errors import NoFramesError, TopicsError
 from topics.lda import distributions
+
+if TYPE_CHECKING:
+    from topics.build import FramesFor
 
 
 @dataclass
@@ -39,7 +43,10 @@ class SongTopics:
 def active_topic_model(session: Session, emotion: str) -> TopicModel:
     """The active topic model of an emotion, with its topics."""
     tm = session.scalars(
-        select(TopicModel).where(TopicModel.emotion == emotion, TopicModel.active.is_(True)).order_by(TopicModel.version.desc()).options(selectinload(TopicModel.topics))
+        select(TopicModel)
+        .where(TopicModel.emotion == emotion, TopicModel.active.is_(True))
+        .order_by(TopicModel.version.desc())
+        .options(selectinload(TopicModel.topics))
     ).first()
     if tm is None:
         raise TopicsError(f"no active topic model for {emotion!r}: run `musicrec topics build --emotion {emotion}` first")
@@ -75,7 +82,9 @@ def song_emotion(session: Session, song_id: int) -> str:
     return label.label
 
 
-def infer_song(song_id: int, emotion: str | None = None, frames_for=None, url: str | None = None, store: FileStore | None = None, save: bool = False) -> SongTopics:
+def infer_song(
+    song_id: int, emotion: str | None = None, frames_for: FramesFor | None = None, url: str | None = None, store: FileStore | None = None, save: bool = False
+) -> SongTopics:
     """Topics of a catalog song under the active model of its emotion; `save` stores them (joins the playlists)."""
     from topics.frames import SongFrames
 
@@ -98,7 +107,9 @@ def _save(session: Session, song: Song, tm: TopicModel, result: SongTopics) -> N
     ids = result.topic_ids
     old_dominant = session.scalar(select(SongTopic.topic_id).where(SongTopic.song_id == song.id, SongTopic.topic_id.in_(ids), SongTopic.dominant.is_(True)))
     session.execute(delete(SongTopic).where(SongTopic.song_id == song.id, SongTopic.topic_id.in_(ids)))
-    session.add_all(SongTopic(song_id=song.id, topic_id=tid, weight=w, dominant=(i == result.dominant)) for i, (tid, w) in enumerate(zip(ids, result.weights)))
+    session.add_all(
+        SongTopic(song_id=song.id, topic_id=tid, weight=w, dominant=(i == result.dominant)) for i, (tid, w) in enumerate(zip(ids, result.weights, strict=True))
+    )
     if old_dominant != result.dominant_topic_id:
         if old_dominant is not None:
             session.execute(update(Topic).where(Topic.id == old_dominant).values(size=Topic.size - 1))

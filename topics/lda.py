@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from topics.bags import Bag
 from topics.errors import TopicsError
+
+if TYPE_CHECKING:
+    from gensim.models import LdaModel
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ class _ConstantGamma:
         return np.full(size, shape * scale)
 
 
-def one_blas_thread():
+def one_blas_thread() -> threadpool_limits:
     """LDA works on many tiny matrices: BLAS threads only add synchronisation (badly so on a busy machine)."""
     return threadpool_limits(1, user_api="blas")
 
@@ -49,7 +53,7 @@ def id2word(k: int) -> dict[int, str]:
     return {i: f"w{i}" for i in range(k)}
 
 
-def fit_lda(bags: list[Bag], k: int, params: LdaParams):  # -> gensim.models.LdaModel
+def fit_lda(bags: list[Bag], k: int, params: LdaParams) -> LdaModel:
     """Fit gensim LDA on the bags of a K-word codebook."""
     from gensim.models import LdaModel
 
@@ -74,7 +78,7 @@ def fit_lda(bags: list[Bag], k: int, params: LdaParams):  # -> gensim.models.Lda
         )
 
 
-def distributions(lda, bags: list[Bag]) -> np.ndarray:
+def distributions(lda: LdaModel, bags: list[Bag]) -> np.ndarray:
     """Topic distribution of each bag [n, T], each row summing to one; independent of batch order."""
     if not bags:
         return np.zeros((0, lda.num_topics))
@@ -89,12 +93,12 @@ def distributions(lda, bags: list[Bag]) -> np.ndarray:
     return gamma / gamma.sum(axis=1, keepdims=True)
 
 
-def topic_word(lda) -> np.ndarray:
+def topic_word(lda: LdaModel) -> np.ndarray:
     """P(word | topic) as [T, K]."""
     return np.asarray(lda.get_topics(), dtype=np.float64)
 
 
-def coherence(lda, bags: list[Bag], k: int, topn: int = 10) -> float:
+def coherence(lda: LdaModel, bags: list[Bag], k: int, topn: int = 10) -> float:
     """UMass coherence of the topics on the training bags (higher is better)."""
     from gensim.corpora import Dictionary
     from gensim.models import CoherenceModel
@@ -104,7 +108,7 @@ def coherence(lda, bags: list[Bag], k: int, topn: int = 10) -> float:
     return float(cm.get_coherence())
 
 
-def perplexity(lda, bags: list[Bag]) -> float:
+def perplexity(lda: LdaModel, bags: list[Bag]) -> float:
     """Held-out perplexity 2^(-per-word bound) (lower is better)."""
     return float(2.0 ** (-lda.log_perplexity(bags)))
 
@@ -147,5 +151,5 @@ def select_num_topics(
     finite = {t: s for t, s in scores.items() if math.isfinite(s)}
     if not finite:
         raise TopicsError(f"no finite {method} score for any of {candidates}")
-    best = max(finite, key=finite.get) if method == "coherence" else min(finite, key=finite.get)
+    best = max(finite, key=finite.__getitem__) if method == "coherence" else min(finite, key=finite.__getitem__)
     return best, scores

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from catalog.db import session_scope
-from catalog.models import Artist, EmotionLabel, Song, SongTopic, Topic
+from catalog.models import Artist, EmotionLabel, Song, SongTopic
 from topics.errors import TopicsError
 from topics.infer import active_topic_model
 

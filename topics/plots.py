@@ -4,6 +4,7 @@ topic, and the 2-D map of the emotion's songs by topic mixture."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from topics import view
 from topics.infer import active_topic_model
 
 
-def _plt():
+def _plt() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,5 +95,11 @@ def write_plots(emotion: str, out_dir: Path | None = None, url: str | None = Non
     return [
         heatmap(hm.matrix, hm.sounds, labels, f"{emotion} v{version}: top audio words per topic", out_dir / f"{stem}-topic-words.png"),
         sizes_bar(sizes, labels, f"{emotion} v{version}: songs per topic", out_dir / f"{stem}-songs-per-topic.png"),
-        song_map(v.points, v.corners, [f"T{t['index']} ({t['size']} songs)" for t in v.topics], f"{emotion} v{version}: songs by topic mixture", out_dir / f"{stem}-song-map.png"),
+        song_map(
+            v.points,
+            v.corners,
+            [f"T{t['index']} ({t['size']} songs)" for t in v.topics],
+            f"{emotion} v{version}: songs by topic mixture",
+            out_dir / f"{stem}-song-map.png",
+        ),
     ]

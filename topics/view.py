@@ -105,7 +105,7 @@ def build_view(session: Session, emotion: str, store: FileStore | None = None, m
     xy = mixture_map(weights)
     view.points = [
         {"id": s.id, "title": s.title, "artist": s.artist.name if s.artist else None, "topic": int(np.argmax(w)), "x": float(p[0]), "y": float(p[1])}
-        for s, w, p in zip(songs, weights, xy)
+        for s, w, p in zip(songs, weights, xy, strict=True)
     ]
     view.corners = topic_corners(len(topics)).tolist()
     try:

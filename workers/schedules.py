@@ -11,8 +11,8 @@ SQLite catalog) held for the life of the beat process; a second beat waits as a 
 from __future__ import annotations
 
 import fcntl
-import logging
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from catalog.db import normalise_url
 from catalog.settings import get_settings
@@ -47,7 +48,7 @@ def beat_schema(url: str | None = None) -> str | None:
     return "celery_schema" if make_url(beat_dburi(url)).get_backend_name() == "postgresql" else None
 
 
-def session(url: str | None = None):  # type: ignore[no-untyped-def]
+def session(url: str | None = None) -> Session:
     """A session on the scheduler's tables (created on first use)."""
     from sqlalchemy_celery_beat.session import SessionManager
 
@@ -79,10 +80,10 @@ def parse_cron(cron: str) -> dict[str, str]:
     from celery.schedules import crontab
 
     keys = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-    values = dict(zip(keys, fields))
+    values = dict(zip(keys, fields, strict=True))
     try:
         crontab(**values)
-    except Exception as exc:  # noqa: BLE001 - celery raises several types for a bad field
+    except Exception as exc:  # celery raises several types for a bad field
         raise ScheduleError(f"bad --cron {cron!r}: {exc}") from exc
     return values
 

@@ -138,7 +138,7 @@ def features(self: Task, song_id: int) -> str:
     except stages.StageUnavailable as exc:
         log.warning("features stage unavailable, song %s waits: %s", song_id, exc)
         return "waiting"
-    except Exception as exc:  # noqa: BLE001 - classified: bad input fails the song, the rest is retried
+    except Exception as exc:  # classified: bad input fails the song, the rest is retried
         if stages.classify(exc) != "bad_input":
             raise stages.Retryable.of("features", [song_id], exc) from exc
         mark_failed(song_id, "features", describe(exc))
@@ -267,7 +267,7 @@ def label_batch(task: Task, labeller: stages.Labeller, ids: list[int]) -> dict[s
         results = labeller.predict(ids)
         good = {sid: p for sid, p in results.items() if isinstance(p, stages.Prediction)}
         store_labels(labeller.model_id, good)
-    except Exception as exc:  # noqa: BLE001 - classified: transient/configuration retry the batch, bad input is isolated
+    except Exception as exc:  # classified: transient/configuration retry the batch, bad input is isolated
         if stages.classify(exc) != "bad_input":
             raise stages.Retryable.of("label", ids, exc) from exc
         if len(ids) == 1:
@@ -295,7 +295,7 @@ def label_each(labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
     for n, sid in enumerate(ids):
         try:
             result = labeller.predict([sid]).get(sid, "the labeller returned nothing for this song")
-        except Exception as exc:  # noqa: BLE001 - classified like the batch
+        except Exception as exc:  # classified like the batch
             if stages.classify(exc) != "bad_input":
                 raise stages.Retryable.of("label", ids[n:], exc) from exc
             result = describe(exc)
@@ -328,7 +328,7 @@ def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
             log.warning("topics unavailable, song %s waits labelled: %s", song_id, exc)
             counts["waiting"] += 1
             continue
-        except Exception as exc:  # noqa: BLE001 - classified; a retry runs the whole list again (done songs are skipped)
+        except Exception as exc:  # classified; a retry runs the whole list again (done songs are skipped)
             if stages.classify(exc) != "bad_input":
                 raise stages.Retryable.of("topics", [song_id], exc) from exc
             mark_failed(song_id, "topics", describe(exc))

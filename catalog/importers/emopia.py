@@ -68,7 +68,9 @@ def render_midi(midi: Path, dest: Path, soundfont: Path, sr: int = RENDER_SR) ->
     return dest
 
 
-def import_emopia(root: str | Path, out: str | Path, soundfont: str | Path | None = None, audio_dir: str | Path | None = None, workers: int = 2) -> ImportReport:
+def import_emopia(
+    root: str | Path, out: str | Path, soundfont: str | Path | None = None, audio_dir: str | Path | None = None, workers: int = 2
+) -> ImportReport:
     """Render every clip (cached under `audio_dir`, default `<out folder>/emopia_audio`) and write the manifest."""
     root, out = Path(root), Path(out)
     if not root.is_dir():

@@ -16,7 +16,7 @@ ATOM = "http://www.w3.org/2005/Atom"
 
 
 def _is_feed(response: Response) -> bool:
-    ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+    ctype = (response.headers.get(b"Content-Type") or b"").decode("latin-1").lower()
     if "xml" in ctype or "rss" in ctype or "atom" in ctype:
         return True
     head = response.body[:200].lstrip().lower()
@@ -44,10 +44,10 @@ class DirectorySpider(CatalogSpider):
         if urlparse(args["url"]).scheme not in ("http", "https"):
             raise ValueError(f"url must be an http(s) URL, got {args['url']!r}")
 
-    async def start(self) -> Any:  # type: ignore[override]
+    async def start(self) -> Any:
         yield self.page(self.url, self.parse)
 
-    def parse(self, response: Response) -> Iterator[Any]:  # type: ignore[override]
+    def parse(self, response: Response) -> Iterator[Any]:
         if not isinstance(response, TextResponse):
             self.ctx.recorder.error(response.url, "parse", "neither a directory listing nor a feed")
             return

@@ -58,10 +58,10 @@ class JamendoSpider(CatalogSpider):
         }
         return f"{self.base_url}/tracks/?{urlencode(query)}"
 
-    async def start(self) -> Any:  # type: ignore[override]
+    async def start(self) -> Any:
         yield self.page(self.tracks_url(0), self.parse, cb_kwargs={"offset": 0})
 
-    def parse(self, response: Response, offset: int = 0) -> Iterator[Any]:  # type: ignore[override]
+    def parse(self, response: Response, offset: int = 0) -> Iterator[Any]:
         try:
             data = json.loads(response.text)
             headers, results = data["headers"], data["results"]

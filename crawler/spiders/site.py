@@ -44,7 +44,7 @@ class SiteSpider(CatalogSpider):
         self.song_links = _extractor(self.rules.song, tuple(self.allowed_domains))
         self.song_re = [re.compile(p) for p in self.rules.song.allow]
 
-    async def start(self) -> Any:  # type: ignore[override]
+    async def start(self) -> Any:
         for url in self.entry_urls:
             yield self.page(url, self.parse_listing)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from catalog.lyrics import LyricLine, parse_lrc
 
@@ -102,7 +103,7 @@ def tags_out_of_order(raw: str) -> int:
         m = re.match(r"\s*\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]", line)
         if m:
             firsts.append(int(m.group(1)) * 60 + float(m.group(2).replace(":", ".")))
-    return sum(1 for a, b in zip(firsts, firsts[1:]) if b < a)
+    return sum(1 for a, b in pairwise(firsts) if b < a)
 
 
 def english_check(text: str) -> str | None:

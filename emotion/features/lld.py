@@ -9,7 +9,8 @@ One 62-d vector per analysis frame (3 s by default), computed from short-time fr
 | 28-35 | pitch (YIN, 50-1000 Hz, voiced short frames only): max, min, mean, range, std, median, Q1, Q3 |
 | 36-47 | formants F1-F3 by LPC (order 10 at 8 kHz): F1-F3 mean, F1-F3 std, F1-F3 median, F1-F3 bandwidth mean (Hz) |
 | 48-55 | band energies 0-4 kHz in 500 Hz bands: log10 of the mean power per band                      |
-| 56-61 | rhythm from a beat histogram (onset autocorrelation, 40-240 BPM): peak-1 amplitude, peak-2 amplitude, peak-1 period (s), peak-2 period (s), peak-2/peak-1 amplitude ratio, histogram sum |
+| 56-61 | rhythm from a beat histogram (onset autocorrelation, 40-240 BPM): peak-1/peak-2 amplitude, peak-1/peak-2      |
+|       | period (s), peak-2/peak-1 amplitude ratio, histogram sum                                       |
 
 Frames with no voiced pitch or no formant estimate get 0 for those values (never NaN). The whole
 computation is deterministic numpy/scipy/librosa code with no randomness: the same input gives the
@@ -22,6 +23,7 @@ dimension over frames (HSF_STATS), 248 values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import gcd
 
 import librosa
@@ -106,7 +108,7 @@ def _pitch_track(y: np.ndarray, sr: int, hop: int, n_short: int, rms: np.ndarray
     fmax = min(PITCH_FMAX, sr / 4)
     f0 = librosa.yin(y, fmin=PITCH_FMIN, fmax=fmax, sr=sr, frame_length=frame_length, hop_length=2 * hop, center=True)
     f0 = _fit(np.repeat(f0, 2), n_short)
-    voiced = (rms > max(SILENT_RMS, 0.05 * float(np.median(rms[rms > 0])) if np.any(rms > 0) else SILENT_RMS))
+    voiced = rms > max(SILENT_RMS, 0.05 * float(np.median(rms[rms > 0])) if np.any(rms > 0) else SILENT_RMS)
     voiced &= (f0 > PITCH_FMIN * 1.02) & (f0 < fmax * 0.98)
     return np.where(voiced, f0, np.nan)
 
@@ -213,7 +215,7 @@ def _stats8(v: np.ndarray) -> np.ndarray:
     return np.array([v.max(), v.min(), v.mean(), v.max() - v.min(), v.std(), med, q1, q3])
 
 
-def _nan_stats(v: np.ndarray, fn) -> np.ndarray:
+def _nan_stats(v: np.ndarray, fn: Callable[..., np.ndarray]) -> np.ndarray:
     """Column-wise statistic over finite rows; 0 for columns with no finite value."""
     out = np.zeros(v.shape[1])
     for j in range(v.shape[1]):
@@ -249,15 +251,20 @@ def lld_frames(y: np.ndarray, sr: int, frame_s: float = FRAME_S, hop_s: float | 
     f0 = _pitch_track(y, sr, hop, n_short, rms)
     freqs, bws, lpc_hop_s = _lpc_formants(y, sr)
     fft_hz = np.fft.rfftfreq(N_FFT, 1.0 / sr)
-    bands = np.stack([power[(fft_hz >= i * BAND_HZ) & (fft_hz < (i + 1) * BAND_HZ)].mean(axis=0)
-                      if np.any((fft_hz >= i * BAND_HZ) & (fft_hz < (i + 1) * BAND_HZ)) else np.zeros(n_short)
-                      for i in range(N_BANDS)])
+    bands = np.stack(
+        [
+            power[(fft_hz >= i * BAND_HZ) & (fft_hz < (i + 1) * BAND_HZ)].mean(axis=0)
+            if np.any((fft_hz >= i * BAND_HZ) & (fft_hz < (i + 1) * BAND_HZ))
+            else np.zeros(n_short)
+            for i in range(N_BANDS)
+        ]
+    )
     log_mel = librosa.power_to_db(librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=N_MELS) @ power, ref=1.0, top_db=80.0)
     onset = np.concatenate([[0.0], np.maximum(0.0, np.diff(log_mel, axis=1)).mean(axis=0)])
     beats = _beat_histograms(onset, sr / hop, slices)
 
     out = np.zeros((len(bounds), LLD_DIM))
-    for i, ((start, end), sl) in enumerate(zip(bounds, slices)):
+    for i, ((start, end), sl) in enumerate(zip(bounds, slices, strict=True)):
         out[i, 0:14] = mfcc[:, sl].mean(axis=1)
         out[i, 14:28] = np.abs(delta[:, sl]).mean(axis=1)
         out[i, 28:36] = _stats8(f0[sl])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch_geometric.data import Batch
 from torch_geometric.nn import GATConv, global_max_pool, global_mean_pool
 
 from emotion.data import SongBatch
@@ -53,7 +54,7 @@ class SongGATNet(SongModel):
             nn.Linear(2 * hidden, head_hidden), nn.BatchNorm1d(head_hidden), nn.ELU(), nn.Dropout(dropout), nn.Linear(head_hidden, n_classes)
         )
 
-    def embed(self, g) -> torch.Tensor:
+    def embed(self, g: Batch) -> torch.Tensor:
         """Project each node's features to the hidden width (per modality when typed)."""
         is_a, is_l = g.node_type == AUDIO, g.node_type == LYRIC
         if self.typed:
@@ -66,7 +67,7 @@ class SongGATNet(SongModel):
         x[is_l, : g.x_lyrics.shape[1]] = g.x_lyrics
         return self.proj(x)
 
-    def encode(self, g) -> torch.Tensor:
+    def encode(self, g: Batch) -> torch.Tensor:
         """Node states after the GAT layers."""
         h = self.embed(g)
         edge_index, edge_type = g.edge_index, g.edge_type

@@ -54,7 +54,7 @@ def save(out: Path, model: SpeechEmotionNet, normaliser: Normaliser, meta: dict)
     """Write weights, normaliser and meta.json (config, labels, feature version, metrics...) to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / WEIGHTS)
-    np.savez(out / NORM, **normaliser.to_arrays())
+    np.savez(out / NORM, **normaliser.to_arrays())  # type: ignore[arg-type]  # numpy's stub matches **kwds against allow_pickle: bool
     full = {"config": model.cfg.to_dict(), "labels": list(LABELS), "feature_version": FEATURE_VERSION, "sample_rate": SAMPLE_RATE, **meta}
     (out / META).write_text(json.dumps(full, indent=2, default=str))
     return out
@@ -108,7 +108,7 @@ class SpeechRecognizer:
         with self._lock, torch.inference_mode():
             probs = torch.softmax(collate([feats]).run(self.model), dim=1)[0].numpy()
         best = int(np.argmax(probs))
-        return Prediction(self.labels[best], {k: round(float(v), 6) for k, v in zip(self.labels, probs)}, len(y) / SAMPLE_RATE)
+        return Prediction(self.labels[best], {k: round(float(v), 6) for k, v in zip(self.labels, probs, strict=True)}, len(y) / SAMPLE_RATE)
 
     def predict_file(self, path: str | Path, limits: Limits = Limits()) -> Prediction:
         """Emotion of a voice clip file (raises SpeechClipError/AudioError for unusable clips)."""
@@ -147,7 +147,10 @@ def active_model_path(url: str | None = None) -> Path:
 
     with session_scope(url) as s:
         row = s.scalar(
-            select(EmotionModel).where(EmotionModel.kind == "speech").order_by(EmotionModel.active.desc(), EmotionModel.created_at.desc(), EmotionModel.id.desc()).limit(1)
+            select(EmotionModel)
+            .where(EmotionModel.kind == "speech")
+            .order_by(EmotionModel.active.desc(), EmotionModel.created_at.desc(), EmotionModel.id.desc())
+            .limit(1)
         )
         if row is None:
             raise ModelNotFoundError("no speech model registered: run `musicrec train speech` first or set MUSICREC_SPEECH_MODEL")

@@ -61,12 +61,14 @@ def topics(request: Request, emotion: str = Query(EMOTIONS[0])) -> HTMLResponse:
         playlists: dict[int, list[dict[str, Any]]] = {}
         for topic in queries.emotion_topics(s, emotion):
             ranked = queries.topic_songs(s, topic)[:PLAYLIST_LEN]
-            playlists[topic.id] = [{**queries.song_summary(s, s.get(Song, r.song_id), topic.id), "weight": r.weight} for r in ranked]
+            playlists[topic.id] = [
+                {**queries.song_summary(s, song, topic.id), "weight": r.weight} for r in ranked if (song := s.get(Song, r.song_id)) is not None
+            ]
     heat = None
     if view.heatmap is not None:
         vmax = float(np.max(view.heatmap.matrix)) if view.heatmap.matrix.size else 0.0
         heat = {
-            "columns": [{"word": w, "sound": snd} for w, snd in zip(view.heatmap.words, view.heatmap.sounds)],
+            "columns": [{"word": w, "sound": snd} for w, snd in zip(view.heatmap.words, view.heatmap.sounds, strict=True)],
             "rows": [[{"p": float(p), "colour": heat_colour(float(p), vmax)} for p in row] for row in view.heatmap.matrix],
         }
     corners = np.array(view.corners) if view.corners else np.zeros((1, 2))

@@ -77,9 +77,9 @@ class ReferenceLabeller:
             with torch.no_grad():
                 x = torch.as_tensor(np.stack(rows), dtype=torch.float32, device=self.device)
                 probs = torch.softmax(self.head(x), dim=1).cpu().numpy()
-            for sid, p in zip(ids, probs):
+            for sid, p in zip(ids, probs, strict=True):
                 k = int(np.argmax(p))
-                out[sid] = Prediction(EMOTIONS[k], float(p[k]), {e: float(v) for e, v in zip(EMOTIONS, p)})
+                out[sid] = Prediction(EMOTIONS[k], float(p[k]), {e: float(v) for e, v in zip(EMOTIONS, p, strict=True)})
         return out
 
 

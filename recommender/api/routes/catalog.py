@@ -26,7 +26,14 @@ def emotion_topics(emotion: str) -> Any:
             "emotion": emotion,
             "topic_model_id": topics[0].topic_model_id if topics else None,
             "topics": [
-                {"id": t.id, "index": t.index, "size": t.size, "label": (t.description or {}).get("label", ""), "description": t.description, "songs": len(queries.topic_songs(s, t))}
+                {
+                    "id": t.id,
+                    "index": t.index,
+                    "size": t.size,
+                    "label": (t.description or {}).get("label", ""),
+                    "description": t.description,
+                    "songs": len(queries.topic_songs(s, t)),
+                }
                 for t in topics
             ],
         }

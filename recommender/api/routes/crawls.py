@@ -64,14 +64,14 @@ def create_crawl(body: CrawlIn) -> Any:
     task_id, dispatch_error = None, None
     try:
         task_id = dispatch_crawl(job_id)
-    except Exception:  # noqa: BLE001 - the job stays queued (the sweep sends it later); the detail goes to the log
+    except Exception:  # the job stays queued (the sweep sends it later); the detail goes to the log
         log.exception("dispatching crawl job %d failed", job_id)
         dispatch_error = "the broker could not be reached; the job stays queued and is sent by the next sweep"
     with session_scope() as s:
-        job = s.get(CrawlJob, job_id)
-        if job is None:  # deleted between the insert and now
+        stored = s.get(CrawlJob, job_id)
+        if stored is None:  # deleted between the insert and now
             raise ApiError(404, "not_found", f"crawl job {job_id} not found")
-        out = job_json(job)
+        out = job_json(stored)
     out.update(task_id=task_id, dispatch_error=dispatch_error)
     return out
 
