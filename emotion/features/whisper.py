@@ -33,7 +33,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -242,11 +242,13 @@ def encoder_config_dict(src: WhisperSource) -> dict[str, int]:
             "encoder_ffn_dim": src.ffn, "num_mel_bins": N_MELS, "max_source_positions": MAX_FRAMES}
 
 
-def _build(config: dict[str, int]):  # type: ignore[no-untyped-def]
+def _build(config: dict[str, int]) -> Any:
+    """A transformers WhisperEncoder with the given shape (random weights; the caller loads the state dict)."""
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-    cfg = WhisperConfig(**config, decoder_layers=1, decoder_attention_heads=config["encoder_attention_heads"])
+    kwargs: dict[str, Any] = {**config, "decoder_layers": 1, "decoder_attention_heads": config["encoder_attention_heads"]}
+    cfg = WhisperConfig(**kwargs)
     cfg._attn_implementation = "sdpa"
     return WhisperEncoder(cfg)
 
