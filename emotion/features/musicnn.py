@@ -156,7 +156,6 @@ class MusicnnEncoder:
     """AudioEncoder "musicnn": mean penultimate embedding (200) + mean MSD tag probabilities (50) per segment."""
 
     name = "musicnn"
-    version = "1"
     dim = 250
     sample_rate = SR
     labels = MSD_LABELS
@@ -164,9 +163,12 @@ class MusicnnEncoder:
     def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
         from catalog.settings import get_settings
 
+        from emotion.features.cache import weights_fingerprint
+
         self.device = device or get_settings().torch_device()
         self.model = load_musicnn(weights).to(self.device)
         self.batch_size = batch_size
+        self.version = f"2-{weights_fingerprint(Path(weights) if weights else weights_path())}"
 
     @torch.inference_mode()
     def run_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
