@@ -8,10 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from catalog.manifest import LABEL_SETS
 from catalog.models import EMOTIONS
 
-LABELS: tuple[str, ...] = EMOTIONS
+LABELS: tuple[str, ...] = EMOTIONS  # the quadrants: the set the catalog is labelled with
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+# class index of every label within its own named set (the sets' names are disjoint)
+SET_INDEX: dict[str, int] = {name: i for members in LABEL_SETS.values() for i, name in enumerate(members)}
 # Russell quadrants: valence (1 positive) and arousal (1 high) of each emotion.
 VALENCE: dict[str, int] = {"happy": 1, "angry": 0, "sad": 0, "relaxed": 1}
 AROUSAL: dict[str, int] = {"happy": 1, "angry": 1, "sad": 0, "relaxed": 0}
@@ -33,7 +36,8 @@ class SongSample:
 
     @property
     def y(self) -> int:
-        return LABEL_INDEX[self.label] if self.label in LABEL_INDEX else -1
+        """Class index within the label's own set (quadrants or mirex5); -1 for no label."""
+        return SET_INDEX.get(self.label or "", -1)
 
 
 def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from catalog.manifest import Item, Manifest, assign_splits, read
+from catalog.manifest import Item, Manifest, assign_splits, read, validate
 from emotion import artifact
 from emotion.evaluate import plot_confusion, scores
 from emotion.inputs import Built, Failure, InputSpec, build_samples
@@ -34,6 +34,15 @@ def train_val_items(manifest: Manifest, val_fraction: float, seed: int) -> tuple
         return train, [], "none"
     groups = assign_splits(train, val=val_fraction, test=0.0, seed=seed)
     return [it for it in train if groups[it.group] == "train"], [it for it in train if groups[it.group] == "val"], "group-aware"
+
+
+def manifest_label_set(manifest: Manifest) -> str:
+    """The manifest's label set; RunError naming the offending rows when its labels fit no known set."""
+    if manifest.label_set is None:
+        rows = [str(p) for p in validate(manifest) if "unknown label" in p.message]
+        raise RunError(f"{manifest.path}: labels fit no known label set; " + "; ".join(rows[:10])
+                       + (f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""))
+    return manifest.label_set
 
 
 def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1) -> InputSpec:
@@ -66,6 +75,7 @@ class TrainReport:
 def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig, progress: bool = True, register: bool = True) -> TrainReport:
     """Train `cfg.model` on a manifest's train (+val) rows and write the artifact folder `out`."""
     manifest = read(manifest_path)
+    cfg = replace(cfg, label_set=manifest_label_set(manifest))
     train_items, val_items, val_source = train_val_items(manifest, cfg.val_fraction, cfg.seed)
     if not train_items:
         raise RunError(f"{manifest.path}: no training rows (split train or empty)")
@@ -84,6 +94,7 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
         "manifest": str(manifest.path),
         "manifest_sha256": manifest.digest(),
         "val_split": val_source,
+        "label_set": cfg.label_set,
         "n_train": len(built_train.samples),
         "n_val": len(built_val.samples),
         "best_epoch": result.best_epoch,
@@ -110,10 +121,12 @@ def evaluate_manifest(model_dir: str | Path, manifest_path: str | Path, split: s
     items = manifest.split(split) if split else list(manifest.items)
     if not items:
         raise RunError(f"{manifest.path}: no rows{f' in split {split!r}' if split else ''}")
+    if manifest_label_set(manifest) != art.label_set:
+        raise RunError(f"{manifest.path}: labels are {manifest.label_set}, the model predicts {art.label_set}")
     built: Built = build_samples(items, art.input_spec(), progress, "features")
-    probs = art.predict(built.samples, device) if built.samples else np.zeros((0, 4))
+    probs = art.predict(built.samples, device) if built.samples else np.zeros((0, len(art.labels)))
     y = np.array([s.y for s in built.samples], dtype=int)
-    metrics = scores(y, probs)
+    metrics = scores(y, probs, art.labels)
     metrics["failed"] = len(built.failures)
     metrics["model"] = art.name
     metrics["split"] = split or "all"

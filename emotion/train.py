@@ -49,10 +49,22 @@ class TrainConfig:
     audio_encoder: str = "lld"
     lyrics_encoder: str = "bert-cnn"
     workers: int = 1  # feature extraction processes
+    label_set: str = "quadrants"  # catalog.manifest.LABEL_SETS; the manifest's own set when trained from one
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        from catalog.manifest import label_names
+
+        return label_names(self.label_set)
+
+    def params(self) -> dict[str, Any]:
+        """Model parameters: the registered defaults, `model_params`, and the label set's class count."""
+        return {**model_params(self.model, self.model_params), "n_classes": len(self.labels)}
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["model_params"] = model_params(self.model, self.model_params)
+        out["model_params"] = self.params()
+        out["labels"] = list(self.labels)
         return out
 
 
@@ -106,14 +118,14 @@ def make_collate(model: SongModel, dims: dict[str, int]):
 
 @torch.no_grad()
 def predict(model: SongModel, samples: list[SongSample], dims: dict[str, int], device: str = "cpu", batch_size: int = 32, fn=None) -> np.ndarray:
-    """Class probabilities [n, 4] for already standardised samples."""
+    """Class probabilities [n, C] for already standardised samples."""
     model.eval()
     out: list[np.ndarray] = []
     fn = fn or make_collate(model, dims)
     for i in range(0, len(samples), batch_size):
         batch = fn(samples[i : i + batch_size]).to(device)
         out.append(torch.softmax(model(batch), dim=-1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 4))
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "n_classes", 4)))
 
 
 def _batches(samples: list[SongSample], batch_size: int, gen: torch.Generator, fn) -> DataLoader:
@@ -131,8 +143,12 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     std = Standardizer.fit(train) if cfg.standardize else Standardizer()
     train_s, val_s = [std.apply(s) for s in train], [std.apply(s) for s in val]
     dims = modality_dims(train_s + val_s)
-    model = build_model(cfg.model, dims, cfg.model_params).to(device)
-    criterion = FocalLoss(class_weight_tensor(cfg.class_weights), cfg.focal_gamma).to(device)
+    labels = cfg.labels
+    bad = sorted({s.label or "" for s in train + val} - set(labels))
+    if bad:
+        raise ValueError(f"labels {bad} are not in the label set {cfg.label_set} ({', '.join(labels)})")
+    model = build_model(cfg.model, dims, cfg.params()).to(device)
+    criterion = FocalLoss(class_weight_tensor(cfg.class_weights, labels), cfg.focal_gamma).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.plateau_factor, patience=cfg.plateau_patience)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -157,21 +173,27 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
             opt.step()
             total += float(loss.detach()) * batch.size
             seen += batch.size
-        eval_on = val_s or train_s
-        m = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size, eval_fn))
-        sched.step(m["macro_f1"])
-        history.append({"epoch": epoch, "loss": total / max(seen, 1), "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
-        if m["macro_f1"] > best[0]:
-            best = (m["macro_f1"], epoch, copy.deepcopy(model.state_dict()))
+        entry = {"epoch": epoch, "loss": total / max(seen, 1), "lr": opt.param_groups[0]["lr"]}
+        if val_s:
+            m = scores(np.array([s.y for s in val_s]), predict(model, val_s, dims, device, cfg.eval_batch_size, eval_fn), labels)
+            sched.step(m["macro_f1"])
+            entry.update(val_macro_f1=m["macro_f1"], val_accuracy=m["accuracy"])
+            if m["macro_f1"] > best[0]:
+                best = (m["macro_f1"], epoch, copy.deepcopy(model.state_dict()))
+        else:  # no validation rows: no checkpoint is picked (the last epoch is kept), the schedule follows the loss
+            sched.step(-entry["loss"])
+            best = (float("nan"), epoch, {})
+        history.append(entry)
         bar.update(1)
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", val_f1=f"{m['macro_f1']:.3f}", best=f"{best[0]:.3f}@{best[1]}")
-        if cfg.early_stop and epoch - best[1] >= cfg.early_stop:
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", val_f1=f"{entry.get('val_macro_f1', float('nan')):.3f}", best=f"{best[0]:.3f}@{best[1]}")
+        if val_s and cfg.early_stop and epoch - best[1] >= cfg.early_stop:
             log.info("early stop at epoch %d (best %d)", epoch, best[1])
             break
     bar.close()
-    model.load_state_dict(best[2])
-    eval_on = val_s or train_s
-    val_metrics = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size))
+    if best[2]:
+        model.load_state_dict(best[2])
+    # with no validation rows there is nothing to report as "val" (training-set scores are not validation)
+    val_metrics = scores(np.array([s.y for s in val_s]), predict(model, val_s, dims, device, cfg.eval_batch_size), labels) if val_s else {}
     return TrainResult(model.cpu(), std, dims, history, best[1], val_metrics)
 
 
@@ -193,8 +215,8 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
     a.plot(ep, [h["loss"] for h in history])
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
-    b.plot(ep, [h["val_macro_f1"] for h in history], label="val macro-F1")
-    b.plot(ep, [h["val_accuracy"] for h in history], label="val accuracy")
+    b.plot(ep, [h.get("val_macro_f1", float("nan")) for h in history], label="val macro-F1")
+    b.plot(ep, [h.get("val_accuracy", float("nan")) for h in history], label="val accuracy")
     b.set_xlabel("epoch")
     b.set_ylim(0, 1)
     b.legend()

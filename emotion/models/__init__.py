@@ -56,7 +56,10 @@ def model_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 
 def build_model(name: str, dims: dict[str, int], params: dict[str, Any] | None = None) -> SongModel:
     """Instantiate model `name` for feature widths `dims` with registered defaults plus `params`."""
-    return spec(name).cls(dims, **model_params(name, params))
+    merged = model_params(name, params)
+    model = spec(name).cls(dims, **merged)
+    model.n_classes = int(merged.get("n_classes", 4))
+    return model
 
 
 __all__ = ["REGISTRY", "ModelSpec", "SongModel", "UnknownModel", "build_model", "model_params", "spec"]
