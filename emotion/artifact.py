@@ -72,6 +72,7 @@ class Artifact:
             audio_encoder=enc.get("audio", {}).get("name", "") if "audio" in self.modalities else "",
             lyrics_encoder=enc.get("lyrics", {}).get("name", "") if "lyrics" in self.modalities else "",
             needs=self.model.needs,
+            segment_s=float(self.config.get("segment_s", 0.0)),
         )
 
     def predict(self, samples: list[SongSample], device: str = "cpu", batch_size: int = 32) -> np.ndarray:

@@ -16,7 +16,7 @@ from emotion import artifact
 from emotion.data import LABELS, SongSample
 from emotion.evaluate import scores
 from emotion.inputs import InputSpec, build_samples
-from emotion.models import REGISTRY
+from emotion.models import RECIPE_TRAINING_KEYS, REGISTRY
 from emotion.models import spec as model_spec
 from emotion.runs import RunError, manifest_label_set, train_val_items, trained_modalities
 from emotion.train import TrainConfig, plot_curves, predict, train_model
@@ -51,7 +51,8 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
 
 def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool) -> dict[str, Any]:
     """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
-    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {})
+    own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
+    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {}, **own)
     if base.threads:
         import torch
 
@@ -82,7 +83,7 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
     if not train_items or not test_items:
         raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
     needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
-    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers)
+    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
     built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples

@@ -31,7 +31,7 @@ class SongSample:
     group: str = ""
     lld: np.ndarray | None = None  # [n_frames, 62]
     mel: np.ndarray | None = None  # [n_mels, T] log-Mel
-    tokens: np.ndarray | None = None  # [L] token ids
+    tokens: np.ndarray | None = None  # [L, d] BERT output token states of the lyrics
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -138,9 +138,8 @@ def collate(samples: list[SongSample], dims: dict[str, int], needs: frozenset[st
         mel, mask = _pad(mels, n_mels)
         batch.mel, batch.mel_mask = mel.transpose(1, 2).unsqueeze(1), mask
     if "tokens" in needs:
-        seqs = [None if s.tokens is None else np.asarray(s.tokens)[:, None] for s in samples]
-        tok, mask = _pad(seqs, 1)
-        batch.tokens, batch.tokens_mask = tok[..., 0].long(), mask
+        width = next((np.asarray(s.tokens).shape[1] for s in samples if s.tokens is not None), dims.get("tokens", 1))
+        batch.tokens, batch.tokens_mask = _pad([s.tokens for s in samples], width)
     if graph_builder is not None:
         from torch_geometric.data import Batch
 
@@ -152,7 +151,7 @@ def modality_dims(samples: list[SongSample]) -> dict[str, int]:
     """Feature widths seen in `samples` (1, a placeholder, for a modality no sample has)."""
     dims = {"audio": 1, "lyrics": 1}
     for s in samples:
-        for key in dims:
+        for key in ("audio", "lyrics", "tokens"):
             x = getattr(s, key)
             if x is not None and x.ndim == 2:
                 dims[key] = int(x.shape[1])

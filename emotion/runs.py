@@ -45,10 +45,11 @@ def manifest_label_set(manifest: Manifest) -> str:
     return manifest.label_set
 
 
-def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1) -> InputSpec:
+def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1, segment_s: float = 0.0) -> InputSpec:
     """Only the modalities and raw inputs the model reads are extracted."""
     cls = model_spec(model).cls
     return InputSpec(
+        segment_s=segment_s,
         audio_encoder=audio_encoder if ("audio" in cls.uses or cls.needs & {"lld", "mel"}) else "",
         lyrics_encoder=lyrics_encoder if ("lyrics" in cls.uses or "tokens" in cls.needs) else "",
         needs=cls.needs,
@@ -79,7 +80,7 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     train_items, val_items, val_source = train_val_items(manifest, cfg.val_fraction, cfg.seed)
     if not train_items:
         raise RunError(f"{manifest.path}: no training rows (split train or empty)")
-    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers)
+    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers, cfg.segment_s)
     built_train = build_samples(train_items, ispec, progress, "features train")
     built_val = build_samples(val_items, ispec, progress, "features val")
     if not built_train.samples:

@@ -50,6 +50,7 @@ class TrainConfig:
     lyrics_encoder: str = "bert-cnn"
     workers: int = 1  # feature extraction processes
     label_set: str = "quadrants"  # catalog.manifest.LABEL_SETS; the manifest's own set when trained from one
+    segment_s: float = 0.0  # segment length of the encoders' inputs; 0 = the default 10 s windows
 
     @property
     def labels(self) -> tuple[str, ...]:
