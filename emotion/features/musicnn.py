@@ -66,6 +66,22 @@ class _ConvBN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(torch.relu(self.conv(x)))
 
+    def forward_max_freq(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward(x).amax(dim=3)` for the 2-D front-end, computed on [B, C, T] instead of [B, C, T, F].
+
+        In eval mode batch norm is a per-channel affine map: increasing where its scale is positive, decreasing
+        where negative; ReLU is non-decreasing. So the max over frequency can be taken on the conv output first
+        (the min for channels with a negative scale), and ReLU + batch norm applied to the 3-D result: the same
+        numbers with far less elementwise work. Training mode (batch statistics) uses the plain order.
+        """
+        if self.training:
+            return self.forward(x).amax(dim=3)
+        c = self.conv(x)
+        bn = self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # type: ignore[operator]
+        pooled = torch.where((scale >= 0)[None, :, None], c.amax(dim=3), c.amin(dim=3))
+        return F.batch_norm(torch.relu(pooled), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
 
 def _same_pad(k: int) -> tuple[int, int]:
     """TensorFlow 'same' padding for stride 1: the extra sample goes after."""
@@ -97,10 +113,10 @@ class Musicnn(nn.Module):
         """[B, T, F] -> [B, 561, T]."""
         x = self.input_bn(x.unsqueeze(1))  # [B, 1, T, F]
         padded7 = F.pad(x, (0, 0, 3, 3))
-        feats = [self.timbral74(padded7), self.timbral77(padded7)]
+        feats = [self.timbral74.forward_max_freq(padded7), self.timbral77.forward_max_freq(padded7)]
         for block, k in ((self.temporal128, 128), (self.temporal64, 64), (self.temporal32, 32)):
-            feats.append(block(F.pad(x, (0, 0, *_same_pad(k)))))
-        return torch.cat([f.amax(dim=3) for f in feats], dim=1)
+            feats.append(block.forward_max_freq(F.pad(x, (0, 0, *_same_pad(k)))))
+        return torch.cat(feats, dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         front = self.frontend(x)
