@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
-AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "ast")
+AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast")
 LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn",)
 
 
@@ -14,10 +14,10 @@ def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
         from emotion.features.lld import LLDEncoder
 
         return LLDEncoder(**kwargs)  # type: ignore[arg-type]
-    if name == "musicnn":
+    if name in ("musicnn", "musicnn-pool"):
         from emotion.features.musicnn import MusicnnEncoder
 
-        return MusicnnEncoder(**kwargs)  # type: ignore[arg-type]
+        return MusicnnEncoder(pool=name == "musicnn-pool", **kwargs)  # type: ignore[arg-type]
     if name == "ast":
         from emotion.features.ast import ASTEncoder
 
