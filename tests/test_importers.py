@@ -13,7 +13,8 @@ import pytest
 from catalog.importers.emodb import import_emodb
 from catalog.importers.emopia import import_emopia
 from catalog.importers.nju import import_nju, parse_info
-from catalog.manifest import read, validate
+from catalog.importers.ravdess import import_ravdess
+from catalog.manifest import merge, read, split_file, validate
 
 
 def test_nju_info_quirks() -> None:
@@ -161,3 +162,54 @@ def test_q4_and_mirex_import_cli(shared_data: Path, tmp_path: Path) -> None:
     assert ok.returncode == 0 and "label set mirex5" in ok.stdout
     bad = run("import", "mirex", str(tmp_path), "--out", str(tmp_path / "x.csv"))
     assert bad.returncode == 2 and "split-by-categories-audio.bat" in bad.stderr
+
+def test_ravdess_maps_four_emotions_groups_by_actor(shared_data: Path, tmp_path: Path) -> None:
+    report = import_ravdess(shared_data / "ravdess-speech-dev", tmp_path / "ravdess.csv")
+    manifest = read(report.manifest)
+    assert report.groups == 16 and {it.group for it in manifest.items} == {f"actor-{a:02d}" for a in range(1, 17)}
+    assert set(report.labels) == {"angry", "happy", "sad", "relaxed"}
+    assert set(report.excluded) == {"fearful", "disgust", "surprised"}
+    assert report.items + sum(report.excluded.values()) == 956
+    # relaxed gathers neutral and calm, so it outnumbers each single emotion
+    assert report.labels["relaxed"] > report.labels["happy"] > 0
+    assert validate(manifest) == []
+    by_name = {it.audio.name: it for it in manifest.items if it.audio}
+    assert by_name["03-01-01-01-01-01-01.opus"].label == "relaxed"  # neutral
+    assert by_name["03-01-05-02-01-01-01.opus"].label == "angry" and by_name["03-01-05-02-01-01-01.opus"].group == "actor-01"
+    assert not any(it.audio.name.startswith("03-01-06-") for it in manifest.items if it.audio)
+
+
+def test_merge_rewrites_paths_keeps_ids_unique_and_groups_distinct(shared_data: Path, tmp_path: Path) -> None:
+    emodb = import_emodb(shared_data / "emodb-dev", tmp_path / "a" / "emodb.csv").manifest
+    ravdess = import_ravdess(shared_data / "ravdess-speech-dev", tmp_path / "b" / "ravdess.csv").manifest
+    split_file(emodb, val=0.2, test=0.2, seed=1)
+    # a second copy of EmoDB in another folder: same ids and the same speaker names must not collide
+    copy = tmp_path / "c" / "emodb.csv"
+    import_emodb(shared_data / "emodb-dev", copy)
+    out = tmp_path / "merged" / "deep" / "speech.csv"
+    report = merge([emodb, ravdess, copy], out)
+    merged = read(out)
+    n_emodb, n_ravdess = len(read(emodb).items), len(read(ravdess).items)
+    assert report.items == len(merged.items) == 2 * n_emodb + n_ravdess
+    assert report.renamed_ids == n_emodb
+    assert validate(merged) == []  # every rewritten path resolves, ids unique, no group straddles splits
+    groups = {it.group for it in merged.items}
+    assert report.groups == len(groups) == 6 + 16 + 6
+    assert "emodb1/speaker-03" in groups and "emodb2/speaker-03" in groups and "ravdess/actor-16" in groups
+    source_split = {it.id: it.split for it in read(emodb).items}
+    assert all(it.split == source_split[it.id] for it in merged.items if it.group.startswith("emodb1/"))
+    assert {it.split for it in merged.items if it.group.startswith("emodb1/")} == {"train", "val", "test"}
+    assert all(it.split == "" for it in merged.items if it.group.startswith("ravdess/"))
+    assert all(not Path(line.split(",")[2]).is_absolute() for line in out.read_text().splitlines()[1:])
+
+
+def test_merge_cli(shared_data: Path, tmp_path: Path) -> None:
+    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "datasets", *a], capture_output=True, text=True)  # noqa: E731
+    imp = run("import", "ravdess", str(shared_data / "ravdess-speech-dev"), "--out", str(tmp_path / "ravdess.csv"))
+    assert imp.returncode == 0, imp.stderr
+    assert "in 16 groups" in imp.stdout and "fearful=" in imp.stdout
+    assert run("import", "emodb", str(shared_data / "emodb-dev"), "--out", str(tmp_path / "emodb.csv")).returncode == 0
+    merged = run("merge", str(tmp_path / "emodb.csv"), str(tmp_path / "ravdess.csv"), "--out", str(tmp_path / "m" / "speech.csv"))
+    assert merged.returncode == 0, merged.stderr
+    assert "in 22 groups" in merged.stdout
+    assert run("validate", str(tmp_path / "m" / "speech.csv")).returncode == 0

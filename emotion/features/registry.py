@@ -1,10 +1,10 @@
-"""Encoders by name: `make_audio_encoder("lld" | "musicnn" | "ast")`, `make_lyrics_encoder("bert-cnn")`."""
+"""Encoders by name: `make_audio_encoder("lld" | "musicnn" | "ast" | "whisper")`, `make_lyrics_encoder("bert-cnn")`."""
 
 from __future__ import annotations
 
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
-AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast")
+AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast", "whisper")
 LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn",)
 
 
@@ -22,6 +22,10 @@ def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
         from emotion.features.ast import ASTEncoder
 
         return ASTEncoder(**kwargs)  # type: ignore[arg-type]
+    if name == "whisper":
+        from emotion.features.whisper import WhisperEncoderFeatures
+
+        return WhisperEncoderFeatures(**kwargs)  # type: ignore[arg-type]
     raise EncoderError(f"unknown audio encoder {name!r}; choose one of {', '.join(AUDIO_ENCODERS)}")
 
 

