@@ -115,7 +115,8 @@ class InputSpec:
         out: dict[str, dict[str, Any]] = {}
         if self.audio_encoder:
             enc = audio_encoder(self.audio_encoder)
-            out["audio"] = {"name": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
+            # "name" is the registry name the encoder is rebuilt from (e.g. "musicnn-pool+whisper-base-l3")
+            out["audio"] = {"name": self.audio_encoder, "encoder": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
         if self.lyrics_encoder:
             enc = lyrics_encoder(self.lyrics_encoder)
             out["lyrics"] = {"name": enc.name, "version": str(enc.version), "dim": int(enc.dim)}

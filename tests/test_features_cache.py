@@ -186,3 +186,19 @@ def test_encoder_versions_fingerprint_weight_contents_not_names(tmp_path: Path) 
     before = weights_fingerprint(folder)
     (folder / "sub" / "w.bin").write_bytes(b"\x00" * 7 + b"\x01")
     assert weights_fingerprint(folder) != before
+
+
+def test_combined_encoder_concatenates_parts_cached_on_their_own(tmp_path: Path) -> None:
+    """"lld+lld-short" style combinations: each part cached under its own key, vectors side by side per segment."""
+    from emotion.features.registry import CombinedEncoder
+
+    wav = _wav(tmp_path / "a.wav", _tone(12.0))
+    a, b = LLDEncoder(), LLDEncoder(frame_s=1.0)
+    cache = FeatureCache(record=False)
+    combined = CombinedEncoder([a, b])
+    assert combined.dim == a.dim + b.dim and combined.name == "lld+lld"
+    res = extract([Job("x", wav)], combined, cache=cache, progress=False)["x"]
+    alone = extract([Job("x", wav)], b, cache=cache, progress=False)["x"]
+    assert cache.hits == 1 and cache.misses == 2  # the second part was already cached by the combination
+    assert res.audio.vectors.shape == (len(alone.audio), a.dim + b.dim)
+    assert np.array_equal(res.audio.vectors[:, a.dim:], alone.audio.vectors)

@@ -8,8 +8,37 @@ AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast", "whi
 LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn",)
 
 
+class CombinedEncoder:
+    """Audio encoders side by side ("musicnn-pool+whisper"): per segment, the parts' vectors concatenated in order.
+
+    Each part is extracted and cached on its own (emotion.features.extract), so a combination never recomputes
+    or duplicates what its parts have cached. All parts must share the sample rate.
+    """
+
+    def __init__(self, parts: list[AudioEncoder]) -> None:
+        rates = {p.sample_rate for p in parts}
+        if len(rates) != 1:
+            raise EncoderError(f"combined encoders need one sample rate, got {sorted(rates)}")
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+        self.version = "+".join(str(p.version) for p in parts)
+        self.dim = sum(int(p.dim) for p in parts)
+        self.sample_rate = rates.pop()
+
+    def encode(self, segments: list) -> "np.ndarray":  # type: ignore[type-arg,name-defined]  # noqa: F821
+        import numpy as np
+
+        return np.concatenate([p.encode(segments) for p in self.parts], axis=1)
+
+
 def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
-    """Build the named audio encoder (EncoderError when its weights are missing)."""
+    """Build the named audio encoder (EncoderError when its weights are missing); "a+b" combines encoders."""
+    if "+" in name:
+        return CombinedEncoder([make_audio_encoder(part, **kwargs) for part in name.split("+")])  # type: ignore[return-value]
+    if name == "whisper-base-l3":  # the song recipe's Whisper: base, layer 3 (chosen by artist-grouped CV on q4)
+        from emotion.features.whisper import WhisperEncoderFeatures
+
+        return WhisperEncoderFeatures("base", 3, **kwargs)  # type: ignore[arg-type]
     if name == "lld":
         from emotion.features.lld import LLDEncoder
 
