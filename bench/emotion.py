@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="Seeds (split + initialisation); mean +- std when > 1.")
     ap.add_argument("--early-stop", type=int, default=0, help="Stop after this many epochs without val macro-F1 gain.")
     ap.add_argument("--segment-s", type=float, default=0.0, help="Segment length (3 = one musicnn patch; 0 = 10 s).")
+    ap.add_argument("--lyrics-cnn-epochs", type=int, default=20, help="Train bert-cnn's CNN first (0: the seeded random CNN).")
     args = ap.parse_args()
 
     import torch
@@ -77,7 +78,7 @@ def main() -> None:
     epochs = 3 if args.quick else args.epochs
     names = list(REGISTRY) if args.models == "all" else args.models.split(",")
     cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, threads=1 if args.jobs > 1 else 0,
-                      early_stop=args.early_stop, segment_s=args.segment_s)
+                      early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs)
     if args.seeds > 1:
         print(json.dumps(multi_seed(manifest, names, args, cfg)))
         return
@@ -120,7 +121,8 @@ def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg) 
                        "macro_f1": round(float(f1.mean()), 4), "macro_f1_std": round(float(f1.std()), 4),
                        "best_epochs": [m["best_epoch"] for m in done], "train_seconds": round(sum(m["train_seconds"] for m in done), 1)}
     lines = [f"{manifest.name}: {args.seeds} seeds, up to {cfg.epochs} epochs, early stop {cfg.early_stop}, "
-             f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder}; "
+             f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder} "
+             f"(CNN {'trained ' + str(cfg.lyrics_cnn_epochs) + ' epochs' if cfg.lyrics_cnn_epochs else 'random, untrained'}); "
              f"n train/val/test per seed: " + ", ".join(f"{r['n_train']}/{r['n_val']}/{r['n_test']}" for r in runs), "",
              "| model | accuracy | macro-F1 | best epochs |", "|---|---|---|---|"]
     for name, m in table.items():

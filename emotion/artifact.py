@@ -73,6 +73,7 @@ class Artifact:
             lyrics_encoder=enc.get("lyrics", {}).get("name", "") if "lyrics" in self.modalities else "",
             needs=self.model.needs,
             segment_s=float(self.config.get("segment_s", 0.0)),
+            lyrics_cnn=str(self.path / enc["lyrics"]["cnn_state"]) if enc.get("lyrics", {}).get("cnn_state") else "",
         )
 
     def predict(self, samples: list[SongSample], device: str = "cpu", batch_size: int = 32) -> np.ndarray:

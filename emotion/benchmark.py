@@ -18,7 +18,7 @@ from emotion.evaluate import scores
 from emotion.inputs import InputSpec, build_samples
 from emotion.models import RECIPE_TRAINING_KEYS, REGISTRY
 from emotion.models import spec as model_spec
-from emotion.runs import RunError, manifest_label_set, train_val_items, trained_modalities
+from emotion.runs import RunError, manifest_label_set, train_lyrics_branch, train_val_items, trained_modalities
 from emotion.train import TrainConfig, plot_curves, predict, train_model
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
         raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
     needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
     spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
+    if any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
+        trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
+        if trained_cnn is not None:
+            spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
     built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples

@@ -52,10 +52,11 @@ def audio_encoder(name: str) -> Any:
 
 
 @lru_cache(maxsize=8)
-def lyrics_encoder(name: str) -> Any:
+def lyrics_encoder(name: str, cnn_state: str = "") -> Any:
+    """The named lyrics encoder; `cnn_state`: trained bert-cnn CNN weights (emotion.lyrics_cnn) instead of the random ones."""
     from emotion.features.registry import make_lyrics_encoder
 
-    return make_lyrics_encoder(name)
+    return make_lyrics_encoder(name, cnn_state=cnn_state) if cnn_state else make_lyrics_encoder(name)
 
 
 def default_audio_encoder() -> str:
@@ -104,6 +105,7 @@ class InputSpec:
     needs: frozenset[str] = frozenset()
     workers: int = 1
     segment_s: float = 0.0  # segment length in seconds; 0 = the default 10 s windows (3 = one musicnn patch each)
+    lyrics_cnn: str = ""  # trained bert-cnn CNN weights (a file in the model artifact); "" = the seeded random CNN
 
     def segments(self) -> Any:
         """The SegmentSpec of this input (a last partial segment is kept from half a segment on)."""
@@ -118,8 +120,10 @@ class InputSpec:
             # "name" is the registry name the encoder is rebuilt from (e.g. "musicnn-pool+whisper-base-l3")
             out["audio"] = {"name": self.audio_encoder, "encoder": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
         if self.lyrics_encoder:
-            enc = lyrics_encoder(self.lyrics_encoder)
+            enc = lyrics_encoder(self.lyrics_encoder, self.lyrics_cnn)
             out["lyrics"] = {"name": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
+            if self.lyrics_cnn:
+                out["lyrics"]["cnn_state"] = Path(self.lyrics_cnn).name  # stored in the artifact folder
         for key, raw in (("lld", LLD_FRAMES), ("mel", LOG_MEL), ("tokens", None)):
             if key in self.needs:
                 raw = raw or token_states_input()
@@ -212,7 +216,7 @@ def build_samples(items: list[Any], spec: InputSpec, progress: bool = True, desc
     results = extract(
         jobs,
         audio_encoder(spec.audio_encoder) if spec.audio_encoder else None,
-        lyrics_encoder(spec.lyrics_encoder) if spec.lyrics_encoder else None,
+        lyrics_encoder(spec.lyrics_encoder, spec.lyrics_cnn) if spec.lyrics_encoder else None,
         workers=spec.workers, cache=cache, progress=progress, spec=spec.segments(),
     )
     for it, job in tqdm(list(zip(items, jobs)), desc=desc, disable=not progress or not spec.needs, leave=False):

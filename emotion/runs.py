@@ -45,6 +45,26 @@ def manifest_label_set(manifest: Manifest) -> str:
     return manifest.label_set
 
 
+def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: list[Item], cfg: TrainConfig, out: Path,
+                        progress: bool = True):  # type: ignore[no-untyped-def]
+    """Train bert-cnn's CNN on the labelled training lyrics (val lyrics pick the epoch); None when not applicable."""
+    if ispec.lyrics_encoder != "bert-cnn" or cfg.lyrics_cnn_epochs <= 0:
+        return None
+    from emotion.data import SET_INDEX
+    from emotion.lyrics_cnn import STATE_FILE, train_lyrics_cnn
+
+    def rows(items: list[Item]) -> list[tuple[bytes, int]]:
+        return [(it.lyrics.read_bytes(), SET_INDEX[it.label]) for it in items if it.lyrics is not None and it.lyrics.is_file()]
+
+    train_rows = rows(train_items)
+    if not train_rows:
+        return None
+    result = train_lyrics_cnn(train_rows, rows(val_items), len(cfg.labels), out / STATE_FILE, spec=ispec.segments(),
+                              epochs=cfg.lyrics_cnn_epochs, seed=cfg.seed, progress=progress)
+    log.info("bert-cnn CNN trained on %d lyrics: best epoch %d, val macro-F1 %s", result.n_train, result.best_epoch, result.val_macro_f1)
+    return result
+
+
 def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1, segment_s: float = 0.0) -> InputSpec:
     """Only the modalities and raw inputs the model reads are extracted."""
     cls = model_spec(model).cls
@@ -81,6 +101,9 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     if not train_items:
         raise RunError(f"{manifest.path}: no training rows (split train or empty)")
     ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers, cfg.segment_s)
+    lyrics_cnn = train_lyrics_branch(ispec, train_items, val_items, cfg, Path(out), progress)
+    if lyrics_cnn is not None:
+        ispec = replace(ispec, lyrics_cnn=str(lyrics_cnn.path))
     built_train = build_samples(train_items, ispec, progress, "features train")
     built_val = build_samples(val_items, ispec, progress, "features val")
     if not built_train.samples:
@@ -99,6 +122,8 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
         "n_train": len(built_train.samples),
         "n_val": len(built_val.samples),
         "best_epoch": result.best_epoch,
+        "lyrics_cnn": None if lyrics_cnn is None else {"best_epoch": lyrics_cnn.best_epoch, "val_macro_f1": lyrics_cnn.val_macro_f1,
+                                                       "n_train": lyrics_cnn.n_train, "n_val": lyrics_cnn.n_val},
     }
     metrics = {"val": result.val_metrics, "best_epoch": result.best_epoch, "failures": [str(f) for f in built_train.failures + built_val.failures]}
     artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)

@@ -51,6 +51,7 @@ class TrainConfig:
     workers: int = 1  # feature extraction processes
     label_set: str = "quadrants"  # catalog.manifest.LABEL_SETS; the manifest's own set when trained from one
     segment_s: float = 0.0  # segment length of the encoders' inputs; 0 = the default 10 s windows
+    lyrics_cnn_epochs: int = 20  # train bert-cnn's CNN on the labelled lyrics first (0 = keep the seeded random CNN)
 
     @property
     def labels(self) -> tuple[str, ...]:

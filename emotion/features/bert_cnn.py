@@ -121,6 +121,10 @@ class BertCNN(nn.Module):
         """[B, T] token ids -> [B, out_dim]."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.features(states, attention_mask)
+
+    def features(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """BERT token states [B, T, H] + mask [B, T] -> [B, out_dim] (sentence vector ++ max-pooled conv features)."""
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         sentence = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         sentence = nn.functional.normalize(sentence, dim=-1)
