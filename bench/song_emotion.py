@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-VIEWS = {"pen": slice(0, 200), "tags": slice(200, 250), "pen+tags": slice(0, 250)}
+VIEWS = {"pen": slice(0, 200), "tags": slice(200, 250), "pen+tags": slice(0, 250), "all": slice(0, None)}
 
 
 def manifest_for(name: str, folder: Path) -> Path:
@@ -80,7 +80,9 @@ def trained(name: str, train, test, cfg, seed: int):  # type: ignore[no-untyped-
     split = assign_splits(items, val=0.15, test=0.0, seed=seed)
     tr = [s for s in train if split[s.group] == "train"]
     va = [s for s in train if split[s.group] == "val"]
-    result = train_model(tr, va, replace(cfg, model=name, seed=seed), progress=False)
+    model, _, params = name.partition(":")  # "pooled-mlp:hidden=0/dropout=0.3" sets model parameters
+    overrides = {k: json.loads(v) for k, v in (p.split("=") for p in params.split("/") if p)}
+    result = train_model(tr, va, replace(cfg, model=model, seed=seed, model_params=overrides), progress=False)
     return predict(result.model, [result.standardizer.apply(s) for s in test], result.dims), result.best_epoch
 
 
@@ -93,6 +95,7 @@ def main() -> None:
     ap.add_argument("--models", default="probe-pen,probe-tags,probe-pen+tags,pooled-mlp,audio-only")
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "song_emotion.json")
+    ap.add_argument("--audio-encoder", default="", help="Audio encoder (default: the default recipe's).")
     args = ap.parse_args()
 
     import numpy as np
@@ -115,13 +118,14 @@ def main() -> None:
         items = [it for it in manifest.items if it.audio is not None]
         if args.quick:
             items = items[:: max(1, len(items) // 60)]
-        spec = InputSpec(audio_encoder=DEFAULT_RECIPE["audio_encoder"], lyrics_encoder="", segment_s=DEFAULT_RECIPE["segment_s"])
+        encoder = args.audio_encoder or DEFAULT_RECIPE["audio_encoder"]
+        spec = InputSpec(audio_encoder=encoder, lyrics_encoder="", segment_s=DEFAULT_RECIPE["segment_s"])
         t0 = time.perf_counter()
         built = build_samples(items, spec, progress=False)
         samples = built.samples
         labels = manifest.labels()
         y, g = np.array([s.y for s in samples]), np.array([s.group for s in samples])
-        cfg = TrainConfig(**{**{k: v for k, v in DEFAULT_RECIPE.items() if k != "model"}, "label_set": manifest.label_set,
+        cfg = TrainConfig(**{**DEFAULT_RECIPE, "audio_encoder": encoder, "label_set": manifest.label_set,
                              "epochs": 3 if args.quick else args.epochs, "threads": 1})
         rows: dict[str, dict[str, object]] = {}
         cv = StratifiedGroupKFold(folds, shuffle=True, random_state=args.seed)
@@ -143,7 +147,7 @@ def main() -> None:
                           "seconds": round(time.perf_counter() - t1, 1), **({"best_epochs": epochs} if epochs else {})}
             print(f"{set_name} {name}: acc {rows[name]['accuracy']:.3f}±{rows[name]['accuracy_std']:.3f} "
                   f"macro-F1 {rows[name]['macro_f1']:.3f}±{rows[name]['macro_f1_std']:.3f}", flush=True)
-        out["sets"][set_name] = {"n": len(samples), "groups": len(set(g)), "labels": list(labels), "failed": len(built.failures),
+        out["sets"][set_name] = {"audio_encoder": encoder, "n": len(samples), "groups": len(set(g)), "labels": list(labels), "failed": len(built.failures),
                                  "features_seconds": round(time.perf_counter() - t0, 1), "models": rows}  # type: ignore[index]
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)

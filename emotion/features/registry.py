@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
 AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast", "whisper")
@@ -35,10 +37,11 @@ def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
     """Build the named audio encoder (EncoderError when its weights are missing); "a+b" combines encoders."""
     if "+" in name:
         return CombinedEncoder([make_audio_encoder(part, **kwargs) for part in name.split("+")])  # type: ignore[return-value]
-    if name == "whisper-base-l3":  # the song recipe's Whisper: base, layer 3 (chosen by artist-grouped CV on q4)
+    pinned = re.fullmatch(r"whisper-(tiny\.en|base)-l(\d+)", name)
+    if pinned:  # a pinned Whisper model and layer (e.g. whisper-base-l3), independent of the settings
         from emotion.features.whisper import WhisperEncoderFeatures
 
-        return WhisperEncoderFeatures("base", 3, **kwargs)  # type: ignore[arg-type]
+        return WhisperEncoderFeatures(pinned[1], int(pinned[2]), **kwargs)  # type: ignore[arg-type]
     if name == "lld":
         from emotion.features.lld import LLDEncoder
 
