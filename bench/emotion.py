@@ -2,6 +2,11 @@
 
     python bench/emotion.py --quick                          # 24 NJU lyrics, 3 epochs: a smoke run, under a minute once cached
     python bench/emotion.py --manifest M --models all        # a full table (same as `musicrec benchmark emotion`)
+    python bench/emotion.py --set mirex --seeds 3 --models all --epochs 100 --early-stop 15 \
+        --audio-encoder musicnn --segment-s 3                 # mean +- std over 3 seeds (split and initialisation)
+
+`--set q4|mirex` imports the shared dev set (artist groups). With `--seeds N` each seed draws its own
+group-aware split and initialisation; the table gives mean +- std of test accuracy and macro-F1.
 
 Without --manifest the NJU-MusicMood lyrics of ../shared/data are used (N songs per mood, group = song).
 Writes benchmark.md/json/png under --out; the last line of stdout is one JSON object.
@@ -48,6 +53,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--audio-encoder", default="lld")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "emotion")
+    ap.add_argument("--set", choices=("q4", "mirex"), help="Import this shared dev set (grouped by artist).")
+    ap.add_argument("--seeds", type=int, default=1, help="Seeds (split + initialisation); mean +- std when > 1.")
+    ap.add_argument("--early-stop", type=int, default=0, help="Stop after this many epochs without val macro-F1 gain.")
+    ap.add_argument("--segment-s", type=float, default=0.0, help="Segment length (3 = one musicnn patch; 0 = 10 s).")
+    ap.add_argument("--lyrics-cnn-epochs", type=int, default=20, help="Train bert-cnn's CNN first (0: the seeded random CNN).")
     args = ap.parse_args()
 
     import torch
@@ -57,10 +67,21 @@ def main() -> None:
     from emotion.train import TrainConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-emotion-"))
-    manifest = args.manifest or nju_manifest(6 if args.quick else 100, tmp)
+    if args.set:
+        from catalog.importers.mirex import import_mirex
+        from catalog.importers.q4 import import_q4
+
+        manifest = tmp / f"{args.set}.csv"
+        (import_q4 if args.set == "q4" else import_mirex)(SHARED / ("q4-audio-dev" if args.set == "q4" else "mirex-bimodal-dev"), manifest)
+    else:
+        manifest = args.manifest or nju_manifest(6 if args.quick else 100, tmp)
     epochs = 3 if args.quick else args.epochs
     names = list(REGISTRY) if args.models == "all" else args.models.split(",")
-    cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, threads=1 if args.jobs > 1 else 0)
+    cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, threads=1 if args.jobs > 1 else 0,
+                      early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs)
+    if args.seeds > 1:
+        print(json.dumps(multi_seed(manifest, names, args, cfg)))
+        return
     result = run_benchmark(manifest, names, args.out, cfg, progress=not args.quick, jobs=args.jobs)
     print((args.out / "benchmark.md").read_text())
     summary = {
@@ -74,6 +95,47 @@ def main() -> None:
                        if "skipped" not in m else m) for n, m in result["models"].items()},
     }
     print(json.dumps(summary))
+
+
+def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg) -> dict:  # type: ignore[no-untyped-def]
+    """run_benchmark once per seed (its own split and initialisation); mean +- std per model; Markdown table."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from emotion.benchmark import run_benchmark
+
+    runs = []
+    for k in range(args.seeds):
+        seed = cfg.seed + k
+        runs.append(run_benchmark(manifest, names, args.out / f"seed{seed}", replace(cfg, seed=seed), progress=False,
+                                  keep_artifacts=False, jobs=args.jobs))
+    table: dict[str, dict] = {}
+    for name in names:
+        done = [r["models"][name] for r in runs if "skipped" not in r["models"][name]]
+        if not done:
+            table[name] = {"skipped": runs[0]["models"][name]["skipped"]}
+            continue
+        acc, f1 = np.array([m["accuracy"] for m in done]), np.array([m["macro_f1"] for m in done])
+        table[name] = {"accuracy": round(float(acc.mean()), 4), "accuracy_std": round(float(acc.std()), 4),
+                       "macro_f1": round(float(f1.mean()), 4), "macro_f1_std": round(float(f1.std()), 4),
+                       "best_epochs": [m["best_epoch"] for m in done], "train_seconds": round(sum(m["train_seconds"] for m in done), 1)}
+    lines = [f"{manifest.name}: {args.seeds} seeds, up to {cfg.epochs} epochs, early stop {cfg.early_stop}, "
+             f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder} "
+             f"(CNN {'trained ' + str(cfg.lyrics_cnn_epochs) + ' epochs' if cfg.lyrics_cnn_epochs else 'random, untrained'}); "
+             f"n train/val/test per seed: " + ", ".join(f"{r['n_train']}/{r['n_val']}/{r['n_test']}" for r in runs), "",
+             "| model | accuracy | macro-F1 | best epochs |", "|---|---|---|---|"]
+    for name, m in table.items():
+        if "skipped" in m:
+            lines.append(f"| {name} | - | - | not run: {m['skipped']} |")
+        else:
+            lines.append(f"| {name} | {m['accuracy']:.3f} ± {m['accuracy_std']:.3f} | {m['macro_f1']:.3f} ± {m['macro_f1_std']:.3f} | "
+                         f"{', '.join(map(str, m['best_epochs']))} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "seeds.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return {"benchmark": "emotion", "manifest": str(manifest), "seeds": args.seeds, "epochs": cfg.epochs,
+            "early_stop": cfg.early_stop, "audio_encoder": cfg.audio_encoder, "segment_s": cfg.segment_s, "models": table}
 
 
 if __name__ == "__main__":

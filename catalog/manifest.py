@@ -12,8 +12,30 @@ from pathlib import Path
 from catalog.models import EMOTIONS
 
 COLUMNS: tuple[str, ...] = ("id", "label", "audio", "lyrics", "group", "split")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("title", "artist")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("title", "artist", "category")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# Named label sets, in class-index order. A manifest's set is the known set that holds all of its labels.
+LABEL_SETS: dict[str, tuple[str, ...]] = {
+    "quadrants": tuple(EMOTIONS),
+    "mirex5": ("cluster1", "cluster2", "cluster3", "cluster4", "cluster5"),
+}
+DEFAULT_LABEL_SET = "quadrants"
+
+
+def label_set_of(labels: set[str] | list[str] | tuple[str, ...]) -> str | None:
+    """The name of the known label set holding every label in `labels` (None when none does)."""
+    wanted = {lab for lab in labels if lab}
+    for name, members in LABEL_SETS.items():
+        if wanted <= set(members):
+            return name
+    return None
+
+
+def label_names(name: str) -> tuple[str, ...]:
+    """The labels of set `name` in class-index order; ValueError naming the known sets otherwise."""
+    if name not in LABEL_SETS:
+        raise ValueError(f"unknown label set {name!r}; known sets: {', '.join(LABEL_SETS)}")
+    return LABEL_SETS[name]
 
 
 class ManifestError(ValueError):
@@ -32,6 +54,7 @@ class Item:
     split: str = ""
     title: str = ""
     artist: str = ""
+    category: str = ""
     row: int = 0
 
 
@@ -56,6 +79,19 @@ class Manifest:
 
     def split(self, name: str) -> list[Item]:
         return [it for it in self.items if it.split == name]
+
+    @property
+    def label_set(self) -> str | None:
+        """The known label set holding all labels (None when the labels fit no set; `validate` names the rows)."""
+        return label_set_of([it.label for it in self.items])
+
+    def labels(self) -> tuple[str, ...]:
+        """The labels of this manifest's set in class-index order; ManifestError when they fit no known set."""
+        name = self.label_set
+        if name is None:
+            raise ManifestError(f"{self.path}: labels fit no known label set ({', '.join(LABEL_SETS)}); "
+                                "`musicrec datasets validate` names the rows")
+        return LABEL_SETS[name]
 
     def digest(self) -> str:
         """sha256 of the manifest file (recorded in model artifacts)."""
@@ -92,6 +128,7 @@ def read(path: str | Path) -> Manifest:
                     split=(row.get("split") or "").strip().lower(),
                     title=(row.get("title") or "").strip(),
                     artist=(row.get("artist") or "").strip(),
+                    category=(row.get("category") or "").strip(),
                     row=n,
                 )
             )
@@ -102,6 +139,10 @@ def validate(manifest: Manifest) -> list[Problem]:
     """Every offending row: unknown labels, missing files, duplicate ids, groups straddling splits."""
     problems: list[Problem] = []
     seen: dict[str, int] = {}
+    # the set the labels fit; when they fit none, the set holding most rows, and the other rows are named
+    set_name = manifest.label_set or max(LABEL_SETS, key=lambda n: sum(it.label in LABEL_SETS[n] for it in manifest.items))
+    known = LABEL_SETS[set_name]
+    fits = manifest.label_set is not None
     group_splits: dict[str, set[str]] = defaultdict(set)
     for it in manifest.items:
         if not it.id:
@@ -110,8 +151,10 @@ def validate(manifest: Manifest) -> list[Problem]:
             problems.append(Problem(it.row, it.id, f"duplicate id (first on row {seen[it.id]})"))
         else:
             seen[it.id] = it.row
-        if it.label not in EMOTIONS:
-            problems.append(Problem(it.row, it.id, f"unknown label {it.label!r}; expected one of {', '.join(EMOTIONS)}"))
+        if not fits and it.label not in known:
+            problems.append(Problem(it.row, it.id, f"unknown label {it.label!r}: not in the manifest's label set {set_name} "
+                                    f"({', '.join(known)}); labels must all come from one known set "
+                                    f"({'; '.join(f'{n}: ' + ', '.join(v) for n, v in LABEL_SETS.items())})"))
         if it.audio is None and it.lyrics is None:
             problems.append(Problem(it.row, it.id, "neither audio nor lyrics given"))
         for kind, p in (("audio", it.audio), ("lyrics", it.lyrics)):

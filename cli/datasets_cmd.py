@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         problems = check(m)
         for p in problems:
             typer.echo(str(p))
-        typer.echo(f"{manifest}: {len(m.items)} rows, {len(problems)} problem(s)")
+        typer.echo(f"{manifest}: {len(m.items)} rows, label set {m.label_set or 'none'}, {len(problems)} problem(s)")
         raise typer.Exit(1 if problems else 0)
 
     @import_app.command("nju")
@@ -76,6 +76,24 @@ def register(app: typer.Typer) -> None:
         try:
             print_report(import_emopia(root, out, soundfont, audio_dir, workers), "emopia")
         except RenderError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+
+    @import_app.command("q4")
+    def q4(root: Path, out: Path = typer.Option(..., "--out", help="Manifest to write.")) -> None:
+        """4Q audio emotion set (Q1..Q4 folders, Latin-1 metadata) -> audio items grouped by artist."""
+        from catalog.importers.q4 import import_q4
+
+        print_report(import_q4(root, out), "q4")
+
+    @import_app.command("mirex")
+    def mirex(root: Path, out: Path = typer.Option(..., "--out", help="Manifest to write.")) -> None:
+        """MIREX-like bimodal set -> audio (+ lyrics) items labelled cluster1..cluster5, grouped by artist."""
+        from catalog.importers.mirex import import_mirex
+
+        try:
+            print_report(import_mirex(root, out), "mirex")
+        except FileNotFoundError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
 

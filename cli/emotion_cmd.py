@@ -32,12 +32,16 @@ def _config(model: str, epochs: int | None, seed: int | None, device: str | None
     from dataclasses import fields
 
     from emotion.inputs import default_audio_encoder
-    from emotion.models import REGISTRY
+    from emotion.models import REGISTRY, resolve
     from emotion.train import TrainConfig
 
+    model = resolve(model)
     if model not in REGISTRY:
-        _fail(f"unknown --model {model!r}; choose one of {', '.join(REGISTRY)}")
-    cfg = TrainConfig(model=model, model_params=_params(params), audio_encoder=audio_encoder or default_audio_encoder())
+        _fail(f"unknown --model {model!r}; choose one of default, {', '.join(REGISTRY)}")
+    # TrainConfig defaults < the model's own recipe < --set < explicit options
+    recipe = dict(REGISTRY[model].recipe)
+    cfg = TrainConfig(model=model, model_params=_params(params), **recipe)
+    cfg.audio_encoder = audio_encoder or recipe.get("audio_encoder") or default_audio_encoder()
     known = {f.name for f in fields(TrainConfig)}
     for key, value in _params(settings).items():
         if key not in known:
@@ -64,7 +68,7 @@ WORKERS = typer.Option(None, "--workers", min=1, help="Feature extraction proces
 
 def train_emotion(
     manifest: Path = MANIFEST,
-    model: str = typer.Option("songgatnet", "--model", help="Model name (see `musicrec models names`)."),
+    model: str = typer.Option("songgatnet", "--model", help="Model name (see `musicrec models names`); 'default' is the shipped best song model."),
     out: Path = typer.Option(..., "--out", help="Artifact folder to write."),
     epochs: int | None = EPOCHS, seed: int | None = SEED, device: str | None = DEVICE, batch_size: int | None = BATCH,
     audio_encoder: str | None = AUDIO_ENC, lyrics_encoder: str | None = LYRICS_ENC, lr: float | None = LR,
@@ -85,7 +89,7 @@ def train_emotion(
         typer.echo(f"skipped {f}", err=True)
     from emotion.evaluate import summary_line
 
-    typer.echo(f"{model}: {report.n_train} train / {report.n_val} val, best epoch {report.best_epoch}; val {summary_line(report.val_metrics)}")
+    typer.echo(f"{cfg.model}: {report.n_train} train / {report.n_val} val, best epoch {report.best_epoch}; val {summary_line(report.val_metrics)}")
     typer.echo(f"artifact: {report.out}" + (f" (emotion_models id {report.model_id})" if report.model_id else ""))
 
 
@@ -199,6 +203,9 @@ def _models_app() -> typer.Typer:
         """The model names `--model` accepts."""
         from emotion.models import REGISTRY
 
+        from emotion.models import DEFAULT_MODEL
+
+        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn 3 s patches)")
         for name, spec in REGISTRY.items():
             typer.echo(f"{name:<16} {spec.description}")
 

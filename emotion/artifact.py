@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from catalog.fingerprint import sha256_file
+from catalog.manifest import label_names
 from emotion.data import LABELS, SongSample, Standardizer
 from emotion.models import SongModel, build_model
 
@@ -48,6 +49,17 @@ class Artifact:
         return self.config.get("version", "")
 
     @property
+    def label_set(self) -> str:
+        """The named label set the model predicts (artifacts from before label sets: quadrants)."""
+        return str(self.config.get("label_set", "quadrants"))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        from catalog.manifest import label_names
+
+        return label_names(self.label_set)
+
+    @property
     def modalities(self) -> list[str]:
         """The modalities the model was trained with (others are not extracted at prediction time)."""
         return list(self.config.get("modalities", ["audio", "lyrics"]))
@@ -60,6 +72,8 @@ class Artifact:
             audio_encoder=enc.get("audio", {}).get("name", "") if "audio" in self.modalities else "",
             lyrics_encoder=enc.get("lyrics", {}).get("name", "") if "lyrics" in self.modalities else "",
             needs=self.model.needs,
+            segment_s=float(self.config.get("segment_s", 0.0)),
+            lyrics_cnn=str(self.path / enc["lyrics"]["cnn_state"]) if enc.get("lyrics", {}).get("cnn_state") else "",
         )
 
     def predict(self, samples: list[SongSample], device: str = "cpu", batch_size: int = 32) -> np.ndarray:
@@ -87,7 +101,7 @@ def save(path: Path, model: SongModel, config: dict[str, Any], standardizer: Sta
         "created_at": datetime.now(timezone.utc).isoformat(),
     }
     _write(path / CONFIG, full)
-    _write(path / LABEL_MAP, {name: i for i, name in enumerate(LABELS)})
+    _write(path / LABEL_MAP, {name: i for i, name in enumerate(config.get("labels") or LABELS)})
     _write(path / METRICS, metrics)
     if history is not None:
         _write(path / HISTORY, history)
@@ -106,8 +120,9 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
             raise ArtifactError(f"{path}: not a model artifact ({name} missing)")
     config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
     labels = json.loads((path / LABEL_MAP).read_text(encoding="utf-8"))
-    if list(labels) != list(LABELS):
-        raise ArtifactError(f"{path}: label map {list(labels)} differs from {list(LABELS)}")
+    expected = label_names(str(config.get("label_set", "quadrants")))
+    if list(labels) != list(expected):
+        raise ArtifactError(f"{path}: label map {list(labels)} differs from its label set {list(expected)}")
     dims = {k: int(v) for k, v in config["dims"].items()}
     model = build_model(config["model"], dims, config.get("model_params"))
     missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
@@ -127,6 +142,8 @@ def register(path: str | Path, url: str | None = None, activate: bool = False) -
     path = Path(path).resolve()
     config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
     metrics = json.loads((path / METRICS).read_text(encoding="utf-8")) if (path / METRICS).is_file() else {}
+    if activate:
+        _check_catalog_labels(config.get("label_set", "quadrants"), str(path))
     with session_scope(url) as s:
         row = s.scalar(select(EmotionModel).where(EmotionModel.name == config["model"], EmotionModel.version == config["version"]))
         if row is None:
@@ -153,8 +170,20 @@ def activate(model_id: int, url: str | None = None) -> None:
         row = s.get(EmotionModel, model_id)
         if row is None or row.kind != "song":
             raise ArtifactError(f"no song emotion model with id {model_id}")
+        config_path = Path(row.artifact_path or "") / CONFIG
+        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        _check_catalog_labels(config.get("label_set", "quadrants"), f"model {model_id} ({row.name} {row.version})")
         s.execute(update(EmotionModel).where(EmotionModel.kind == "song").values(active=False))
         row.active = True
+
+
+def _check_catalog_labels(label_set: str, what: str) -> None:
+    """Only a quadrant model may label the catalog (playlists are per quadrant emotion)."""
+    if label_set != "quadrants":
+        raise ArtifactError(
+            f"{what} predicts the {label_set} label set ({', '.join(label_names(label_set))}); only a quadrants model "
+            f"({', '.join(LABELS)}) can be activated to label the catalog - train one on a quadrant manifest"
+        )
 
 
 def active_model(url: str | None = None) -> tuple[int, str] | None:

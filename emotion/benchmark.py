@@ -16,9 +16,9 @@ from emotion import artifact
 from emotion.data import LABELS, SongSample
 from emotion.evaluate import scores
 from emotion.inputs import InputSpec, build_samples
-from emotion.models import REGISTRY
+from emotion.models import RECIPE_TRAINING_KEYS, REGISTRY
 from emotion.models import spec as model_spec
-from emotion.runs import RunError, train_val_items, trained_modalities
+from emotion.runs import RunError, manifest_label_set, train_lyrics_branch, train_val_items, trained_modalities
 from emotion.train import TrainConfig, plot_curves, predict, train_model
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
 
 def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool) -> dict[str, Any]:
     """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
-    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {})
+    own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
+    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {}, **own)
     if base.threads:
         import torch
 
@@ -60,8 +61,8 @@ def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list
     result = train_model(tr, va, cfg, progress)
     seconds = time.perf_counter() - t0
     probs = predict(result.model, [result.standardizer.apply(s) for s in te], result.dims, "cpu", cfg.eval_batch_size)
-    m = scores(np.array([s.y for s in te]), probs)
-    m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics["macro_f1"],
+    m = scores(np.array([s.y for s in te]), probs, cfg.labels)
+    m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics.get("macro_f1"),
              params=sum(p.numel() for p in result.model.parameters()))
     log.info("%s: acc %.3f macro-F1 %.3f (%.0f s)", name, m["accuracy"], m["macro_f1"], seconds)
     if out is not None:
@@ -75,13 +76,18 @@ def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list
 def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path, base: TrainConfig, val: float = 0.15, test: float = 0.2, progress: bool = True, keep_artifacts: bool = True, jobs: int = 1) -> dict[str, Any]:
     """Train each model with `base` settings on one split and score it on the test rows."""
     manifest = read(manifest_path)
+    base = replace(base, label_set=manifest_label_set(manifest))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train_items, val_items, test_items, how = split_items(manifest.items, val, test, base.seed)
     if not train_items or not test_items:
         raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
     needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
-    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers)
+    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
+    if any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
+        trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
+        if trained_cnn is not None:
+            spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
     built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples
@@ -114,7 +120,7 @@ def _write(out: Path, manifest, how: str, n_tr: int, n_va: int, n_te: int, base:
         "manifest_sha256": manifest.digest(),
         "split": how,
         "n_train": n_tr, "n_val": n_va, "n_test": n_te,
-        "epochs": base.epochs, "seed": base.seed,
+        "epochs": base.epochs, "seed": base.seed, "label_set": base.label_set, "labels": list(base.labels),
         "encoders": {"audio": spec.audio_encoder, "lyrics": spec.lyrics_encoder},
         "failures": failures,
         "models": rows,
@@ -135,7 +141,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| | " + " | ".join(n for n, _ in done) + " |",
         "|---|" + "---|" * len(done),
     ]
-    for label in LABELS:
+    for label in result.get("labels", LABELS):
         lines.append(f"| {label} F1 | " + " | ".join(f"{m['per_class_f1'][label]:.2f}" for _, m in done) + " |")
     lines.append("| accuracy | " + " | ".join(f"{m['accuracy']:.2f}" for _, m in done) + " |")
     lines.append("| macro-F1 | " + " | ".join(f"{m['macro_f1']:.2f}" for _, m in done) + " |")
@@ -162,7 +168,7 @@ def chart(result: dict[str, Any], path: Path) -> Path:
     ax.bar(x + 0.2, [m["macro_f1"] for _, m in done], 0.4, label="macro-F1")
     ax.set_xticks(x, [n for n, _ in done], rotation=35, ha="right")
     ax.set_ylim(0, 1)
-    ax.axhline(0.25, color="grey", lw=0.8, ls="--")
+    ax.axhline(1 / len(result.get("labels", LABELS)), color="grey", lw=0.8, ls="--")  # chance
     ax.legend()
     ax.set_title(Path(result["manifest"]).name)
     fig.tight_layout()

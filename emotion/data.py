@@ -8,10 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from catalog.manifest import LABEL_SETS
 from catalog.models import EMOTIONS
 
-LABELS: tuple[str, ...] = EMOTIONS
+LABELS: tuple[str, ...] = EMOTIONS  # the quadrants: the set the catalog is labelled with
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+# class index of every label within its own named set (the sets' names are disjoint)
+SET_INDEX: dict[str, int] = {name: i for members in LABEL_SETS.values() for i, name in enumerate(members)}
 # Russell quadrants: valence (1 positive) and arousal (1 high) of each emotion.
 VALENCE: dict[str, int] = {"happy": 1, "angry": 0, "sad": 0, "relaxed": 1}
 AROUSAL: dict[str, int] = {"happy": 1, "angry": 1, "sad": 0, "relaxed": 0}
@@ -28,12 +31,13 @@ class SongSample:
     group: str = ""
     lld: np.ndarray | None = None  # [n_frames, 62]
     mel: np.ndarray | None = None  # [n_mels, T] log-Mel
-    tokens: np.ndarray | None = None  # [L] token ids
+    tokens: np.ndarray | None = None  # [L, d] BERT output token states of the lyrics
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def y(self) -> int:
-        return LABEL_INDEX[self.label] if self.label in LABEL_INDEX else -1
+        """Class index within the label's own set (quadrants or mirex5); -1 for no label."""
+        return SET_INDEX.get(self.label or "", -1)
 
 
 def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
@@ -134,9 +138,8 @@ def collate(samples: list[SongSample], dims: dict[str, int], needs: frozenset[st
         mel, mask = _pad(mels, n_mels)
         batch.mel, batch.mel_mask = mel.transpose(1, 2).unsqueeze(1), mask
     if "tokens" in needs:
-        seqs = [None if s.tokens is None else np.asarray(s.tokens)[:, None] for s in samples]
-        tok, mask = _pad(seqs, 1)
-        batch.tokens, batch.tokens_mask = tok[..., 0].long(), mask
+        width = next((np.asarray(s.tokens).shape[1] for s in samples if s.tokens is not None), dims.get("tokens", 1))
+        batch.tokens, batch.tokens_mask = _pad([s.tokens for s in samples], width)
     if graph_builder is not None:
         from torch_geometric.data import Batch
 
@@ -148,7 +151,7 @@ def modality_dims(samples: list[SongSample]) -> dict[str, int]:
     """Feature widths seen in `samples` (1, a placeholder, for a modality no sample has)."""
     dims = {"audio": 1, "lyrics": 1}
     for s in samples:
-        for key in dims:
+        for key in ("audio", "lyrics", "tokens"):
             x = getattr(s, key)
             if x is not None and x.ndim == 2:
                 dims[key] = int(x.shape[1])

@@ -65,5 +65,7 @@ def plot_confusion(confusion: list[list[int]], labels: list[str], path: Path, ti
 
 
 def summary_line(m: dict[str, Any]) -> str:
+    if not m:
+        return "no validation rows: nothing scored"
     per = " ".join(f"{k}={v:.3f}" for k, v in m["per_class_f1"].items())
     return f"n={m['n']} accuracy={m['accuracy']:.3f} macro_f1={m['macro_f1']:.3f} ({per})"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch_geometric.data import Data
-from torch_geometric.utils import to_undirected
 
 from emotion.data import SongSample
 
@@ -73,7 +72,11 @@ def song_graph(sample: SongSample, dims: dict[str, int], variant: str = "hetero"
 
 
 def sparse_edges(x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Tensor, threshold: float = 0.55, k: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep edges whose endpoints have cosine similarity > threshold, each node choosing at most k neighbours; undirected."""
+    """Keep edges whose endpoints have cosine similarity > threshold, each node receiving from at most k neighbours.
+
+    The kept edges stay directed (src -> dst, at most k per dst): making them undirected again would give a
+    node chosen by many others more than k neighbours, undoing the cap.
+    """
     if edge_index.numel() == 0:
         return edge_index, edge_type
     xn = torch.nn.functional.normalize(x.detach(), dim=-1)
@@ -90,5 +93,4 @@ def sparse_edges(x: torch.Tensor, edge_index: torch.Tensor, edge_type: torch.Ten
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(order.numel(), device=x.device) - starts[d_sorted]
     chosen = order[rank < k]
-    kept = torch.stack([src[chosen], dst[chosen]])
-    return to_undirected(kept, etype[chosen], num_nodes=x.shape[0], reduce="max")
+    return torch.stack([src[chosen], dst[chosen]]), etype[chosen]

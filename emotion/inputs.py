@@ -41,7 +41,7 @@ class RawInput:
 
 LLD_FRAMES = RawInput("lld-frames", "1")
 LOG_MEL = RawInput("logmel", f"1-{MEL_BANDS}-{MEL_HOP}-{RAW_SR}")
-TOKENS = RawInput("tokens", f"1-{MAX_TOKENS}")
+
 
 
 @lru_cache(maxsize=8)
@@ -52,10 +52,11 @@ def audio_encoder(name: str) -> Any:
 
 
 @lru_cache(maxsize=8)
-def lyrics_encoder(name: str) -> Any:
+def lyrics_encoder(name: str, cnn_state: str = "") -> Any:
+    """The named lyrics encoder; `cnn_state`: trained bert-cnn CNN weights (emotion.lyrics_cnn) instead of the random ones."""
     from emotion.features.registry import make_lyrics_encoder
 
-    return make_lyrics_encoder(name)
+    return make_lyrics_encoder(name, cnn_state=cnn_state) if cnn_state else make_lyrics_encoder(name)
 
 
 def default_audio_encoder() -> str:
@@ -65,12 +66,19 @@ def default_audio_encoder() -> str:
 
 
 @lru_cache(maxsize=1)
-def tokenizer() -> Any:
-    from transformers import AutoTokenizer
+def text_encoder() -> Any:
+    """The frozen BERT-family encoder of the bert-cnn lyrics encoder (same folder, same loader)."""
+    from emotion.features.bert_cnn import BertCNN
 
-    from emotion.models.sequence import text_encoder_dir
+    return BertCNN().eval()
 
-    return AutoTokenizer.from_pretrained(str(text_encoder_dir()))
+
+def token_states_input() -> RawInput:
+    """Identity of the cached BERT token states: keyed by the encoder folder's contents."""
+    from emotion.features.bert_cnn import default_text_encoder_path
+    from emotion.features.cache import weights_fingerprint
+
+    return RawInput("bert-token-states", f"1-{MAX_TOKENS}-{weights_fingerprint(default_text_encoder_path())}")
 
 
 def feature_cache() -> Any:
@@ -96,17 +104,29 @@ class InputSpec:
     lyrics_encoder: str = "bert-cnn"
     needs: frozenset[str] = frozenset()
     workers: int = 1
+    segment_s: float = 0.0  # segment length in seconds; 0 = the default 10 s windows (3 = one musicnn patch each)
+    lyrics_cnn: str = ""  # trained bert-cnn CNN weights (a file in the model artifact); "" = the seeded random CNN
+
+    def segments(self) -> Any:
+        """The SegmentSpec of this input (a last partial segment is kept from half a segment on)."""
+        from emotion.features.segments import SegmentSpec
+
+        return SegmentSpec(self.segment_s, min_last_s=min(3.0, self.segment_s / 2)) if self.segment_s else SegmentSpec()
 
     def encoder_ids(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         if self.audio_encoder:
             enc = audio_encoder(self.audio_encoder)
-            out["audio"] = {"name": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
+            # "name" is the registry name the encoder is rebuilt from (e.g. "musicnn-pool+whisper-base-l3")
+            out["audio"] = {"name": self.audio_encoder, "encoder": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
         if self.lyrics_encoder:
-            enc = lyrics_encoder(self.lyrics_encoder)
+            enc = lyrics_encoder(self.lyrics_encoder, self.lyrics_cnn)
             out["lyrics"] = {"name": enc.name, "version": str(enc.version), "dim": int(enc.dim)}
-        for key, raw in (("lld", LLD_FRAMES), ("mel", LOG_MEL), ("tokens", TOKENS)):
+            if self.lyrics_cnn:
+                out["lyrics"]["cnn_state"] = Path(self.lyrics_cnn).name  # stored in the artifact folder
+        for key, raw in (("lld", LLD_FRAMES), ("mel", LOG_MEL), ("tokens", None)):
             if key in self.needs:
+                raw = raw or token_states_input()
                 out[key] = {"name": raw.name, "version": raw.version}
         return out
 
@@ -164,11 +184,15 @@ def _raw_audio(path: Path, needs: frozenset[str], cache: Any, sample: SongSample
 def _raw_tokens(raw: bytes, cache: Any, sample: SongSample) -> None:
     from emotion.features.cleaning import prepare_lyrics
 
-    def ids() -> np.ndarray:
-        text = prepare_lyrics(raw).text
-        return np.asarray(tokenizer()(text, truncation=True, max_length=MAX_TOKENS)["input_ids"], np.float32)[:, None]
+    def states() -> np.ndarray:
+        import torch
 
-    sample.tokens = cache.get_or_extract("lyrics", sha256_bytes(raw), TOKENS, ids).vectors[:, 0].astype(np.int64)
+        enc = text_encoder()
+        batch = enc.tokenizer([prepare_lyrics(raw).text], truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+        with torch.inference_mode():
+            return enc.bert(**batch).last_hidden_state[0].float().numpy()
+
+    sample.tokens = cache.get_or_extract("lyrics", sha256_bytes(raw), token_states_input(), states).vectors
 
 
 def build_samples(items: list[Any], spec: InputSpec, progress: bool = True, desc: str = "features") -> Built:
@@ -192,8 +216,8 @@ def build_samples(items: list[Any], spec: InputSpec, progress: bool = True, desc
     results = extract(
         jobs,
         audio_encoder(spec.audio_encoder) if spec.audio_encoder else None,
-        lyrics_encoder(spec.lyrics_encoder) if spec.lyrics_encoder else None,
-        workers=spec.workers, cache=cache, progress=progress,
+        lyrics_encoder(spec.lyrics_encoder, spec.lyrics_cnn) if spec.lyrics_encoder else None,
+        workers=spec.workers, cache=cache, progress=progress, spec=spec.segments(),
     )
     for it, job in tqdm(list(zip(items, jobs)), desc=desc, disable=not progress or not spec.needs, leave=False):
         res = results[it.id]

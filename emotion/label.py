@@ -74,6 +74,8 @@ def label_songs(mode: str = "new", batch_size: int = 32, url: str | None = None,
         art = artifact.load(path, device)
     except artifact.ArtifactError as exc:
         raise LabelError(str(exc)) from exc
+    if art.labels != LABELS:
+        raise LabelError(f"the active model predicts {art.label_set}, not the quadrants the catalog is labelled with")
     spec, store = art.input_spec(), FileStore()
     ids = song_ids(mode, model_id, url)
     report = LabelReport(model_id)

@@ -11,10 +11,10 @@ from emotion.data import LABELS
 DEFAULT_CLASS_WEIGHTS: dict[str, float] = {"happy": 1.3, "angry": 1.0, "sad": 1.0, "relaxed": 1.3}
 
 
-def class_weight_tensor(weights: dict[str, float] | None = None) -> torch.Tensor:
-    """Weights in label order; unnamed classes get 1.0."""
+def class_weight_tensor(weights: dict[str, float] | None = None, labels: tuple[str, ...] = LABELS) -> torch.Tensor:
+    """Weights in `labels` order (default: the quadrants); unnamed classes get 1.0."""
     weights = DEFAULT_CLASS_WEIGHTS if weights is None else weights
-    return torch.tensor([float(weights.get(name, 1.0)) for name in LABELS])
+    return torch.tensor([float(weights.get(name, 1.0)) for name in labels])
 
 
 class FocalLoss(nn.Module):

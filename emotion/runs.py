@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from catalog.manifest import Item, Manifest, assign_splits, read
+from catalog.manifest import Item, Manifest, assign_splits, read, validate
 from emotion import artifact
 from emotion.evaluate import plot_confusion, scores
 from emotion.inputs import Built, Failure, InputSpec, build_samples
@@ -36,10 +36,40 @@ def train_val_items(manifest: Manifest, val_fraction: float, seed: int) -> tuple
     return [it for it in train if groups[it.group] == "train"], [it for it in train if groups[it.group] == "val"], "group-aware"
 
 
-def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1) -> InputSpec:
+def manifest_label_set(manifest: Manifest) -> str:
+    """The manifest's label set; RunError naming the offending rows when its labels fit no known set."""
+    if manifest.label_set is None:
+        rows = [str(p) for p in validate(manifest) if "unknown label" in p.message]
+        raise RunError(f"{manifest.path}: labels fit no known label set; " + "; ".join(rows[:10])
+                       + (f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""))
+    return manifest.label_set
+
+
+def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: list[Item], cfg: TrainConfig, out: Path,
+                        progress: bool = True):  # type: ignore[no-untyped-def]
+    """Train bert-cnn's CNN on the labelled training lyrics (val lyrics pick the epoch); None when not applicable."""
+    if ispec.lyrics_encoder != "bert-cnn" or cfg.lyrics_cnn_epochs <= 0:
+        return None
+    from emotion.data import SET_INDEX
+    from emotion.lyrics_cnn import STATE_FILE, train_lyrics_cnn
+
+    def rows(items: list[Item]) -> list[tuple[bytes, int]]:
+        return [(it.lyrics.read_bytes(), SET_INDEX[it.label]) for it in items if it.lyrics is not None and it.lyrics.is_file()]
+
+    train_rows = rows(train_items)
+    if not train_rows:
+        return None
+    result = train_lyrics_cnn(train_rows, rows(val_items), len(cfg.labels), out / STATE_FILE, spec=ispec.segments(),
+                              epochs=cfg.lyrics_cnn_epochs, seed=cfg.seed, progress=progress)
+    log.info("bert-cnn CNN trained on %d lyrics: best epoch %d, val macro-F1 %s", result.n_train, result.best_epoch, result.val_macro_f1)
+    return result
+
+
+def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1, segment_s: float = 0.0) -> InputSpec:
     """Only the modalities and raw inputs the model reads are extracted."""
     cls = model_spec(model).cls
     return InputSpec(
+        segment_s=segment_s,
         audio_encoder=audio_encoder if ("audio" in cls.uses or cls.needs & {"lld", "mel"}) else "",
         lyrics_encoder=lyrics_encoder if ("lyrics" in cls.uses or "tokens" in cls.needs) else "",
         needs=cls.needs,
@@ -66,10 +96,14 @@ class TrainReport:
 def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig, progress: bool = True, register: bool = True) -> TrainReport:
     """Train `cfg.model` on a manifest's train (+val) rows and write the artifact folder `out`."""
     manifest = read(manifest_path)
+    cfg = replace(cfg, label_set=manifest_label_set(manifest))
     train_items, val_items, val_source = train_val_items(manifest, cfg.val_fraction, cfg.seed)
     if not train_items:
         raise RunError(f"{manifest.path}: no training rows (split train or empty)")
-    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers)
+    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers, cfg.segment_s)
+    lyrics_cnn = train_lyrics_branch(ispec, train_items, val_items, cfg, Path(out), progress)
+    if lyrics_cnn is not None:
+        ispec = replace(ispec, lyrics_cnn=str(lyrics_cnn.path))
     built_train = build_samples(train_items, ispec, progress, "features train")
     built_val = build_samples(val_items, ispec, progress, "features val")
     if not built_train.samples:
@@ -84,9 +118,12 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
         "manifest": str(manifest.path),
         "manifest_sha256": manifest.digest(),
         "val_split": val_source,
+        "label_set": cfg.label_set,
         "n_train": len(built_train.samples),
         "n_val": len(built_val.samples),
         "best_epoch": result.best_epoch,
+        "lyrics_cnn": None if lyrics_cnn is None else {"best_epoch": lyrics_cnn.best_epoch, "val_macro_f1": lyrics_cnn.val_macro_f1,
+                                                       "n_train": lyrics_cnn.n_train, "n_val": lyrics_cnn.n_val},
     }
     metrics = {"val": result.val_metrics, "best_epoch": result.best_epoch, "failures": [str(f) for f in built_train.failures + built_val.failures]}
     artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)
@@ -110,10 +147,12 @@ def evaluate_manifest(model_dir: str | Path, manifest_path: str | Path, split: s
     items = manifest.split(split) if split else list(manifest.items)
     if not items:
         raise RunError(f"{manifest.path}: no rows{f' in split {split!r}' if split else ''}")
+    if manifest_label_set(manifest) != art.label_set:
+        raise RunError(f"{manifest.path}: labels are {manifest.label_set}, the model predicts {art.label_set}")
     built: Built = build_samples(items, art.input_spec(), progress, "features")
-    probs = art.predict(built.samples, device) if built.samples else np.zeros((0, 4))
+    probs = art.predict(built.samples, device) if built.samples else np.zeros((0, len(art.labels)))
     y = np.array([s.y for s in built.samples], dtype=int)
-    metrics = scores(y, probs)
+    metrics = scores(y, probs, art.labels)
     metrics["failed"] = len(built.failures)
     metrics["model"] = art.name
     metrics["split"] = split or "all"

@@ -51,10 +51,24 @@ class TrainConfig:
     audio_encoder: str = "lld"
     lyrics_encoder: str = "bert-cnn"
     workers: int = 1  # feature extraction processes
+    label_set: str = "quadrants"  # catalog.manifest.LABEL_SETS; the manifest's own set when trained from one
+    segment_s: float = 0.0  # segment length of the encoders' inputs; 0 = the default 10 s windows
+    lyrics_cnn_epochs: int = 20  # train bert-cnn's CNN on the labelled lyrics first (0 = keep the seeded random CNN)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        from catalog.manifest import label_names
+
+        return label_names(self.label_set)
+
+    def params(self) -> dict[str, Any]:
+        """Model parameters: the registered defaults, `model_params`, and the label set's class count."""
+        return {**model_params(self.model, self.model_params), "n_classes": len(self.labels)}
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["model_params"] = model_params(self.model, self.model_params)
+        out["model_params"] = self.params()
+        out["labels"] = list(self.labels)
         return out
 
 
@@ -108,14 +122,14 @@ def make_collate(model: SongModel, dims: dict[str, int]):
 
 @torch.no_grad()
 def predict(model: SongModel, samples: list[SongSample], dims: dict[str, int], device: str = "cpu", batch_size: int = 32, fn=None) -> np.ndarray:
-    """Class probabilities [n, 4] for already standardised samples."""
+    """Class probabilities [n, C] for already standardised samples."""
     model.eval()
     out: list[np.ndarray] = []
     fn = fn or make_collate(model, dims)
     for i in range(0, len(samples), batch_size):
         batch = fn(samples[i : i + batch_size]).to(device)
         out.append(torch.softmax(model(batch), dim=-1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 4))
+    return np.concatenate(out) if out else np.zeros((0, getattr(model, "n_classes", 4)))
 
 
 def _batches(samples: list[SongSample], batch_size: int, gen: torch.Generator, fn) -> DataLoader:
@@ -185,7 +199,8 @@ def fit_loop(
             continue
         m = evaluate(model)
         sched.step(m["macro_f1"])
-        history.append({"epoch": epoch, "loss": total / max(seen, 1), "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
+        loss = total / max(seen, 1)
+        history.append({"epoch": epoch, "loss": loss, "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
         if m["macro_f1"] > best[0]:
             best = (m["macro_f1"], epoch, copy.deepcopy(model.state_dict()), m)
         bar.update(1)
@@ -211,13 +226,16 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     std = Standardizer.fit(train) if cfg.standardize else Standardizer()
     train_s, val_s = [std.apply(s) for s in train], [std.apply(s) for s in val]
     dims = modality_dims(train_s + val_s)
-    model = build_model(cfg.model, dims, cfg.model_params).to(device)
-    criterion = FocalLoss(class_weight_tensor(cfg.class_weights), cfg.focal_gamma).to(device)
+    labels = cfg.labels
+    bad = sorted({s.label or "" for s in train + val} - set(labels))
+    if bad:
+        raise ValueError(f"labels {bad} are not in the label set {cfg.label_set} ({', '.join(labels)})")
+    model = build_model(cfg.model, dims, cfg.params()).to(device)
+    criterion = FocalLoss(class_weight_tensor(cfg.class_weights, labels), cfg.focal_gamma).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     fn = make_collate(model, dims)
     loader = _batches(train_s, cfg.batch_size, gen, fn)
     eval_fn = make_collate(model, dims)
-    eval_on = val_s or train_s
 
     def step(m: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int] | None:
         if batch.size < 2:  # BatchNorm cannot train on one song
@@ -227,12 +245,14 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
         return loss, batch.size
 
     def evaluate(m: torch.nn.Module) -> dict[str, Any]:
-        return scores(np.array([s.y for s in eval_on]), predict(m, eval_on, dims, device, cfg.eval_batch_size, eval_fn))  # type: ignore[arg-type]
+        return scores(np.array([s.y for s in val_s]), predict(m, val_s, dims, device, cfg.eval_batch_size, eval_fn), labels)  # type: ignore[arg-type]
 
-    result = fit_loop(model, lambda: loader, step, evaluate, epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                      grad_clip=cfg.grad_clip, plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                      early_stop=cfg.early_stop, desc=f"train {cfg.model}", progress=progress)
-    val_metrics = scores(np.array([s.y for s in eval_on]), predict(model, eval_on, dims, device, cfg.eval_batch_size))
+    # with no validation rows no checkpoint is picked (the last epoch is kept) and nothing is reported as "val":
+    # training-set scores are not validation
+    result = fit_loop(model, lambda: loader, step, evaluate if val_s else None, epochs=cfg.epochs, lr=cfg.lr,
+                      weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip, plateau_factor=cfg.plateau_factor,
+                      plateau_patience=cfg.plateau_patience, early_stop=cfg.early_stop, desc=f"train {cfg.model}", progress=progress)
+    val_metrics = scores(np.array([s.y for s in val_s]), predict(model, val_s, dims, device, cfg.eval_batch_size), labels) if val_s else {}
     return TrainResult(model.cpu(), std, dims, result.history, result.best_epoch, val_metrics)
 
 
@@ -254,8 +274,8 @@ def plot_curves(history: list[dict[str, float]], path: Path, title: str = "") ->
     a.plot(ep, [h["loss"] for h in history])
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
-    b.plot(ep, [h["val_macro_f1"] for h in history], label="val macro-F1")
-    b.plot(ep, [h["val_accuracy"] for h in history], label="val accuracy")
+    b.plot(ep, [h.get("val_macro_f1", float("nan")) for h in history], label="val macro-F1")
+    b.plot(ep, [h.get("val_accuracy", float("nan")) for h in history], label="val accuracy")
     b.set_xlabel("epoch")
     b.set_ylim(0, 1)
     b.legend()

@@ -51,6 +51,11 @@ def test_train_then_evaluate_json_contract(shared_data: Path, tmp_path: Path) ->
     assert train.returncode == 0, train.stderr[-2000:]
     config = json.loads((out / "config.json").read_text())
     assert config["encoders"]["audio"]["name"] == "lld" and config["encoders"]["lyrics"]["name"] == "bert-cnn"
+    # the lyrics branch learned: bert-cnn's CNN trained on the training lyrics, stored with the artifact
+    assert config["encoders"]["lyrics"]["cnn_state"] == "lyrics_cnn.safetensors" and (out / "lyrics_cnn.safetensors").is_file()
+    from emotion.inputs import lyrics_encoder
+
+    assert config["encoders"]["lyrics"]["version"] != lyrics_encoder("bert-cnn").version
     assert len(config["manifest_sha256"]) == 64 and config["epochs"] == 2 and config["modalities"] == ["audio", "lyrics"]
     assert (out / "model.safetensors").is_file() and (out / "curves.png").stat().st_size > 0
 

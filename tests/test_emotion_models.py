@@ -24,7 +24,7 @@ def songs() -> list[SongSample]:
             lyrics=rng.normal(size=(1 + i, 6)).astype(np.float32) if has_l else None,
             lld=rng.normal(size=(3 + i, 62)).astype(np.float32) if has_a else None,
             mel=rng.normal(size=(64, 40 + 5 * i)).astype(np.float32) if has_a else None,
-            tokens=rng.integers(100, 2000, size=8 + i) if has_l else None,
+            tokens=rng.normal(size=(8 + i, 384)).astype(np.float32) if has_l else None,
         ))
     return out
 
@@ -80,3 +80,32 @@ def test_focal_loss_reduces_to_weighted_cross_entropy() -> None:
     ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     assert FocalLoss(w, gamma=0.0)(logits, y).item() == pytest.approx((w[y] * ce).mean().item(), rel=1e-5)
     assert FocalLoss(w, gamma=2.0)(logits, y).item() < FocalLoss(w, gamma=0.0)(logits, y).item()
+
+
+def test_feature_fusion_encoders_end_in_bilstms() -> None:
+    for name in ("feature-cross", "feature-average"):
+        model = build_model(name, DIMS)
+        assert model.enc.audio_lstm.bidirectional and model.enc.lstm.bidirectional
+        model.eval()
+        batch = batch_for(model, songs()[:1])
+        reordered = batch_for(model, songs()[:1])
+        reordered.audio = reordered.audio.flip(1)  # the BiLSTM reads the segments in order
+        with torch.no_grad():
+            assert not torch.allclose(model(batch), model(reordered))
+
+
+def test_cnn_lstm_reads_bert_token_states_not_the_embedding_table() -> None:
+    model = build_model("cnn-lstm", {**DIMS, "tokens": 384})
+    assert not any("words" in name for name, _ in model.named_buffers())
+    assert model.text[0].in_features == 384
+
+
+def test_lstm_attention_trains_with_its_own_recipe_and_default_resolves() -> None:
+    from cli.emotion_cmd import _config
+
+    cfg = _config("lstm-attention", None, None, None, None, None, None, None, [], [], None)
+    assert (cfg.lr, cfg.focal_gamma, cfg.batch_size, cfg.class_weights) == (1e-3, 0.0, 16, {})
+    gat = _config("songgatnet", None, None, None, None, None, None, None, [], [], None)
+    assert (gat.lr, gat.focal_gamma) == (5e-5, 2.0)
+    default = _config("default", None, None, None, None, None, None, None, [], ["epochs=5"], None)
+    assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("pooled-mlp", "musicnn", 3.0, 5)

@@ -99,3 +99,16 @@ def test_register_activate_and_label_catalog(db_url: str, tmp_path: Path) -> Non
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout.strip().splitlines()[-1])
     assert [d["id"] for d in data if d["active"]] == [first]
+
+
+def test_only_a_quadrant_model_can_label_the_catalog(db_url: str, tmp_path: Path) -> None:
+    art = tiny_audio_model(tmp_path / "mirex")
+    cfg = json.loads((art / "config.json").read_text())
+    cfg["label_set"], cfg["version"] = "mirex5", "clusters"
+    (art / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(artifact.ArtifactError, match="only a quadrants model"):
+        artifact.register(art, db_url, activate=True)
+    model_id = artifact.register(art, db_url)
+    with pytest.raises(artifact.ArtifactError, match="mirex5"):
+        artifact.activate(model_id, db_url)
+    assert artifact.active_model(db_url) is None

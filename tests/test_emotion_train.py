@@ -100,3 +100,28 @@ def test_scores_contract() -> None:
     assert m["confusion"][3] == [1, 0, 0, 0]
     assert m["per_class_f1"]["relaxed"] == 0.0 and m["per_class_f1"]["angry"] == 1.0
     assert set(m) >= {"accuracy", "macro_f1", "per_class_f1", "confusion", "labels", "n", "auc_ovr", "macro_precision", "macro_recall"}
+
+
+def test_mirex5_label_set_trains_five_classes_and_round_trips(tmp_path: Path) -> None:
+    from catalog.manifest import LABEL_SETS
+
+    clusters = LABEL_SETS["mirex5"]
+    train, val = tiny_set(0, 30), tiny_set(1, 10)
+    for i, s in enumerate(train + val):
+        s.label = clusters[i % 5]
+    cfg = replace(CFG, model="concat-mlp", label_set="mirex5")
+    result = train_model(train, val, cfg, progress=False)
+    assert result.val_metrics["labels"] == list(clusters) and len(result.val_metrics["confusion"]) == 5
+    config = {**cfg.to_json(), "modalities": ["audio", "lyrics"], "encoders": {}, "label_set": "mirex5"}
+    artifact.save(tmp_path / "m", result.model, config, result.standardizer, result.dims, {"val": result.val_metrics})
+    art = artifact.load(tmp_path / "m")
+    assert art.labels == clusters and art.predict(val).shape == (10, 5)
+    with pytest.raises(ValueError, match="not in the label set quadrants"):
+        train_model(train, val, CFG, progress=False)
+
+
+def test_without_validation_rows_nothing_is_reported_as_val() -> None:
+    """No val rows: no checkpoint is picked on the training songs; the last epoch is kept and no 'val' score exists."""
+    result = train_model(tiny_set(0), [], replace(CFG, model="concat-mlp", epochs=3), progress=False)
+    assert result.val_metrics == {} and result.best_epoch == 3
+    assert all("val_macro_f1" not in h for h in result.history)

@@ -85,3 +85,25 @@ def test_settings_text_encoder_points_at_local_bert(tmp_path: Path, monkeypatch:
     reload_settings()
     with pytest.raises(EncoderError, match="MUSICREC_TEXT_ENCODER"):
         BertCNNEncoder(device="cpu")
+
+
+def test_token_states_input_is_contextual_bert_output(tmp_path: Path) -> None:
+    """cnn-lstm's text input: the encoder's output token states (cached), not rows of the word-piece table."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from emotion.inputs import InputSpec, build_samples, text_encoder
+
+    lyrics = tmp_path / "l.txt"
+    lyrics.write_text("[00:01.00]I walk alone in the rain tonight\n[00:04.00]and you are not here with me\n")
+    item = SimpleNamespace(id="x", label="sad", audio=None, lyrics=lyrics, group="g")
+    spec = InputSpec(audio_encoder="", lyrics_encoder="bert-cnn", needs=frozenset({"tokens"}))
+    states = build_samples([item], spec, progress=False).samples[0].tokens
+    enc = text_encoder()
+    ids = enc.tokenizer(["I walk alone in the rain tonight and you are not here with me"])["input_ids"][0]
+    assert states.shape == (len(ids), enc.hidden_size)
+    table = enc.bert.embeddings.word_embeddings.weight.detach().numpy()[ids]
+    assert not np.allclose(states, table, atol=1e-3)
+    again = build_samples([item], spec, progress=False).samples[0].tokens  # from the cache
+    assert np.array_equal(states, again)

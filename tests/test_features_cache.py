@@ -160,3 +160,45 @@ def test_cli_refuses_bad_options(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("id,label,audio,lyrics,group,split\n")
     out = CliRunner().invoke(app, ["features", "extract", "--manifest", str(tmp_path / "m.csv"), "--audio-encoder", "nope"])
     assert out.exit_code == 2 and "unknown audio encoder" in out.output
+
+
+def test_encoder_versions_fingerprint_weight_contents_not_names(tmp_path: Path) -> None:
+    """Swapping weights under the same name gives another encoder version, so stale features are never reused."""
+    import shutil
+
+    from emotion.features.cache import weights_fingerprint
+    from emotion.features.musicnn import MusicnnEncoder, weights_path
+
+    same, other = tmp_path / "a" / weights_path().name, tmp_path / "b" / weights_path().name
+    for p in (same, other):
+        p.parent.mkdir()
+        shutil.copy(weights_path(), p)
+    data = bytearray(other.read_bytes())
+    data[-1] ^= 0x01  # one bit of the last tensor value
+    other.write_bytes(bytes(data))
+    base = MusicnnEncoder(device="cpu").version
+    assert MusicnnEncoder(same, device="cpu").version == base
+    assert MusicnnEncoder(other, device="cpu").version != base
+    folder = tmp_path / "bert"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "sub" / "w.bin").write_bytes(b"\x00" * 8)
+    before = weights_fingerprint(folder)
+    (folder / "sub" / "w.bin").write_bytes(b"\x00" * 7 + b"\x01")
+    assert weights_fingerprint(folder) != before
+
+
+def test_combined_encoder_concatenates_parts_cached_on_their_own(tmp_path: Path) -> None:
+    """"lld+lld-short" style combinations: each part cached under its own key, vectors side by side per segment."""
+    from emotion.features.registry import CombinedEncoder
+
+    wav = _wav(tmp_path / "a.wav", _tone(12.0))
+    a, b = LLDEncoder(), LLDEncoder(frame_s=1.0)
+    cache = FeatureCache(record=False)
+    combined = CombinedEncoder([a, b])
+    assert combined.dim == a.dim + b.dim and combined.name == "lld+lld"
+    res = extract([Job("x", wav)], combined, cache=cache, progress=False)["x"]
+    alone = extract([Job("x", wav)], b, cache=cache, progress=False)["x"]
+    assert cache.hits == 1 and cache.misses == 2  # the second part was already cached by the combination
+    assert res.audio.vectors.shape == (len(alone.audio), a.dim + b.dim)
+    assert np.array_equal(res.audio.vectors[:, a.dim:], alone.audio.vectors)

@@ -113,6 +113,56 @@ def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
         import_emodb(tmp_path / "absent", tmp_path / "m.csv")
 
 
+def test_q4_groups_by_artist_and_keeps_title(shared_data: Path, tmp_path: Path) -> None:
+    from catalog.importers.q4 import import_q4
+
+    report = import_q4(shared_data / "q4-audio-dev", tmp_path / "q4.csv")
+    assert report.items == 542 and not report.problems
+    assert set(report.labels) == {"happy", "angry", "sad", "relaxed"}
+    manifest = read(tmp_path / "q4.csv")
+    assert manifest.label_set == "quadrants" and validate(manifest) == []
+    first = next(it for it in manifest.items if it.id == "q4-MT0000004637")
+    assert (first.label, first.artist, first.title) == ("sad", "Charlie Poole", "Bulldog Down in Sunny Tennessee")
+    by_artist: dict[str, set[str]] = {}
+    for it in manifest.items:
+        by_artist.setdefault(it.artist, set()).add(it.group)
+    unknown = by_artist.pop("", set())  # a few rows name no artist: each song is its own group
+    assert all(g.startswith("song:") for g in unknown)
+    assert all(len(g) == 1 for g in by_artist.values())
+    assert report.groups < report.items  # several artists have more than one song
+    # Latin-1 metadata decoded (no replacement characters anywhere)
+    assert not any("\ufffd" in it.artist + it.title for it in manifest.items)
+
+
+def test_mirex_clusters_categories_artists_and_lyrics(shared_data: Path, tmp_path: Path) -> None:
+    from catalog.importers.mirex import import_mirex, parse_info
+
+    report = import_mirex(shared_data / "mirex-bimodal-dev", tmp_path / "mirex.csv")
+    assert report.items == 568 and not report.problems
+    assert set(report.labels) == {f"cluster{k}" for k in range(1, 6)}
+    manifest = read(tmp_path / "mirex.csv")
+    assert manifest.label_set == "mirex5" and validate(manifest) == []
+    assert sum(it.lyrics is not None for it in manifest.items) == 478
+    assert all(it.audio is not None for it in manifest.items)
+    song = next(it for it in manifest.items if it.id == "mirex-001")
+    assert (song.label, song.category, song.artist) == ("cluster1", "Boisterous", "Brown, Ruth")
+    assert song.title == "(Mama) He Treats Your Daughter Mean" and song.group == "artist:brown, ruth"
+    # a title holding ';' itself: fields are counted from the line's end
+    info = parse_info("Title;Artist;Album;Track;Year;Length;Size;Last Modified;Filename;\n"
+                      "Love; Hate;Some One;An Album;3;1999;30;352,00 KB;09-09-2010;123.mp3;\n")
+    assert info["123"] == {"title": "Love; Hate", "artist": "Some One", "album": "An Album"}
+
+
+def test_q4_and_mirex_import_cli(shared_data: Path, tmp_path: Path) -> None:
+    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "datasets", *a], capture_output=True, text=True)  # noqa: E731
+    imp = run("import", "mirex", str(shared_data / "mirex-bimodal-dev"), "--out", str(tmp_path / "m.csv"))
+    assert imp.returncode == 0, imp.stderr
+    assert "568 items" in imp.stdout and "cluster3=140" in imp.stdout
+    ok = run("validate", str(tmp_path / "m.csv"))
+    assert ok.returncode == 0 and "label set mirex5" in ok.stdout
+    bad = run("import", "mirex", str(tmp_path), "--out", str(tmp_path / "x.csv"))
+    assert bad.returncode == 2 and "split-by-categories-audio.bat" in bad.stderr
+
 def test_ravdess_maps_four_emotions_groups_by_actor(shared_data: Path, tmp_path: Path) -> None:
     report = import_ravdess(shared_data / "ravdess-speech-dev", tmp_path / "ravdess.csv")
     manifest = read(report.manifest)

@@ -79,3 +79,21 @@ def test_split_file_writes_the_column(tmp_path: Path) -> None:
     m = read(p)
     assert validate(m) == []
     assert p.read_text().splitlines()[0] == "id,label,audio,lyrics,group,split,title"
+
+
+def test_label_set_is_inferred_and_mixed_sets_are_refused(tmp_path: Path) -> None:
+    from catalog.manifest import label_set_of
+
+    assert label_set_of(["happy", "sad"]) == "quadrants" and label_set_of(["cluster2"]) == "mirex5"
+    assert label_set_of(["happy", "cluster1"]) is None
+    p = _write(tmp_path, "id,label,audio,lyrics,group,split\n"
+                         "a,cluster1,a.wav,,g1,\nb,cluster5,a.wav,,g2,\nc,happy,a.wav,,g3,\n")
+    m = read(p)
+    assert m.label_set is None
+    problems = validate(m)
+    assert [pr.row for pr in problems] == [4]
+    assert "unknown label 'happy'" in str(problems[0]) and "mirex5" in str(problems[0])
+    with pytest.raises(ManifestError, match="fit no known label set"):
+        m.labels()
+    ok = _write(tmp_path, "id,label,audio,lyrics,group,split\na,cluster1,a.wav,,g1,\nb,cluster5,a.wav,,g2,\n")
+    assert read(ok).labels() == ("cluster1", "cluster2", "cluster3", "cluster4", "cluster5") and validate(read(ok)) == []

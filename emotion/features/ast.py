@@ -12,7 +12,6 @@ musicrec.toml): a local directory, or a hub id already in the local Hugging Face
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +60,10 @@ class ASTEncoder:
         self.model.to(self.device).eval()
         self.batch_size = batch_size
         self.dim = int(self.model.config.hidden_size)
-        ident = f"{Path(self.checkpoint).name}|{self.model.config.to_json_string()}"
-        self.version = f"1-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+        from emotion.features.cache import weights_fingerprint
+
+        # the checkpoint's contents (weights and config), not its folder name: swapped weights never reuse features
+        self.version = f"2-{weights_fingerprint(self.checkpoint)}"
 
     @torch.inference_mode()
     def encode(self, segments: list[np.ndarray]) -> np.ndarray:

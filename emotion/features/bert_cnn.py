@@ -21,7 +21,6 @@ The BERT encoder always loads from local files (`local_files_only=True`; HF_HUB_
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +121,10 @@ class BertCNN(nn.Module):
         """[B, T] token ids -> [B, out_dim]."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.features(states, attention_mask)
+
+    def features(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """BERT token states [B, T, H] + mask [B, T] -> [B, out_dim] (sentence vector ++ max-pooled conv features)."""
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         sentence = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         sentence = nn.functional.normalize(sentence, dim=-1)
@@ -156,16 +159,6 @@ class BertCNN(nn.Module):
         self.convs.load_state_dict(state)
 
 
-def _encoder_identity(path: Path) -> str:
-    """Short hash of the encoder's config (which BERT it is) for the version string."""
-    try:
-        cfg = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        cfg = {}
-    keys = {k: cfg.get(k) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "_name_or_path")}
-    return hashlib.sha256(json.dumps([path.name, keys], sort_keys=True).encode()).hexdigest()[:8]
-
-
 class BertCNNEncoder:
     """LyricsEncoder "bert-cnn": frozen BERT + CNN features per lyric segment, batched, on CUDA when available."""
 
@@ -189,7 +182,10 @@ class BertCNNEncoder:
             self.model.load_cnn_state(cnn_state)
         self.model.to(self.device).eval()
         self.dim = self.model.out_dim
-        self.version = f"1-{_encoder_identity(self.model.encoder_path)}-{self.model.cnn_digest()}"
+        from emotion.features.cache import weights_fingerprint
+
+        # the BERT folder's contents (weights, config, vocabulary) and the CNN weights
+        self.version = f"2-{weights_fingerprint(self.model.encoder_path)}-{self.model.cnn_digest()}"
 
     @torch.inference_mode()
     def encode(self, segments: list[str]) -> np.ndarray:

@@ -179,3 +179,29 @@ def get_or_extract(session: Session | None, modality: str, content_sha: str, enc
     cache = FeatureCache(store)
     return cache.get_or_extract(modality, content_sha, encoder, compute_fn, version_suffix=version_suffix,
                                 song_id=song_id, session=session)
+
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def weights_fingerprint(path: str | Path) -> str:
+    """Short sha256 of a weights file, or of every file under a weights folder (relative names + contents).
+
+    Part of an encoder's version, so swapping weights (same file or folder name, other contents) never
+    reuses features cached with the old ones. Memoised per (path, size, mtime).
+    """
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stat = [(p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    memo = (str(path.resolve()), sum(s for s, _ in stat), max((m for _, m in stat), default=0) ^ len(files))
+    if memo in _FINGERPRINTS:
+        return _FINGERPRINTS[memo]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
+        h.update(b"\0")
+        with p.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    _FINGERPRINTS[memo] = h.hexdigest()[:12]
+    return _FINGERPRINTS[memo]

@@ -150,7 +150,11 @@ def extract(jobs: Iterable[Job], audio_encoder: object | None = None, lyrics_enc
     jobs = list(jobs)
     results = {j.id: ItemResult(j.id) for j in jobs}
     if audio_encoder is not None:
-        _extract_audio(jobs, results, audio_encoder, spec, workers, cache, progress)
+        parts = list(getattr(audio_encoder, "parts", None) or [audio_encoder])
+        if len(parts) == 1:
+            _extract_audio(jobs, results, parts[0], spec, workers, cache, progress)
+        else:
+            _extract_combined(jobs, results, parts, spec, workers, cache, progress)
     if lyrics_encoder is not None:
         _extract_lyrics(jobs, results, lyrics_encoder, spec, cache, progress)
     return results
@@ -225,6 +229,31 @@ def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: obj
                 fail(job, exc)
             bar.update()
     bar.close()
+
+
+def _extract_combined(jobs: list[Job], results: dict[str, ItemResult], parts: list[object], spec: SegmentSpec,
+                      workers: int, cache: FeatureCache, progress: bool) -> None:
+    """A combined encoder: each part extracted (and cached) on its own, segment vectors concatenated in order."""
+    per = []
+    for enc in parts:
+        sub = {j.id: ItemResult(j.id) for j in jobs}
+        _extract_audio(jobs, sub, enc, spec, workers, cache, progress)
+        per.append(sub)
+    for job in jobs:
+        got = [p[job.id] for p in per]
+        errors = [r.errors["audio"] for r in got if "audio" in r.errors]
+        if errors:
+            results[job.id].errors["audio"] = errors[0]
+            continue
+        if any(r.audio is None for r in got):
+            continue
+        first = got[0].audio
+        if len({len(r.audio) for r in got}) != 1:  # type: ignore[arg-type]
+            results[job.id].errors["audio"] = "combined encoders gave different segment counts"
+            continue
+        results[job.id].audio = SegmentFeatures(np.concatenate([r.audio.vectors for r in got], axis=1),  # type: ignore[union-attr]
+                                                first.start_s, first.end_s, first.window)  # type: ignore[union-attr]
+        results[job.id].notes += got[0].notes
 
 
 def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: object, spec: SegmentSpec,

@@ -41,6 +41,7 @@ N_MELS = 96
 PATCH_FRAMES = 187
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default
 WEIGHTS = "musicnn_msd.safetensors"
+POOLED = 2 * (2 * 204 + 3 * 51 + 3 * 64)  # max and mean over time of the 753 front-end + mid-end channels
 
 MSD_LABELS: tuple[str, ...] = (
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
@@ -65,6 +66,22 @@ class _ConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(torch.relu(self.conv(x)))
+
+    def forward_max_freq(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward(x).amax(dim=3)` for the 2-D front-end, computed on [B, C, T] instead of [B, C, T, F].
+
+        In eval mode batch norm is a per-channel affine map: increasing where its scale is positive, decreasing
+        where negative; ReLU is non-decreasing. So the max over frequency can be taken on the conv output first
+        (the min for channels with a negative scale), and ReLU + batch norm applied to the 3-D result: the same
+        numbers with far less elementwise work. Training mode (batch statistics) uses the plain order.
+        """
+        if self.training:
+            return self.forward(x).amax(dim=3)
+        c = self.conv(x)
+        bn = self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # type: ignore[operator]
+        pooled = torch.where((scale >= 0)[None, :, None], c.amax(dim=3), c.amin(dim=3))
+        return F.batch_norm(torch.relu(pooled), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 def _same_pad(k: int) -> tuple[int, int]:
@@ -97,12 +114,17 @@ class Musicnn(nn.Module):
         """[B, T, F] -> [B, 561, T]."""
         x = self.input_bn(x.unsqueeze(1))  # [B, 1, T, F]
         padded7 = F.pad(x, (0, 0, 3, 3))
-        feats = [self.timbral74(padded7), self.timbral77(padded7)]
+        feats = [self.timbral74.forward_max_freq(padded7), self.timbral77.forward_max_freq(padded7)]
         for block, k in ((self.temporal128, 128), (self.temporal64, 64), (self.temporal32, 32)):
-            feats.append(block(F.pad(x, (0, 0, *_same_pad(k)))))
-        return torch.cat([f.amax(dim=3) for f in feats], dim=1)
+            feats.append(block.forward_max_freq(F.pad(x, (0, 0, *_same_pad(k)))))
+        return torch.cat(feats, dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, penultimate, _ = self.forward_all(x)
+        return logits, penultimate
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tag logits [B, 50], penultimate [B, 200], pooled back-end input [B, 1506])."""
         front = self.frontend(x)
         m1 = self.mid1(front)
         m2 = self.mid2(m1) + m1
@@ -110,7 +132,7 @@ class Musicnn(nn.Module):
         feats = torch.cat([front, m1, m2, m3], dim=1)  # [B, 753, T]
         pooled = torch.stack([feats.amax(dim=2), feats.mean(dim=2)], dim=2).flatten(1)  # TF flatten order
         penultimate = self.dense_bn(torch.relu(self.dense(self.pool_bn(pooled))))
-        return self.out(penultimate), penultimate
+        return self.out(penultimate), penultimate, pooled
 
 
 def load_musicnn(path: str | Path | None = None) -> Musicnn:
@@ -153,29 +175,39 @@ def patches(rep: np.ndarray, n: int = PATCH_FRAMES) -> np.ndarray:
 
 
 class MusicnnEncoder:
-    """AudioEncoder "musicnn": mean penultimate embedding (200) + mean MSD tag probabilities (50) per segment."""
+    """AudioEncoder "musicnn": mean penultimate embedding (200) + mean MSD tag probabilities (50) per segment.
+
+    `pool=True` ("musicnn-pool") appends the back-end's input, the max and mean over time of the front-end and
+    mid-end feature maps (1506 values, before the dense layers): 1756 values per segment.
+    """
 
     name = "musicnn"
-    version = "1"
     dim = 250
     sample_rate = SR
     labels = MSD_LABELS
 
-    def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
+    def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int = 64,
+                 pool: bool = False) -> None:
         from catalog.settings import get_settings
+        from emotion.features.cache import weights_fingerprint
 
         self.device = device or get_settings().torch_device()
         self.model = load_musicnn(weights).to(self.device)
         self.batch_size = batch_size
+        self.pool = pool
+        if pool:
+            self.name, self.dim = "musicnn-pool", 250 + POOLED
+        self.version = f"2-{weights_fingerprint(Path(weights) if weights else weights_path())}"
 
     @torch.inference_mode()
     def run_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[P, 187, 96] patches -> (tag probabilities [P, 50], penultimate [P, 200])."""
+        """[P, 187, 96] patches -> (tag probabilities [P, 50], penultimate [P, 200] (++ pooled [P, 1506] with `pool`))."""
         probs, pens = [], []
         for i in range(0, len(x), self.batch_size):
-            logits, pen = self.model(torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size])).to(self.device))
+            batch = torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size])).to(self.device)
+            logits, pen, pooled = self.model.forward_all(batch)
             probs.append(torch.sigmoid(logits).float().cpu().numpy())
-            pens.append(pen.float().cpu().numpy())
+            pens.append(torch.cat([pen, pooled], dim=1).float().cpu().numpy() if self.pool else pen.float().cpu().numpy())
         return np.concatenate(probs), np.concatenate(pens)
 
     def encode(self, segments: list[np.ndarray]) -> np.ndarray:
@@ -188,8 +220,10 @@ class MusicnnEncoder:
         start = 0
         for i, p in enumerate(per):
             sl = slice(start, start + len(p))
-            out[i, :200] = pens[sl].mean(0)
-            out[i, 200:] = probs[sl].mean(0)
+            out[i, :200] = pens[sl, :200].mean(0)
+            out[i, 200:250] = probs[sl].mean(0)
+            if self.pool:
+                out[i, 250:] = pens[sl, 200:].mean(0)
             start += len(p)
         return out
 

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import re
+
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
-AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "ast", "whisper")
+AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast", "whisper")
 LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn",)
 
 
+class CombinedEncoder:
+    """Audio encoders side by side ("musicnn-pool+whisper"): per segment, the parts' vectors concatenated in order.
+
+    Each part is extracted and cached on its own (emotion.features.extract), so a combination never recomputes
+    or duplicates what its parts have cached. All parts must share the sample rate.
+    """
+
+    def __init__(self, parts: list[AudioEncoder]) -> None:
+        rates = {p.sample_rate for p in parts}
+        if len(rates) != 1:
+            raise EncoderError(f"combined encoders need one sample rate, got {sorted(rates)}")
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+        self.version = "+".join(str(p.version) for p in parts)
+        self.dim = sum(int(p.dim) for p in parts)
+        self.sample_rate = rates.pop()
+
+    def encode(self, segments: list) -> "np.ndarray":  # type: ignore[type-arg,name-defined]  # noqa: F821
+        import numpy as np
+
+        return np.concatenate([p.encode(segments) for p in self.parts], axis=1)
+
+
 def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
-    """Build the named audio encoder (EncoderError when its weights are missing)."""
+    """Build the named audio encoder (EncoderError when its weights are missing); "a+b" combines encoders."""
+    if "+" in name:
+        return CombinedEncoder([make_audio_encoder(part, **kwargs) for part in name.split("+")])  # type: ignore[return-value]
+    pinned = re.fullmatch(r"whisper-(tiny\.en|base)-l(\d+)", name)
+    if pinned:  # a pinned Whisper model and layer (e.g. whisper-base-l3), independent of the settings
+        from emotion.features.whisper import WhisperEncoderFeatures
+
+        return WhisperEncoderFeatures(pinned[1], int(pinned[2]), **kwargs)  # type: ignore[arg-type]
     if name == "lld":
         from emotion.features.lld import LLDEncoder
 
         return LLDEncoder(**kwargs)  # type: ignore[arg-type]
-    if name == "musicnn":
+    if name in ("musicnn", "musicnn-pool"):
         from emotion.features.musicnn import MusicnnEncoder
 
-        return MusicnnEncoder(**kwargs)  # type: ignore[arg-type]
+        return MusicnnEncoder(pool=name == "musicnn-pool", **kwargs)  # type: ignore[arg-type]
     if name == "ast":
         from emotion.features.ast import ASTEncoder
 

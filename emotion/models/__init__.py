@@ -8,9 +8,34 @@ from typing import Any
 from emotion.models.base import SongModel
 from emotion.models.fusion import FeatureAverage, FeatureCross, LateFusion
 from emotion.models.joint import JointMTL
-from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly
+from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead
 from emotion.models.sequence import CNNLSTM, LSTMAttention
 from emotion.models.songgatnet import SongGATNet
+
+
+# Training settings of the recipes below: the ones a model's own recipe may set (the benchmark keeps its
+# shared feature settings and epoch budget, and applies only these).
+RECIPE_TRAINING_KEYS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "focal_gamma", "class_weights",
+                                                  "plateau_patience", "grad_clip"})
+# the attention-LSTM baseline's own recipe (not SongGATNet's focal loss at lr 5e-5): plain cross-entropy,
+# Adam at 1e-3, batch 16, no weight decay, clipping at 5 as usual for LSTMs
+LSTM_RECIPE: dict[str, Any] = {"lr": 1e-3, "batch_size": 16, "weight_decay": 0.0, "focal_gamma": 0.0,
+                               "class_weights": {}, "grad_clip": 5.0}
+# `musicrec train emotion --model default`: the song model the project ships as its best (README, docs/emotion.md):
+# mean+std of musicnn's 3 s patch vectors (penultimate layer + 50 MSD tags) and an MLP head, chosen by
+# artist-grouped cross-validation on the q4 and mirex dev sets (bench/song_emotion.py).
+DEFAULT_RECIPE: dict[str, Any] = {
+    "audio_encoder": "musicnn",
+    "segment_s": 3.0,
+    "lr": 1e-3,
+    "weight_decay": 1e-3,
+    "batch_size": 32,
+    "epochs": 80,
+    "early_stop": 20,
+    "plateau_patience": 8,
+    "focal_gamma": 0.0,
+    "class_weights": {},
+}
 
 
 @dataclass(frozen=True)
@@ -18,6 +43,7 @@ class ModelSpec:
     cls: type[SongModel]
     params: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    recipe: dict[str, Any] = field(default_factory=dict)  # TrainConfig overrides of the model's own training recipe
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -28,14 +54,24 @@ REGISTRY: dict[str, ModelSpec] = {
     "sparse-gat": ModelSpec(SongGATNet, {"sparse_threshold": 0.55, "sparse_k": 12}, "edges with cosine > 0.55, at most 12 per node"),
     "concat-mlp": ModelSpec(ConcatMLP, {}, "song vectors concatenated, MLP 1024-512-256"),
     "cnn-lstm": ModelSpec(CNNLSTM, {}, "2-D CNN on log-Mel + BERT tokens, 2-layer BiLSTM"),
-    "lstm-attention": ModelSpec(LSTMAttention, {}, "62-d LLD frames, 2 LSTM layers, additive attention"),
+    "lstm-attention": ModelSpec(LSTMAttention, {}, "62-d LLD frames, 2 LSTM layers, additive attention", LSTM_RECIPE),
     "late-fusion": ModelSpec(LateFusion, {}, "per-modality classifiers, learned decision weights"),
     "feature-cross": ModelSpec(FeatureCross, {}, "(v_a, v_t, v_a*v_t) fusion"),
     "feature-average": ModelSpec(FeatureAverage, {}, "(v_a + v_t)/2 fusion"),
     "joint-mtl": ModelSpec(JointMTL, {}, "private/shared layers, self-attention, valence+arousal auxiliary tasks"),
     "audio-only": ModelSpec(AudioOnly, {}, "audio segment vectors + MLP"),
+    "pooled-mlp": ModelSpec(PooledHead, {}, "mean+std of audio segment vectors (3 s musicnn patches) + MLP", DEFAULT_RECIPE),
     "lyrics-only": ModelSpec(LyricsOnly, {}, "lyric segment vectors + CNN (3, 4, 5)"),
 }
+
+
+# `--model default` names the song model the project ships as its best (its recipe: DEFAULT_RECIPE)
+DEFAULT_MODEL = "pooled-mlp"
+
+
+def resolve(name: str) -> str:
+    """`default` -> DEFAULT_MODEL; any other name unchanged."""
+    return DEFAULT_MODEL if name == "default" else name
 
 
 class UnknownModel(KeyError):
@@ -56,7 +92,10 @@ def model_params(name: str, overrides: dict[str, Any] | None = None) -> dict[str
 
 def build_model(name: str, dims: dict[str, int], params: dict[str, Any] | None = None) -> SongModel:
     """Instantiate model `name` for feature widths `dims` with registered defaults plus `params`."""
-    return spec(name).cls(dims, **model_params(name, params))
+    merged = model_params(name, params)
+    model = spec(name).cls(dims, **merged)
+    model.n_classes = int(merged.get("n_classes", 4))
+    return model
 
 
-__all__ = ["REGISTRY", "ModelSpec", "SongModel", "UnknownModel", "build_model", "model_params", "spec"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_RECIPE", "RECIPE_TRAINING_KEYS", "REGISTRY", "resolve", "ModelSpec", "SongModel", "UnknownModel", "build_model", "model_params", "spec"]

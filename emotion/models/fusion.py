@@ -41,19 +41,30 @@ class LateFusion(SongModel):
         return loss, fused
 
 
+def _bilstm(lstm: nn.LSTM, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Run a BiLSTM over the valid prefix of each row of [B, N, D] (packed, so padding never enters the state)."""
+    lengths = mask.sum(1).clamp(min=1).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    h, _ = lstm(packed)
+    return nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])[0]
+
+
 class _Encoders(nn.Module):
-    """v_a: 1-D CNN over audio segments (max-pooled); v_t: BiLSTM over lyric segments (mean-pooled); same width."""
+    """v_a: 1-D CNN over audio segments -> BiLSTM (max-pooled); v_t: BiLSTM over lyric segments (mean-pooled).
+
+    Both branches end in a BiLSTM as in the fusion paper (CNN + BiLSTM for audio, BiLSTM for text), same width.
+    """
 
     def __init__(self, dims: dict[str, int], dim: int = 128) -> None:
         super().__init__()
         self.conv = nn.Conv1d(dims["audio"], dim, 3, padding=1)
+        self.audio_lstm = nn.LSTM(dim, dim // 2, batch_first=True, bidirectional=True)
         self.lstm = nn.LSTM(dims["lyrics"], dim // 2, batch_first=True, bidirectional=True)
 
     def forward(self, batch: SongBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         a = torch.relu(self.conv((batch.audio * batch.audio_mask.unsqueeze(-1)).transpose(1, 2))).transpose(1, 2)
-        va = masked_max(a, batch.audio_mask)
-        h, _ = self.lstm(batch.lyrics)
-        vt = masked_mean(h, batch.lyrics_mask)
+        va = masked_max(_bilstm(self.audio_lstm, a, batch.audio_mask), batch.audio_mask)
+        vt = masked_mean(_bilstm(self.lstm, batch.lyrics, batch.lyrics_mask), batch.lyrics_mask)
         return va, vt, present(batch.audio_mask).unsqueeze(-1), present(batch.lyrics_mask).unsqueeze(-1)
 
 

