@@ -52,6 +52,7 @@ class SpeechModelConfig:
     whisper_proj: int = 128
     whisper_hidden: int = 128
     whisper_probe: bool = True  # average with a frozen linear probe on the clip's mean and std of Whisper frames
+    probe_weight: float = 0.5  # the probe's share of the averaged probabilities (chosen on validation speakers by `fit`)
 
     @property
     def use_hsf(self) -> bool:
@@ -238,5 +239,6 @@ class SpeechEmotionNet(nn.Module):
         logits = self.head(torch.cat(parts, dim=1))
         if probe is None or self.training:
             return logits  # the network trains on its own; the probe is fitted apart
-        # scoring: the mean of the network's and the probe's probabilities, as log-probabilities
-        return torch.log((torch.softmax(logits, dim=1) + torch.softmax(probe, dim=1)) / 2)
+        # scoring: the weighted mean of the network's and the probe's probabilities, as log-probabilities
+        w = self.cfg.probe_weight
+        return torch.log((1 - w) * torch.softmax(logits, dim=1) + w * torch.softmax(probe, dim=1) + 1e-12)

@@ -243,6 +243,7 @@ class FitResult:
     normaliser: Normaliser
     history: list[dict[str, float]]
     best_epoch: int
+    probe_weight: float | None = None  # the probe's share in the late fusion (Whisper models with a probe)
 
 
 def class_weights(labels: list[int], classes: int = len(LABELS)) -> torch.Tensor:
@@ -265,7 +266,9 @@ def fit(
     utterance_norm: bool = False,
 ) -> FitResult:
     """Train one model with the shared loop (class-balanced cross-entropy, random crops of `max_segments` segments);
-    with `val`, keep the weights of the epoch with the best validation macro-F1, else the last epoch's."""
+    with `val`, keep the weights of the epoch with the best validation macro-F1, else the last epoch's. With the Whisper
+    probe and `val`, the probe is first fitted on `train` only, the fusion weight is chosen on `val`
+    (`choose_probe_weight`), then the probe is refitted on `train` + `val`; without `val` the weight stays 0.5."""
     seed_everything(seed)
     device = resolve_device(device)
     rng = random.Random(seed)
@@ -279,8 +282,9 @@ def fit(
     ys = [e.label for e in train]
     vx = [norm.apply(e.feats) for e in val] if val else []
     vy = [e.label for e in val] if val else []
-    if model.whisper is not None and model.whisper.probe is not None:
-        fit_probe(model, xs + vx, ys + vy)
+    has_probe = model.whisper is not None and model.whisper.probe is not None
+    if has_probe:
+        fit_probe(model, xs, ys)  # training speakers only, so the validation speakers are unseen by both parts
 
     def batches():  # type: ignore[no-untyped-def]
         order = list(range(len(xs)))
@@ -300,7 +304,30 @@ def fit(
                       grad_clip=5.0, plateau_patience=max(epochs, 1), desc=f"train {name}", progress=progress)
     history, best_epoch = result.history, result.best_epoch
     model.cpu().eval()
-    return FitResult(model, norm, history, best_epoch)
+    if has_probe and val:
+        model.cfg.probe_weight = choose_probe_weight(model, vx, vy)
+        fit_probe(model, xs + vx, ys + vy)  # the probe has no epochs to select: refit on every labelled clip
+    return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None)
+
+
+PROBE_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
+
+
+def choose_probe_weight(model: SpeechEmotionNet, feats: list[F.SpeechFeatures], labels: list[int]) -> float:
+    """The probe's share in the late fusion that minimises the log-loss on validation clips (speakers unseen by the
+    network and the probe): a one-parameter stack over `PROBE_WEIGHTS`, ties to the weight nearest 0.5."""
+    saved = model.cfg.probe_weight
+    model.cfg.probe_weight = 0.0
+    net = predict_normalised(model, feats)
+    model.cfg.probe_weight = 1.0
+    probe = predict_normalised(model, feats)
+    model.cfg.probe_weight = saved
+    y = np.asarray(labels)
+    losses = [float(-np.mean(np.log((1 - w) * net[np.arange(len(y)), y] + w * probe[np.arange(len(y)), y] + 1e-12)))
+              for w in PROBE_WEIGHTS]
+    best = min(range(len(PROBE_WEIGHTS)), key=lambda i: (round(losses[i], 6), abs(PROBE_WEIGHTS[i] - 0.5)))
+    log.info("probe weight %.2f (validation log-loss %.4f; 0.5: %.4f)", PROBE_WEIGHTS[best], losses[best], losses[10])
+    return float(PROBE_WEIGHTS[best])
 
 
 def fit_probe(model: SpeechEmotionNet, feats: list[F.SpeechFeatures], labels: list[int], c: float = 0.1) -> None:
@@ -354,9 +381,20 @@ def speaker_folds(speakers: list[str], folds: int | None) -> list[list[str]]:
     return [speakers[i::k] for i in range(k)]
 
 
+def inner_val_speakers(rest: list[str], k: int) -> list[str]:
+    """Validation speakers of fold `k` among its training speakers `rest`: one per corpus of a merged manifest
+    (`<source>/<speaker>` groups; the `k`-th of each, round-robin), so the epoch and the probe weight are chosen on
+    every corpus; none when a corpus would be left without a training speaker."""
+    by_corpus: dict[str, list[str]] = {}
+    for s in rest:
+        by_corpus.setdefault(corpus_of(s), []).append(s)
+    return [spk[k % len(spk)] for spk in by_corpus.values() if len(spk) > 1]
+
+
 def cross_validate(examples: list[Example], name: str, epochs: int, seed: int = 42, progress: bool = True,
                    folds: int | None = None, device: str = "auto", utterance_norm: bool = False) -> dict:
-    """Speaker-grouped k-fold: per fold, test on held-out speakers, select the epoch on one more, train on the rest.
+    """Speaker-grouped k-fold: per fold, test on held-out speakers, select the epoch (and the probe weight) on one more
+    speaker per corpus (`inner_val_speakers`), train on the rest.
 
     Returns the pooled metrics of every held-out prediction, `per_corpus` (merged manifests), and per-fold results.
     """
@@ -368,14 +406,15 @@ def cross_validate(examples: list[Example], name: str, epochs: int, seed: int = 
     results = []
     for k, test_speakers in enumerate(groups):
         rest = [s for s in speakers if s not in test_speakers]
-        val_speaker = rest[k % len(rest)] if len(rest) > 1 else None
-        train = [e for e in examples if e.group not in (*test_speakers, val_speaker)]
-        val = [e for e in examples if e.group == val_speaker] or None
+        val_speakers = inner_val_speakers(rest, k)
+        train = [e for e in examples if e.group not in (*test_speakers, *val_speakers)]
+        val = [e for e in examples if e.group in val_speakers] or None
         test = [e for e in examples if e.group in test_speakers]
         result = fit(name, train, val, epochs=epochs, seed=seed, progress=progress, device=device, utterance_norm=utterance_norm)
         probs = predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test])
         fold = metrics([e.label for e in test], probs)
-        results.append({"test_speakers": test_speakers, "val_speaker": val_speaker, "best_epoch": result.best_epoch, "accuracy": fold["accuracy"], "macro_f1": fold["macro_f1"], "n": fold["n"]})
+        results.append({"test_speakers": test_speakers, "val_speakers": val_speakers, "best_epoch": result.best_epoch,
+                        "probe_weight": result.probe_weight, "accuracy": fold["accuracy"], "macro_f1": fold["macro_f1"], "n": fold["n"]})
         log.info("fold %s: %s", test_speakers, results[-1])
         y_true += [e.label for e in test]
         all_probs.append(probs)
