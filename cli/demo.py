@@ -20,10 +20,13 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from catalog.manifest import Item
 from catalog.settings import get_settings
+from cli.demo_site import DemoSong
 
 DEMO_RULES = Path(__file__).resolve().parent / "demo_site.toml"  # the demo site's rule file (demo-only, not in crawler/sites)
 log = logging.getLogger("musicrec.demo")
@@ -38,8 +41,9 @@ class DemoError(RuntimeError):
 class DemoConfig:
     data: Path
     songs: int = 60
-    song_model: str = "songgatnet"
-    song_epochs: int = 20
+    train_per_quadrant: int = 60
+    song_model: str = "default"
+    song_epochs: int | None = None
     speech_epochs: int = 15
     topics: int = 3
     timeout_s: float = 900.0
@@ -106,16 +110,20 @@ def setup_database(demo: Demo) -> None:
     typer.echo(f"catalog {mask_url(get_settings().database_url)} at revision {migrate.current_revision()}")
 
 
+SONG_SETS = ("nju-musicmood-train", "emodb-dev", "q4-audio-dev")
+Q4_VAL, Q4_TEST = 0.15, 0.3  # the q4 test artists are both the song model's held-out score and the demo site's songs
+
+
 def import_datasets(demo: Demo) -> dict[str, Path]:
-    """Import the three shared data sets (EMOPIA renders are cached), split by group, validate."""
+    """Import the three shared data sets (NJU lyrics, EmoDB voices, q4 real recordings), split by group, validate."""
     from catalog.importers.emodb import import_emodb
-    from catalog.importers.emopia import import_emopia
     from catalog.importers.nju import import_nju
+    from catalog.importers.q4 import import_q4
     from catalog.manifest import read, split_file, validate
     from cli.datasets_cmd import print_report
 
     out = demo.var / "datasets"
-    if not all((demo.cfg.data / folder).is_dir() for folder in ("nju-musicmood-train", "emodb-dev", "emopia-dev")):
+    if not all((demo.cfg.data / folder).is_dir() for folder in SONG_SETS):
         from cli.demo_data import generate
 
         typer.secho(f"{demo.cfg.data} does not hold the shared data sets: generating stand-in clips (synthetic, labelled by "
@@ -126,11 +134,12 @@ def import_datasets(demo: Demo) -> dict[str, Path]:
         demo.summary["data"] = str(demo.cfg.data)
     manifests: dict[str, Path] = {}
     datasets: dict[str, object] = {}
-    for name, folder, importer in (("nju", "nju-musicmood-train", import_nju), ("emodb", "emodb-dev", import_emodb), ("emopia", "emopia-dev", import_emopia)):
+    for name, folder, importer in (("nju", "nju-musicmood-train", import_nju), ("emodb", "emodb-dev", import_emodb), ("q4", "q4-audio-dev", import_q4)):
         src = demo.cfg.data / folder
         report = importer(src, out / f"{name}.csv")
         print_report(report, name)
-        _, counts = split_file(report.manifest, 0.15, 0.15, 42)
+        val, test = (Q4_VAL, Q4_TEST) if name == "q4" else (0.15, 0.15)
+        _, counts = split_file(report.manifest, val, test, 42)
         problems = validate(read(report.manifest))
         if problems:
             raise DemoError(f"{report.manifest}: {len(problems)} problem(s), e.g. {problems[0]}")
@@ -140,49 +149,93 @@ def import_datasets(demo: Demo) -> dict[str, Path]:
     return manifests
 
 
+def round_robin(items: list[Item], n: int) -> list[Item]:
+    """Up to `n` items, taken one per quadrant in turn (balanced while every quadrant has some left)."""
+    by_label = {e: [it for it in items if it.label == e] for e in EMOTION_ORDER}
+    chosen: list[Item] = []
+    while len(chosen) < n and any(by_label.values()):
+        for e in EMOTION_ORDER:
+            if by_label[e] and len(chosen) < n:
+                chosen.append(by_label[e].pop(0))
+    return chosen
+
+
+def demo_song_manifest(demo: Demo, manifest: Path) -> Path:
+    """The demo's song manifest: at most `train_per_quadrant` train+val clips per quadrant (musicnn costs ~0.6 s of
+    CPU per 30 s clip, so this bounds the demo's time), keeping the split's val share, and `songs` test clips (held-out
+    artists, balanced over the quadrants): the song model's test score and the demo site's songs."""
+    from catalog.manifest import read
+
+    rows = read(manifest).items
+    cap = demo.cfg.train_per_quadrant
+    n_val = max(1, round(cap * Q4_VAL / (1 - Q4_TEST)))
+    keep: set[str] = set()
+    for e in EMOTION_ORDER:
+        val = [it.id for it in rows if it.label == e and it.split == "val"][:n_val]
+        train = [it.id for it in rows if it.label == e and it.split == "train"][: cap - len(val)]
+        keep.update(val + train)
+    keep.update(it.id for it in round_robin([it for it in rows if it.split == "test"], demo.cfg.songs))
+    out = manifest.with_name(f"{manifest.stem}-demo.csv")
+    with manifest.open(newline="", encoding="utf-8") as src, out.open("w", newline="", encoding="utf-8") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, fieldnames=list(reader.fieldnames or []))
+        writer.writeheader()
+        for row in reader:
+            if row["id"] in keep:
+                row["audio"] = str((manifest.parent / row["audio"]).resolve())
+                writer.writerow(row)
+    counts = Counter(it.split for it in read(out).items)
+    demo.summary["song_manifest"] = {"manifest": str(out), "train_per_quadrant_cap": cap, "splits": dict(counts)}
+    typer.echo(f"song manifest {out.name}: {counts['train']} train + {counts['val']} val clips (at most {cap} per quadrant), "
+               f"{counts['test']} test clips of held-out artists")
+    return out
+
+
 def train_song_model(demo: Demo, manifest: Path) -> None:
-    """Train the song emotion model on EMOPIA's train/val songs (the test songs become the demo site) and activate it."""
-    out = demo.var / "models" / f"song-{demo.cfg.song_model}"
-    proc = musicrec("train", "emotion", "--manifest", str(manifest), "--model", demo.cfg.song_model, "--audio-encoder", "lld",
-                    "--epochs", str(demo.cfg.song_epochs), "--out", str(out))
+    """Train the default song model (pooled-mlp on musicnn) on the q4 train/val artists, activate it, score it on the
+    held-out test artists (whose clips become the demo site)."""
+    out = demo.var / "models" / "song-default"
+    epochs = ("--epochs", str(demo.cfg.song_epochs)) if demo.cfg.song_epochs else ()
+    proc = musicrec("train", "emotion", "--manifest", str(manifest), "--model", demo.cfg.song_model, *epochs, "--out", str(out))
     typer.echo(proc.stdout.strip())
     model_id = next((int(tok.rstrip(")")) for line in proc.stdout.splitlines() if "emotion_models id" in line for tok in line.split()[-1:]), None)
     if model_id is None:
         raise DemoError("the song model was not registered")
     musicrec("models", "activate", str(model_id))
     evaluation = last_json(musicrec("evaluate", "emotion", "--model", str(out), "--manifest", str(manifest), "--split", "test", "--json").stdout)
-    typer.echo(f"song model on the held-out EMOPIA test songs: accuracy {evaluation['accuracy']:.3f}, macro-F1 {evaluation['macro_f1']:.3f} (n={evaluation['n']})")
-    demo.summary["song_model"] = {"name": demo.cfg.song_model, "artifact": str(out), "test_accuracy": evaluation["accuracy"], "test_macro_f1": evaluation["macro_f1"], "n_test": evaluation["n"]}
+    typer.echo(f"song model on the held-out q4 test artists: accuracy {evaluation['accuracy']:.3f}, "
+               f"macro-F1 {evaluation['macro_f1']:.3f} (n={evaluation['n']})")
+    demo.summary["song_model"] = {"name": demo.cfg.song_model, "artifact": str(out), "test_accuracy": evaluation["accuracy"],
+                                  "test_macro_f1": evaluation["macro_f1"], "n_test": evaluation["n"]}
 
 
 def train_speech_model(demo: Demo, manifest: Path) -> None:
     """Train the default speech emotion model (Whisper + HSF + CRNN) on EmoDB with a speaker-independent split; it
     becomes the active one (the packaged Whisper weights are converted into the demo's store on first use)."""
     out = demo.var / "models" / "speech-default"
-    result = last_json(musicrec("train", "speech", "--manifest", str(manifest), "--model", "default", "--epochs", str(demo.cfg.speech_epochs), "--out", str(out)).stdout)
-    typer.echo(f"speech model on held-out speakers {result.get('split_groups', {}).get('test')}: accuracy {result.get('accuracy', float('nan')):.3f}, macro-F1 {result.get('macro_f1', float('nan')):.3f}")
-    demo.summary["speech_model"] = {"artifact": str(out), "test_accuracy": result.get("accuracy"), "test_macro_f1": result.get("macro_f1"), "test_speakers": result.get("split_groups", {}).get("test")}
+    result = last_json(musicrec("train", "speech", "--manifest", str(manifest), "--model", "default", "--epochs", str(demo.cfg.speech_epochs),
+                                "--out", str(out)).stdout)
+    groups = result.get("split_groups")
+    test_speakers = groups.get("test") if isinstance(groups, dict) else None
+    typer.echo(f"speech model on held-out speakers {test_speakers}: accuracy {result.get('accuracy', float('nan')):.3f}, "
+               f"macro-F1 {result.get('macro_f1', float('nan')):.3f}")
+    demo.summary["speech_model"] = {"artifact": str(out), "test_accuracy": result.get("accuracy"), "test_macro_f1": result.get("macro_f1"),
+                                    "test_speakers": test_speakers}
 
 
-def site_songs(demo: Demo, manifest: Path) -> list:  # type: ignore[type-arg]
-    """The demo site's songs: EMOPIA test-split clips the song model never saw, balanced over the quadrants."""
-    from cli.demo_site import DemoSong
+def site_songs(demo: Demo, manifest: Path) -> list[DemoSong]:
+    """The demo site's songs: the q4 test-split clips (artists the song model never saw), as they are (Ogg Opus)."""
     from catalog.audio import probe
     from catalog.manifest import read
 
-    items = [it for it in read(manifest).items if it.split == "test" and it.audio]
-    by_label: dict[str, list] = {e: [it for it in items if it.label == e] for e in EMOTION_ORDER}  # type: ignore[type-arg]
-    chosen = []
-    while len(chosen) < demo.cfg.songs and any(by_label.values()):
-        for e in EMOTION_ORDER:
-            if by_label[e] and len(chosen) < demo.cfg.songs:
-                chosen.append(by_label[e].pop(0))
+    chosen = round_robin([it for it in read(manifest).items if it.split == "test" and it.audio], demo.cfg.songs)
     demo.summary["site_songs"] = len(chosen)
     songs = []
     for it in chosen:
-        piece, clip = it.id.removeprefix("emopia-Q")[2:].rsplit("_", 1)
-        songs.append(DemoSong(slug=it.id, title=f"Piano piece {piece}, excerpt {int(clip) + 1}", artist="EMOPIA pop piano",
-                              album="EMOPIA 1.0 (CC BY-NC-SA 4.0)", duration_s=probe(it.audio).duration_s, audio=it.audio, lyrics=[]))
+        if it.audio is None:
+            continue
+        songs.append(DemoSong(slug=it.id, title=it.title or it.id, artist=it.artist or "unknown artist",
+                              album="4Q audio emotion dataset (Panda et al. 2018)", duration_s=probe(it.audio).duration_s, audio=it.audio, lyrics=[]))
     return songs
 
 
@@ -266,7 +319,8 @@ def crawl_through_pipeline(demo: Demo, site_url: str) -> int:
     job = job_row()
     if job.status == "failed":
         raise DemoError(f"crawl job {job_id} failed: {job.message}")
-    typer.echo(f"crawl job {job_id} done: {job.pages} pages, {job.new_songs} new songs, {job.duplicates} duplicates, {job.dropped} dropped, {job.errors} errors")
+    typer.echo(f"crawl job {job_id} done: {job.pages} pages, {job.new_songs} new songs, {job.duplicates} duplicates, "
+               f"{job.dropped} dropped, {job.errors} errors")
     with tqdm(total=job.new_songs, desc="features + labels", unit="song") as bar:
         def labelled() -> bool:
             states = song_states(job_id)
@@ -377,7 +431,7 @@ def talk_to_api(demo: Demo, stack: ExitStack, clip: Path, truth: str) -> None:
     with httpx.Client(base_url=base, timeout=60) as client:
         token: dict[str, str] = {}  # X-Listener-Token, issued with the listener's first recommendation
 
-        def ask() -> dict:  # type: ignore[type-arg]
+        def ask() -> dict[str, Any]:
             with clip.open("rb") as fh:
                 r = client.post("/v1/recommendations", files={"audio": (clip.name, fh, "audio/wav")}, data={"listener": "demo-listener"},
                                 headers=token)
@@ -408,17 +462,17 @@ def talk_to_api(demo: Demo, stack: ExitStack, clip: Path, truth: str) -> None:
     demo.summary["recommendation"] = record
 
 
-def print_playlist(title: str, songs: list[dict]) -> None:  # type: ignore[type-arg]
+def print_playlist(title: str, songs: list[dict[str, Any]]) -> None:
     typer.echo(f"{title}:")
     for s in songs:
         typer.echo(f"  #{s['id']:<4} {s['title']:<40} topic {s.get('topic_id')}  {s.get('label', '')}")
 
 
-def run_demo(data: Path, songs: int = 60, song_epochs: int = 20, speech_epochs: int = 15) -> dict[str, object]:
+def run_demo(data: Path, songs: int = 60, song_epochs: int | None = None, speech_epochs: int = 15, train_per_quadrant: int = 60) -> dict[str, object]:
     settings = get_settings()
     settings.ensure_dirs()
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    cfg = DemoConfig(data=data.resolve(), songs=songs, song_epochs=song_epochs, speech_epochs=speech_epochs)
+    cfg = DemoConfig(data=data.resolve(), songs=songs, train_per_quadrant=train_per_quadrant, song_epochs=song_epochs, speech_epochs=speech_epochs)
     logs = settings.var_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     demo = Demo(cfg, settings.var_dir, logs)
@@ -428,14 +482,15 @@ def run_demo(data: Path, songs: int = 60, song_epochs: int = 20, speech_epochs: 
     with ExitStack() as stack:
         step("1/7 catalog database")
         setup_database(demo)
-        step("2/7 import the shared real data sets")
+        step("2/7 import the shared real data sets (NJU lyrics, EmoDB voices, q4 recordings)")
         manifests = import_datasets(demo)
-        step("3/7 train the song emotion model (EMOPIA train songs, LLD audio features)")
-        train_song_model(demo, manifests["emopia"])
+        step("3/7 train the default song emotion model (pooled-mlp on musicnn) on q4 train artists")
+        songs_manifest = demo_song_manifest(demo, manifests["q4"])
+        train_song_model(demo, songs_manifest)
         step("4/7 train the speech emotion model (EmoDB, speaker-independent)")
         train_speech_model(demo, manifests["emodb"])
         step("5/7 serve the demo music site and crawl it through the worker pipeline")
-        site = stack.enter_context(DemoSite(write_site(site_songs(demo, manifests["emopia"]), demo.var / "demo-site")))
+        site = stack.enter_context(DemoSite(write_site(site_songs(demo, songs_manifest), demo.var / "demo-site")))
         typer.echo(f"demo site on {site.url}")
         start_worker(demo, stack)
         job_id = crawl_through_pipeline(demo, site.url)

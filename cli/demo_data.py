@@ -1,6 +1,7 @@
 """Self-generated stand-in data for the demo when ../shared/data is absent, in the shared sets' own layouts.
 
-Music: short piano MIDI pieces whose mode, tempo and loudness follow the quadrant (happy: major, fast, loud;
+Music: short piano pieces (MIDI rendered with FluidSynth to FLAC, in the q4 set's `Q1..Q4/` layout with its metadata
+CSV, one stand-in artist per piece) whose mode, tempo and loudness follow the quadrant (happy: major, fast, loud;
 angry: minor, fast, loud, dissonant; sad: minor, slow, soft; relaxed: major, slow, soft). Voices: espeak-ng speech
 whose pitch, rate and amplitude follow the emotion. The labels hold by construction, so the models learn the
 construction, not real emotion: only for showing the system work, never for claims about accuracy.
@@ -62,7 +63,11 @@ def write_voice(path: Path, letter: str, sentence: str, speaker_shift: int) -> N
 
 
 def generate(dest: Path, songs_per_quadrant: int = 12, speakers: int = 4) -> Path:
-    """Write nju-musicmood-train/, emopia-dev/midis/ and emodb-dev/wav/ under `dest` (replacing what was there)."""
+    """Write nju-musicmood-train/, q4-audio-dev/ and emodb-dev/wav/ under `dest` (replacing what was there)."""
+    import tempfile
+
+    from catalog.importers.emopia import find_soundfont, render_midi
+
     if dest.exists():
         shutil.rmtree(dest)
     for mood, text in LYRICS.items():
@@ -73,12 +78,19 @@ def generate(dest: Path, songs_per_quadrant: int = 12, speakers: int = 4) -> Pat
             (folder / f"{mood.lower()}_{n}.txt").write_text(text)
             records.append(f"{n}:{mood} song {n}:Demo band:30")
         (folder / "info.txt").write_bytes("\r".join(records).encode("latin-1"))
-    midis = dest / "emopia-dev" / "midis"
-    midis.mkdir(parents=True)
-    for q in QUADRANT_STYLE:
-        for s in range(songs_per_quadrant):
-            for clip in range(2):
-                write_piece(midis / f"Q{q}_demo{q}x{s:02d}_{clip}.mid", q, seed=q * 1000 + s * 10 + clip)
+    q4 = dest / "q4-audio-dev"
+    soundfont = find_soundfont()
+    meta = ['"Song","Artist","Title","Quadrant"']
+    with tempfile.TemporaryDirectory() as tmp:
+        for q in QUADRANT_STYLE:
+            for s in range(songs_per_quadrant):
+                for clip in range(2):
+                    song = f"DEMO{q}{s:02d}{clip}"
+                    midi = Path(tmp) / f"{song}.mid"
+                    write_piece(midi, q, seed=q * 1000 + s * 10 + clip)
+                    render_midi(midi, q4 / f"Q{q}" / f"{song}.flac", soundfont)
+                    meta.append(f'"{song}","Demo band {q}-{s:02d}","Stand-in piece {q}-{s:02d}, part {clip + 1}","Q{q}"')
+    (q4 / "panda_dataset_taffc_metadata.csv").write_text("\n".join(meta) + "\n", encoding="latin-1")
     wavs = dest / "emodb-dev" / "wav"
     wavs.mkdir(parents=True)
     for spk in range(speakers):

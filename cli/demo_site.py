@@ -1,8 +1,9 @@
-"""The demo music site: static listing and song pages over real audio clips, served on 127.0.0.1."""
+"""The demo music site: static listing and song pages over real audio clips (q4 Ogg Opus, or stand-in FLAC), served on 127.0.0.1."""
 
 from __future__ import annotations
 
 import html
+import mimetypes
 import shutil
 import threading
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ def _song_page(song: DemoSong, audio_href: str) -> str:
         song.title,
         f"<h1 class='title'>{html.escape(song.title)}</h1><p class='artist'>{html.escape(song.artist)}</p>"
         f"<p class='album'>{html.escape(song.album)}</p><span class='duration'>{minutes}:{seconds:02d}</span>"
-        f"<audio controls><source src='{audio_href}' type='audio/flac'></audio>"
+        f"<audio controls><source src='{audio_href}' type='{mimetypes.guess_type(audio_href)[0] or 'audio/ogg'}'></audio>"
         + (f"<div class='lyrics'>{lyrics}</div>" if lyrics else "")
         + "<p><a href='/'>home</a></p>",
     )

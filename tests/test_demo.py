@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+Q4_CLIPS_PER_QUADRANT = 8  # real q4 recordings copied; the demo trains on at most 5 per quadrant and serves 8 test clips
 
 
 def mini_data(shared: Path, dest: Path) -> Path:
@@ -29,16 +30,13 @@ def mini_data(shared: Path, dest: Path) -> Path:
     for f in sorted((shared / "emodb-dev").rglob("*.wav")):
         if f.stem[5] in "WFTN" and len([p for p in emodb.glob(f"{f.stem[:2]}*{f.stem[5]}*.wav")]) < 3:
             shutil.copy(f, emodb)
-    emopia = dest / "emopia-dev" / "midis"
-    emopia.mkdir(parents=True)
+    q4 = dest / "q4-audio-dev"
+    q4.mkdir(parents=True)
+    shutil.copy(shared / "q4-audio-dev" / "panda_dataset_taffc_metadata.csv", q4)
     for q in range(1, 5):
-        songs: dict[str, int] = {}
-        for f in sorted((shared / "emopia-dev").rglob(f"Q{q}_*.mid")):
-            song = f.stem.rsplit("_", 1)[0]
-            if len(songs) < 7 or song in songs:
-                songs[song] = songs.get(song, 0) + 1
-                if songs[song] <= 2:
-                    shutil.copy(f, emopia)
+        (q4 / f"Q{q}").mkdir()
+        for f in sorted((shared / "q4-audio-dev" / f"Q{q}").glob("*.opus"))[:Q4_CLIPS_PER_QUADRANT]:
+            shutil.copy(f, q4 / f"Q{q}")
     return dest
 
 
@@ -48,14 +46,19 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(shared_data: Path, tmp_
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_")}
     env.update(MUSICREC_VAR_DIR=str(var), PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo", "--data", str(data), "--songs", "12", "--song-epochs", "3", "--speech-epochs", "2"],
+        [sys.executable, "-m", "cli.main", "demo", "--data", str(data), "--songs", "8", "--train-per-quadrant", "5",
+         "--song-epochs", "3", "--speech-epochs", "2"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((var / "demo-summary.json").read_text())
-    assert summary["datasets"]["emopia"]["items"] > 40
+    assert summary["datasets"]["q4"]["items"] == 4 * Q4_CLIPS_PER_QUADRANT
     assert summary["datasets"]["emodb"]["groups"] == 6
-    assert summary["site_songs"] >= 6
+    splits = summary["song_manifest"]["splits"]
+    assert 4 <= splits["train"] + splits["val"] <= 4 * 5 and splits["test"] == summary["site_songs"] >= 6
+    assert summary["song_model"]["name"] == "default" and summary["song_model"]["n_test"] == summary["site_songs"]
+    site_audio = sorted(p.suffix for p in (var / "demo-site" / "audio").iterdir())
+    assert site_audio and set(site_audio) == {".opus"}  # the real q4 recordings, served as they are
     assert summary["crawl"]["new_songs"] == summary["site_songs"] and summary["crawl"]["errors"] == 0
     states = summary["songs_by_state"]
     assert set(states) <= {"topics", "labelled"} and sum(states.values()) == summary["site_songs"]
@@ -82,13 +85,15 @@ def test_demo_without_shared_data_generates_stand_in_clips(tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICREC_")}
     env.update(MUSICREC_VAR_DIR=str(var), PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo", "--data", str(tmp_path / "absent"), "--songs", "8", "--song-epochs", "3", "--speech-epochs", "3"],
+        [sys.executable, "-m", "cli.main", "demo", "--data", str(tmp_path / "absent"), "--songs", "8", "--train-per-quadrant", "6",
+         "--song-epochs", "3", "--speech-epochs", "3"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "generating stand-in clips" in proc.stdout
     summary = json.loads((var / "demo-summary.json").read_text())
     assert summary["data"] == "generated stand-in clips"
-    assert summary["datasets"]["emopia"]["items"] == 96 and summary["datasets"]["emodb"]["groups"] == 4
+    assert summary["datasets"]["q4"]["items"] == 96 and summary["datasets"]["emodb"]["groups"] == 4
+    assert summary["song_manifest"]["splits"]["train"] + summary["song_manifest"]["splits"]["val"] <= 4 * 6
     assert summary["crawl"]["new_songs"] == summary["site_songs"] == 8
     assert summary["recommendation"]["detected"] in ("happy", "angry", "sad", "relaxed")
