@@ -55,7 +55,7 @@ def pooled(samples, view: slice):  # type: ignore[no-untyped-def]
     return np.stack([np.concatenate([s.audio[:, view].mean(0), s.audio[:, view].std(0)]) for s in samples])
 
 
-def probe(train, test, view: slice, seed: int) -> "np.ndarray":  # type: ignore[name-defined]  # noqa: F821
+def probe(train, test, view: slice, seed: int) -> np.ndarray:  # type: ignore[name-defined]  # noqa: F821
     """Standardise + logistic regression, C by an inner artist-grouped 3-fold CV; class probabilities of `test`."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -105,12 +105,11 @@ def main() -> None:
     from sklearn.model_selection import StratifiedGroupKFold
 
     torch.set_num_threads(1)
+    from catalog.manifest import read
     from emotion.evaluate import scores
     from emotion.inputs import InputSpec, build_samples
     from emotion.models import DEFAULT_RECIPE
     from emotion.train import TrainConfig
-
-    from catalog.manifest import read
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-song-"))
     folds = 2 if args.quick else args.folds

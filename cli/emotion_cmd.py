@@ -201,9 +201,7 @@ def _models_app() -> typer.Typer:
     @app.command("names")
     def names() -> None:
         """The model names `--model` accepts."""
-        from emotion.models import REGISTRY
-
-        from emotion.models import DEFAULT_MODEL
+        from emotion.models import DEFAULT_MODEL, REGISTRY
 
         typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn 3 s patches)")
         for name, spec in REGISTRY.items():

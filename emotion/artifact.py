@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,8 @@ def save(path: Path, model: SongModel, config: dict[str, Any], standardizer: Sta
         **config,
         "dims": dims,
         "standardizer": standardizer.to_json(),
-        "version": config.get("version") or f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{sha256_file(path / WEIGHTS)[:8]}",
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "version": config.get("version") or f"{datetime.now(UTC):%Y%m%d%H%M%S}-{sha256_file(path / WEIGHTS)[:8]}",
+        "created_at": datetime.now(UTC).isoformat(),
     }
     _write(path / CONFIG, full)
     _write(path / LABEL_MAP, {name: i for i, name in enumerate(config.get("labels") or LABELS)})

@@ -52,7 +52,7 @@ class Standardizer:
     stats: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, samples: list[SongSample], keys: tuple[str, ...] = ("audio", "lyrics", "lld")) -> "Standardizer":
+    def fit(cls, samples: list[SongSample], keys: tuple[str, ...] = ("audio", "lyrics", "lld")) -> Standardizer:
         stats: dict[str, tuple[list[float], list[float]]] = {}
         for key in keys:
             rows = [getattr(s, key) for s in samples if getattr(s, key) is not None and len(getattr(s, key))]
@@ -77,7 +77,7 @@ class Standardizer:
         return {k: {"mean": m, "std": s} for k, (m, s) in self.stats.items()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Standardizer":
+    def from_json(cls, data: dict[str, Any]) -> Standardizer:
         return cls({k: (v["mean"], v["std"]) for k, v in data.items()})
 
 
@@ -112,7 +112,7 @@ class SongBatch:
     graph: Any = None
     ids: list[str] = field(default_factory=list)
 
-    def to(self, device: str | torch.device) -> "SongBatch":
+    def to(self, device: str | torch.device) -> SongBatch:
         moved = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in self.__dict__.items()}
         return SongBatch(**moved)
 

@@ -131,7 +131,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0) -> "Server":
+    def start(self, timeout: float = 180.0) -> Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "uvicorn", "recommender.api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 from sqlalchemy import func, select
 from typer.testing import CliRunner

@@ -97,7 +97,7 @@ class BertCNN(nn.Module):
             self.bert.requires_grad_(False)
             self.bert.eval()
 
-    def train(self, mode: bool = True) -> "BertCNN":
+    def train(self, mode: bool = True) -> BertCNN:
         super().train(mode)
         if self.freeze_encoder:
             self.bert.eval()

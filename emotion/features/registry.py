@@ -27,7 +27,7 @@ class CombinedEncoder:
         self.dim = sum(int(p.dim) for p in parts)
         self.sample_rate = rates.pop()
 
-    def encode(self, segments: list) -> "np.ndarray":  # type: ignore[type-arg,name-defined]  # noqa: F821
+    def encode(self, segments: list) -> np.ndarray:  # type: ignore[type-arg,name-defined]  # noqa: F821
         import numpy as np
 
         return np.concatenate([p.encode(segments) for p in self.parts], axis=1)

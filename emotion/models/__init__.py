@@ -12,7 +12,6 @@ from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead
 from emotion.models.sequence import CNNLSTM, LSTMAttention
 from emotion.models.songgatnet import SongGATNet
 
-
 # Training settings of the recipes below: the ones a model's own recipe may set (the benchmark keeps its
 # shared feature settings and epoch budget, and applies only these).
 RECIPE_TRAINING_KEYS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "focal_gamma", "class_weights",
