@@ -123,7 +123,7 @@ def evaluate_emotion(
     typer.echo(summary_line(m))
     typer.echo(f"macro precision {m['macro_precision']:.3f}, macro recall {m['macro_recall']:.3f}, macro AUC {m['macro_auc'] if m['macro_auc'] is None else round(m['macro_auc'], 3)}")
     typer.echo("confusion (rows true, columns predicted: " + ", ".join(m["labels"]) + "):")
-    for label, row in zip(m["labels"], m["confusion"]):
+    for label, row in zip(m["labels"], m["confusion"], strict=True):
         typer.echo(f"  {label:>8} {row}")
     typer.echo(f"confusion matrix: {report.confusion_png}")
 

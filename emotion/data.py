@@ -87,7 +87,7 @@ def _pad(seqs: list[np.ndarray | None], dim: int, max_len: int | None = None) ->
     n = max(1, max(lengths, default=1))
     out = torch.zeros(len(seqs), n, dim)
     mask = torch.zeros(len(seqs), n, dtype=torch.bool)
-    for i, (s, k) in enumerate(zip(seqs, lengths)):
+    for i, (s, k) in enumerate(zip(seqs, lengths, strict=True)):
         if k:
             out[i, :k] = torch.as_tensor(np.asarray(s[:k], dtype=np.float32))
             mask[i, :k] = True

@@ -117,11 +117,11 @@ def _label_batch(chunk: list[int], art: artifact.Artifact, spec, store: FileStor
             return
         labels = list(LABELS)
         existing = {row.song_id: row for row in s.scalars(select(EmotionLabel).where(EmotionLabel.model_id == model_id, EmotionLabel.song_id.in_([x.id for x, _ in ok])))}
-        for (song, _), p in zip(ok, probs):
+        for (song, _), p in zip(ok, probs, strict=True):
             best = int(p.argmax())
             row = existing.get(song.id) or EmotionLabel(song_id=song.id, model_id=model_id)
             row.label, row.confidence = labels[best], float(p[best])
-            row.probabilities = {name: float(v) for name, v in zip(labels, p)}
+            row.probabilities = {name: float(v) for name, v in zip(labels, p, strict=True)}
             s.add(row)
             if song.status not in ADVANCED:
                 song.status = "labelled"

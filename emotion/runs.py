@@ -158,5 +158,5 @@ def evaluate_manifest(model_dir: str | Path, manifest_path: str | Path, split: s
     metrics["split"] = split or "all"
     tag = f"{Path(manifest.path).stem}-{split or 'all'}"
     png = plot_confusion(metrics["confusion"], metrics["labels"], Path(model_dir) / f"confusion-{tag}.png", f"{art.name} on {tag}")
-    preds = [{"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]} for s, p in zip(built.samples, probs)]
+    preds = [{"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]} for s, p in zip(built.samples, probs, strict=True)]
     return EvalReport(metrics, built.failures, png, preds)

@@ -131,7 +131,7 @@ class BertCNN(nn.Module):
         x = states.transpose(1, 2)
         lengths = attention_mask.sum(1)
         pooled = []
-        for k, conv in zip(self.kernel_sizes, self.convs):
+        for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
             c = torch.relu(conv(x))  # [B, F, T-k+1]
             pos = torch.arange(c.shape[-1], device=c.device)
             valid = (pos.unsqueeze(0) <= (lengths - k).unsqueeze(1)) | (pos.unsqueeze(0) == 0)

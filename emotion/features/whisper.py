@@ -173,7 +173,7 @@ def ct2_to_transformers(ct2: dict[str, np.ndarray], layers: int) -> dict[str, to
 def package_files(src: WhisperSource) -> list[Path]:
     """The installed files of `src`'s packages, in join order; EncoderError naming the pip command when missing."""
     paths = []
-    for (pkg, _version), rel in zip(src.packages, src.files):
+    for (pkg, _version), rel in zip(src.packages, src.files, strict=True):
         spec = importlib.util.find_spec(pkg)
         if spec is None or not spec.submodule_search_locations:
             raise EncoderError(f"Whisper {src.name} weights are not installed (package {pkg} missing); " + install_hint(src.name))
