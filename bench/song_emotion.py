@@ -96,8 +96,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "song_emotion.json")
     ap.add_argument("--audio-encoder", default="", help="Audio encoder (default: the default recipe's).")
-    ap.add_argument("--recipe", choices=("default", "paper"), default="default",
-                    help="Training settings of the trained models: the default model's recipe, or the SongGATNet paper's (TrainConfig defaults, early stop 15).")
+    ap.add_argument(
+        "--recipe",
+        choices=("default", "paper"),
+        default="default",
+        help="Training settings of the trained models: the default model's recipe, or the SongGATNet paper's (TrainConfig defaults, early stop 15).",
+    )
     args = ap.parse_args()
 
     import numpy as np

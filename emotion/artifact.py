@@ -88,7 +88,15 @@ class Artifact:
         return predict(self.model, [self.standardizer.apply(s) for s in samples], self.dims, device, batch_size)
 
 
-def save(path: Path, model: SongModel, config: dict[str, Any], standardizer: Standardizer, dims: dict[str, int], metrics: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Path:
+def save(
+    path: Path,
+    model: SongModel,
+    config: dict[str, Any],
+    standardizer: Standardizer,
+    dims: dict[str, int],
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
+) -> Path:
     """Write the artifact folder; the version is derived from the weights' hash."""
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

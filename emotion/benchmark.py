@@ -49,7 +49,9 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
     return None
 
 
-def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool) -> dict[str, Any]:
+def train_and_score(
+    name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool
+) -> dict[str, Any]:
     """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
     own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
     cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {}, **own)
@@ -73,7 +75,17 @@ def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list
     return m
 
 
-def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path, base: TrainConfig, val: float = 0.15, test: float = 0.2, progress: bool = True, keep_artifacts: bool = True, jobs: int = 1) -> dict[str, Any]:
+def run_benchmark(
+    manifest_path: str | Path,
+    models: list[str],
+    out: str | Path,
+    base: TrainConfig,
+    val: float = 0.15,
+    test: float = 0.2,
+    progress: bool = True,
+    keep_artifacts: bool = True,
+    jobs: int = 1,
+) -> dict[str, Any]:
     """Train each model with `base` settings on one split and score it on the test rows."""
     manifest = read(manifest_path)
     base = replace(base, label_set=manifest_label_set(manifest))
@@ -88,7 +100,9 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
         trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
         if trained_cnn is not None:
             spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
-    built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
+    built = {
+        name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))
+    }
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples
     rows: dict[str, Any] = {name: {"skipped": why} for name in models if (why := applicable(name, tr + va))}
@@ -114,7 +128,9 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
     return _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
 
 
-def _write(out: Path, manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+def _write(
+    out: Path, manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]
+) -> dict[str, Any]:
     result = {
         "manifest": str(manifest.path),
         "manifest_sha256": manifest.digest(),

@@ -116,7 +116,10 @@ def _label_batch(chunk: list[int], art: artifact.Artifact, spec, store: FileStor
                 _fail(song, f"model: {exc}", report)
             return
         labels = list(LABELS)
-        existing = {row.song_id: row for row in s.scalars(select(EmotionLabel).where(EmotionLabel.model_id == model_id, EmotionLabel.song_id.in_([x.id for x, _ in ok])))}
+        existing = {
+            row.song_id: row
+            for row in s.scalars(select(EmotionLabel).where(EmotionLabel.model_id == model_id, EmotionLabel.song_id.in_([x.id for x, _ in ok])))
+        }
         for (song, _), p in zip(ok, probs, strict=True):
             best = int(p.argmax())
             row = existing.get(song.id) or EmotionLabel(song_id=song.id, model_id=model_id)

@@ -129,7 +129,9 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)
     plot_curves(result.history, out / artifact.CURVES, f"{cfg.model} ({len(built_train.samples)} train / {len(built_val.samples)} val)")
     model_id = artifact.register(out) if register else None
-    return TrainReport(out, model_id, result.val_metrics, result.best_epoch, len(built_train.samples), len(built_val.samples), built_train.failures + built_val.failures)
+    return TrainReport(
+        out, model_id, result.val_metrics, result.best_epoch, len(built_train.samples), len(built_val.samples), built_train.failures + built_val.failures
+    )
 
 
 @dataclass
@@ -158,5 +160,8 @@ def evaluate_manifest(model_dir: str | Path, manifest_path: str | Path, split: s
     metrics["split"] = split or "all"
     tag = f"{Path(manifest.path).stem}-{split or 'all'}"
     png = plot_confusion(metrics["confusion"], metrics["labels"], Path(model_dir) / f"confusion-{tag}.png", f"{art.name} on {tag}")
-    preds = [{"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]} for s, p in zip(built.samples, probs, strict=True)]
+    preds = [
+        {"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]}
+        for s, p in zip(built.samples, probs, strict=True)
+    ]
     return EvalReport(metrics, built.failures, png, preds)

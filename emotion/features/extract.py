@@ -266,7 +266,7 @@ def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: ob
             sha = sha256_bytes(raw)
             holder: dict[str, list[str]] = {"notes": []}
 
-            def compute(raw: bytes = raw) -> SegmentFeatures:
+            def compute(raw: bytes = raw, holder: dict[str, list[str]] = holder) -> SegmentFeatures:
                 feats, notes = lyric_features(raw, encoder, spec)
                 holder["notes"] = notes
                 return feats

@@ -97,4 +97,16 @@ def build_model(name: str, dims: dict[str, int], params: dict[str, Any] | None =
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_RECIPE", "RECIPE_TRAINING_KEYS", "REGISTRY", "resolve", "ModelSpec", "SongModel", "UnknownModel", "build_model", "model_params", "spec"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_RECIPE",
+    "RECIPE_TRAINING_KEYS",
+    "REGISTRY",
+    "resolve",
+    "ModelSpec",
+    "SongModel",
+    "UnknownModel",
+    "build_model",
+    "model_params",
+    "spec",
+]

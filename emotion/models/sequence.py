@@ -38,7 +38,17 @@ class CNNLSTM(SongModel):
 
     needs = frozenset({"mel", "tokens"})
 
-    def __init__(self, dims: dict[str, int], channels: tuple[int, ...] = (16, 32, 64), text_dim: int = 128, steps: int = 16, lstm_hidden: int = 256, lstm_layers: int = 2, dropout: float = 0.3, n_classes: int = 4) -> None:
+    def __init__(
+        self,
+        dims: dict[str, int],
+        channels: tuple[int, ...] = (16, 32, 64),
+        text_dim: int = 128,
+        steps: int = 16,
+        lstm_hidden: int = 256,
+        lstm_layers: int = 2,
+        dropout: float = 0.3,
+        n_classes: int = 4,
+    ) -> None:
         super().__init__()
         blocks: list[nn.Module] = [nn.BatchNorm2d(1)]  # log-Mel in dB -> unit scale
         c_in = 1
