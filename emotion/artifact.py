@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from catalog.fingerprint import sha256_file
 from catalog.manifest import label_names
 from emotion.data import LABELS, SongSample, Standardizer
 from emotion.models import SongModel, build_model
+
+if TYPE_CHECKING:
+    from emotion.inputs import InputSpec
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -64,7 +67,7 @@ class Artifact:
         """The modalities the model was trained with (others are not extracted at prediction time)."""
         return list(self.config.get("modalities", ["audio", "lyrics"]))
 
-    def input_spec(self):
+    def input_spec(self) -> InputSpec:
         from emotion.inputs import InputSpec
 
         enc = self.config.get("encoders", {})

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.manifest import Item, assign_splits, read
+from catalog.manifest import Item, Manifest, assign_splits, read
 from emotion import artifact
 from emotion.data import LABELS, SongSample
 from emotion.evaluate import scores
@@ -129,7 +129,7 @@ def run_benchmark(
 
 
 def _write(
-    out: Path, manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]
+    out: Path, manifest: Manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]
 ) -> dict[str, Any]:
     result = {
         "manifest": str(manifest.path),

