@@ -27,6 +27,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from emotion.data import SongSample
+    from emotion.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -49,13 +56,13 @@ def manifest_for(name: str, folder: Path) -> Path:
     return out
 
 
-def pooled(samples, view: slice):  # type: ignore[no-untyped-def]
+def pooled(samples: list[SongSample], view: slice) -> np.ndarray:
     import numpy as np
 
     return np.stack([np.concatenate([s.audio[:, view].mean(0), s.audio[:, view].std(0)]) for s in samples])
 
 
-def probe(train, test, view: slice, seed: int) -> np.ndarray:  # type: ignore[name-defined]  # noqa: F821
+def probe(train: list[SongSample], test: list[SongSample], view: slice, seed: int) -> np.ndarray:
     """Standardise + logistic regression, C by an inner artist-grouped 3-fold CV; class probabilities of `test`."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -71,7 +78,7 @@ def probe(train, test, view: slice, seed: int) -> np.ndarray:  # type: ignore[na
     return search.predict_proba(pooled(test, view))
 
 
-def trained(name: str, train, test, cfg, seed: int):  # type: ignore[no-untyped-def]
+def trained(name: str, train: list[SongSample], test: list[SongSample], cfg: TrainConfig, seed: int) -> tuple[np.ndarray, int]:
     """The project's training loop: group-aware validation part of the training fold for early stopping."""
     from catalog.manifest import Item, assign_splits
     from emotion.train import predict, train_model

@@ -34,7 +34,10 @@ def split_items(items: list[Item], val: float, test: float, seed: int) -> tuple[
         train, val_items, _ = train_val_items(m, val, seed)
         return train, val_items, [it for it in items if it.split == "test"], "manifest"
     groups = assign_splits(items, val=val, test=test, seed=seed)
-    pick = lambda name: [it for it in items if groups[it.group] == name]  # noqa: E731
+
+    def pick(name: str) -> list[Item]:
+        return [it for it in items if groups[it.group] == name]
+
     return pick("train"), pick("val"), pick("test"), "group-aware"
 
 
@@ -106,7 +109,10 @@ def run_benchmark(
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples
     rows: dict[str, Any] = {name: {"skipped": why} for name in models if (why := applicable(name, tr + va))}
-    slow_first = lambda n: 0 if n == "cnn-lstm" else 1 if model_spec(n).cls.__name__ == "SongGATNet" else 2  # noqa: E731
+
+    def slow_first(n: str) -> int:
+        return 0 if n == "cnn-lstm" else 1 if model_spec(n).cls.__name__ == "SongGATNet" else 2
+
     todo = sorted((name for name in models if name not in rows), key=slow_first) if jobs > 1 else [n for n in models if n not in rows]
     context = {"manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how,
                "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids()}

@@ -248,11 +248,11 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
         if batch.size < 2:  # BatchNorm cannot train on one song
             return None
         batch = batch.to(device)
-        loss, _ = m.loss(batch, criterion)  # type: ignore[operator]
+        loss, _ = m.loss(batch, criterion)  # type: ignore[operator]  # m is the SongModel fit_loop was given
         return loss, batch.size
 
     def evaluate(m: torch.nn.Module) -> dict[str, Any]:
-        return scores(np.array([s.y for s in val_s]), predict(m, val_s, dims, device, cfg.eval_batch_size, eval_fn), labels)  # type: ignore[arg-type]
+        return scores(np.array([s.y for s in val_s]), predict(m, val_s, dims, device, cfg.eval_batch_size, eval_fn), labels)  # type: ignore[arg-type]  # m: the SongModel given
 
     # with no validation rows no checkpoint is picked (the last epoch is kept) and nothing is reported as "val":
     # training-set scores are not validation

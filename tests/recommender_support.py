@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from catalog.models import EMOTIONS
 
@@ -176,9 +177,6 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -41,23 +41,23 @@ def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
     if pinned:  # a pinned Whisper model and layer (e.g. whisper-base-l3), independent of the settings
         from emotion.features.whisper import WhisperEncoderFeatures
 
-        return WhisperEncoderFeatures(pinned[1], int(pinned[2]), **kwargs)  # type: ignore[arg-type]
+        return WhisperEncoderFeatures(pinned[1], int(pinned[2]), **kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name == "lld":
         from emotion.features.lld import LLDEncoder
 
-        return LLDEncoder(**kwargs)  # type: ignore[arg-type]
+        return LLDEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name in ("musicnn", "musicnn-pool"):
         from emotion.features.musicnn import MusicnnEncoder
 
-        return MusicnnEncoder(pool=name == "musicnn-pool", **kwargs)  # type: ignore[arg-type]
+        return MusicnnEncoder(pool=name == "musicnn-pool", **kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name == "ast":
         from emotion.features.ast import ASTEncoder
 
-        return ASTEncoder(**kwargs)  # type: ignore[arg-type]
+        return ASTEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name == "whisper":
         from emotion.features.whisper import WhisperEncoderFeatures
 
-        return WhisperEncoderFeatures(**kwargs)  # type: ignore[arg-type]
+        return WhisperEncoderFeatures(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     raise EncoderError(f"unknown audio encoder {name!r}; choose one of {', '.join(AUDIO_ENCODERS)}")
 
 
@@ -66,7 +66,7 @@ def make_lyrics_encoder(name: str, **kwargs: object) -> LyricsEncoder:
     if name == "bert-cnn":
         from emotion.features.bert_cnn import BertCNNEncoder
 
-        return BertCNNEncoder(**kwargs)  # type: ignore[arg-type]
+        return BertCNNEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     raise EncoderError(f"unknown lyrics encoder {name!r}; choose one of {', '.join(LYRICS_ENCODERS)}")
 
 
