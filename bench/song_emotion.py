@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,7 +124,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-song-"))
     folds = 2 if args.quick else args.folds
-    out: dict[str, object] = {"benchmark": "song_emotion", "quick": args.quick, "folds": folds, "seed": args.seed, "sets": {}}
+    out: dict[str, Any] = {"benchmark": "song_emotion", "quick": args.quick, "folds": folds, "seed": args.seed, "sets": {}}
     for set_name in args.sets.split(","):
         manifest = read(manifest_for(set_name, tmp))
         items = [it for it in manifest.items if it.audio is not None]
@@ -161,7 +161,7 @@ def main() -> None:
             print(f"{set_name} {name}: acc {rows[name]['accuracy']:.3f}±{rows[name]['accuracy_std']:.3f} "
                   f"macro-F1 {rows[name]['macro_f1']:.3f}±{rows[name]['macro_f1_std']:.3f}", flush=True)
         out["sets"][set_name] = {"audio_encoder": encoder, "n": len(samples), "groups": len(set(g)), "labels": list(labels), "failed": len(built.failures),
-                                 "features_seconds": round(time.perf_counter() - t0, 1), "models": rows}  # type: ignore[index]
+                                 "features_seconds": round(time.perf_counter() - t0, 1), "models": rows}
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=1) + "\n")
