@@ -22,6 +22,10 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emotion.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -97,7 +101,7 @@ def main() -> None:
     print(json.dumps(summary))
 
 
-def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg) -> dict:  # type: ignore[no-untyped-def]
+def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg: TrainConfig) -> dict[str, Any]:
     """run_benchmark once per seed (its own split and initialisation); mean +- std per model; Markdown table."""
     from dataclasses import replace
 

@@ -84,8 +84,8 @@ def baseline_peak_mb(path: Path) -> float:
 
 def ours_peak_mb(path: Path) -> float:
     """The bounded path of the API (probe, budget check, capped block-wise decode)."""
-    from recommender.api.config import ApiConfig
     from emotion.speech.preprocess import prepare
+    from recommender.api.config import ApiConfig
 
     return traced_peak_mb(lambda: prepare(path, limits=ApiConfig.from_settings().limits))
 

@@ -30,7 +30,12 @@ sys.path.insert(0, str(REPO))
 
 def percentiles(ms: list[float]) -> dict[str, float]:
     a = np.asarray(ms)
-    return {"p50": round(float(np.percentile(a, 50)), 1), "p95": round(float(np.percentile(a, 95)), 1), "p99": round(float(np.percentile(a, 99)), 1), "mean": round(float(a.mean()), 1)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 1),
+        "p95": round(float(np.percentile(a, 95)), 1),
+        "p99": round(float(np.percentile(a, 99)), 1),
+        "mean": round(float(a.mean()), 1),
+    }
 
 
 def five_second_clip(shared: Path, out: Path, seconds: float = 5.0) -> Path:

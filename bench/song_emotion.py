@@ -27,6 +27,13 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from emotion.data import SongSample
+    from emotion.train import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -49,13 +56,13 @@ def manifest_for(name: str, folder: Path) -> Path:
     return out
 
 
-def pooled(samples, view: slice):  # type: ignore[no-untyped-def]
+def pooled(samples: list[SongSample], view: slice) -> np.ndarray:
     import numpy as np
 
     return np.stack([np.concatenate([s.audio[:, view].mean(0), s.audio[:, view].std(0)]) for s in samples])
 
 
-def probe(train, test, view: slice, seed: int) -> "np.ndarray":  # type: ignore[name-defined]  # noqa: F821
+def probe(train: list[SongSample], test: list[SongSample], view: slice, seed: int) -> np.ndarray:
     """Standardise + logistic regression, C by an inner artist-grouped 3-fold CV; class probabilities of `test`."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -71,7 +78,7 @@ def probe(train, test, view: slice, seed: int) -> "np.ndarray":  # type: ignore[
     return search.predict_proba(pooled(test, view))
 
 
-def trained(name: str, train, test, cfg, seed: int):  # type: ignore[no-untyped-def]
+def trained(name: str, train: list[SongSample], test: list[SongSample], cfg: TrainConfig, seed: int) -> tuple[np.ndarray, int]:
     """The project's training loop: group-aware validation part of the training fold for early stopping."""
     from catalog.manifest import Item, assign_splits
     from emotion.train import predict, train_model
@@ -96,8 +103,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "song_emotion.json")
     ap.add_argument("--audio-encoder", default="", help="Audio encoder (default: the default recipe's).")
-    ap.add_argument("--recipe", choices=("default", "paper"), default="default",
-                    help="Training settings of the trained models: the default model's recipe, or the SongGATNet paper's (TrainConfig defaults, early stop 15).")
+    ap.add_argument(
+        "--recipe",
+        choices=("default", "paper"),
+        default="default",
+        help="Training settings of the trained models: the default model's recipe, or the SongGATNet paper's (TrainConfig defaults, early stop 15).",
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -105,16 +116,15 @@ def main() -> None:
     from sklearn.model_selection import StratifiedGroupKFold
 
     torch.set_num_threads(1)
+    from catalog.manifest import read
     from emotion.evaluate import scores
     from emotion.inputs import InputSpec, build_samples
     from emotion.models import DEFAULT_RECIPE
     from emotion.train import TrainConfig
 
-    from catalog.manifest import read
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-song-"))
     folds = 2 if args.quick else args.folds
-    out: dict[str, object] = {"benchmark": "song_emotion", "quick": args.quick, "folds": folds, "seed": args.seed, "sets": {}}
+    out: dict[str, Any] = {"benchmark": "song_emotion", "quick": args.quick, "folds": folds, "seed": args.seed, "sets": {}}
     for set_name in args.sets.split(","):
         manifest = read(manifest_for(set_name, tmp))
         items = [it for it in manifest.items if it.audio is not None]
@@ -151,7 +161,7 @@ def main() -> None:
             print(f"{set_name} {name}: acc {rows[name]['accuracy']:.3f}±{rows[name]['accuracy_std']:.3f} "
                   f"macro-F1 {rows[name]['macro_f1']:.3f}±{rows[name]['macro_f1_std']:.3f}", flush=True)
         out["sets"][set_name] = {"audio_encoder": encoder, "n": len(samples), "groups": len(set(g)), "labels": list(labels), "failed": len(built.failures),
-                                 "features_seconds": round(time.perf_counter() - t0, 1), "models": rows}  # type: ignore[index]
+                                 "features_seconds": round(time.perf_counter() - t0, 1), "models": rows}
     if not args.quick:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=1) + "\n")

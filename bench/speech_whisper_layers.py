@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def hidden_states(enc, y: np.ndarray) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+def hidden_states(enc: Any, y: np.ndarray) -> list[np.ndarray]:
     """Every layer's hidden states (layer 0 = convolutional stem + positions; the last one after the final norm)."""
     import torch
 
@@ -69,7 +70,8 @@ def main() -> None:
     labels, groups = [], []
     for it in items:
         try:
-            y = prepare(it.audio)  # type: ignore[arg-type]
+            assert it.audio is not None  # speech manifests always carry audio
+            y = prepare(it.audio)
         except AudioError:
             continue
         for m, enc in encoders.items():
@@ -78,7 +80,7 @@ def main() -> None:
         groups.append(it.group)
     y_true, g = np.array(labels), np.array(groups)
     clip = (0.1 * np.random.default_rng(0).standard_normal(5 * 16000)).astype(np.float32)
-    result: dict[str, object] = {"n": len(labels), "speakers": len(set(groups)), "protocol": "leave-one-speaker-out", "models": {}}
+    result: dict[str, Any] = {"n": len(labels), "speakers": len(set(groups)), "protocol": "leave-one-speaker-out", "models": {}}
     print(f"{'model':10s}{'layer':>6s}{'acc':>7s}{'F1':>7s}  per corpus acc/F1{'':14s}{'ms (5 s)':>9s}")
     for m in encoders:
         x = np.stack(pooled[m])
@@ -101,7 +103,7 @@ def main() -> None:
             rows[layer] = {"accuracy": round(s["accuracy"], 3), "macro_f1": round(s["macro_f1"], 3), "per_corpus": per, "ms_5s": ms}
             pcs = " ".join(f"{c} {v['accuracy']:.3f}/{v['macro_f1']:.3f}" for c, v in per.items())
             print(f"{m:10s}{layer:6d}{s['accuracy']:7.3f}{s['macro_f1']:7.3f}  {pcs:30s}{ms:9.1f}", flush=True)
-        result["models"][m] = rows  # type: ignore[index]
+        result["models"][m] = rows
     print(json.dumps(result))
 
 

@@ -286,7 +286,7 @@ def merge(sources: list[str | Path], out: str | Path) -> MergeReport:
     report = MergeReport(manifest=out)
     rows: list[dict[str, str]] = []
     ids: set[str] = set()
-    for path, name in zip(paths, source_names(paths)):
+    for path, name in zip(paths, source_names(paths), strict=True):
         manifest = read(path)
         for it in manifest.items:
             new_id = it.id if it.id not in ids else f"{name}/{it.id}"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+if TYPE_CHECKING:
+    from emotion.train import TrainConfig
 
-def _fail(message: str, code: int = 2) -> None:
+
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -28,7 +31,19 @@ def _params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _config(model: str, epochs: int | None, seed: int | None, device: str | None, batch_size: int | None, audio_encoder: str | None, lyrics_encoder: str | None, lr: float | None, params: list[str], settings: list[str], workers: int | None):  # type: ignore[no-untyped-def]
+def _config(
+    model: str,
+    epochs: int | None,
+    seed: int | None,
+    device: str | None,
+    batch_size: int | None,
+    audio_encoder: str | None,
+    lyrics_encoder: str | None,
+    lr: float | None,
+    params: list[str],
+    settings: list[str],
+    workers: int | None,
+) -> TrainConfig:
     from dataclasses import fields
 
     from emotion.inputs import default_audio_encoder
@@ -47,7 +62,15 @@ def _config(model: str, epochs: int | None, seed: int | None, device: str | None
         if key not in known:
             _fail(f"unknown --set {key!r}; known: {', '.join(sorted(known))}")
         setattr(cfg, key, value)
-    for key, value in (("epochs", epochs), ("seed", seed), ("device", device), ("batch_size", batch_size), ("lyrics_encoder", lyrics_encoder), ("lr", lr), ("workers", workers)):
+    for key, value in (
+        ("epochs", epochs),
+        ("seed", seed),
+        ("device", device),
+        ("batch_size", batch_size),
+        ("lyrics_encoder", lyrics_encoder),
+        ("lr", lr),
+        ("workers", workers),
+    ):
         if value is not None:
             setattr(cfg, key, value)
     return cfg
@@ -121,9 +144,10 @@ def evaluate_emotion(
         typer.echo(json.dumps(m))
         return
     typer.echo(summary_line(m))
-    typer.echo(f"macro precision {m['macro_precision']:.3f}, macro recall {m['macro_recall']:.3f}, macro AUC {m['macro_auc'] if m['macro_auc'] is None else round(m['macro_auc'], 3)}")
+    auc = m["macro_auc"] if m["macro_auc"] is None else round(m["macro_auc"], 3)
+    typer.echo(f"macro precision {m['macro_precision']:.3f}, macro recall {m['macro_recall']:.3f}, macro AUC {auc}")
     typer.echo("confusion (rows true, columns predicted: " + ", ".join(m["labels"]) + "):")
-    for label, row in zip(m["labels"], m["confusion"]):
+    for label, row in zip(m["labels"], m["confusion"], strict=True):
         typer.echo(f"  {label:>8} {row}")
     typer.echo(f"confusion matrix: {report.confusion_png}")
 
@@ -201,9 +225,7 @@ def _models_app() -> typer.Typer:
     @app.command("names")
     def names() -> None:
         """The model names `--model` accepts."""
-        from emotion.models import REGISTRY
-
-        from emotion.models import DEFAULT_MODEL
+        from emotion.models import DEFAULT_MODEL, REGISTRY
 
         typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn 3 s patches)")
         for name, spec in REGISTRY.items():
@@ -235,7 +257,7 @@ def label(
 
 def register(app: typer.Typer) -> None:
     """Attach to the `train`, `evaluate` (and `benchmark`) groups; add `models` and `label`."""
-    groups = {g.name: g.typer_instance for g in app.registered_groups}
+    groups = {g.name: g.typer_instance for g in app.registered_groups if g.typer_instance is not None}
     groups["train"].command("emotion")(train_emotion)
     groups["evaluate"].command("emotion")(evaluate_emotion)
     bench = groups.get("benchmark")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,9 @@ from catalog.fingerprint import sha256_file
 from catalog.manifest import label_names
 from emotion.data import LABELS, SongSample, Standardizer
 from emotion.models import SongModel, build_model
+
+if TYPE_CHECKING:
+    from emotion.inputs import InputSpec
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -64,7 +67,7 @@ class Artifact:
         """The modalities the model was trained with (others are not extracted at prediction time)."""
         return list(self.config.get("modalities", ["audio", "lyrics"]))
 
-    def input_spec(self):
+    def input_spec(self) -> InputSpec:
         from emotion.inputs import InputSpec
 
         enc = self.config.get("encoders", {})
@@ -88,7 +91,15 @@ class Artifact:
         return predict(self.model, [self.standardizer.apply(s) for s in samples], self.dims, device, batch_size)
 
 
-def save(path: Path, model: SongModel, config: dict[str, Any], standardizer: Standardizer, dims: dict[str, int], metrics: dict[str, Any], history: list[dict[str, Any]] | None = None) -> Path:
+def save(
+    path: Path,
+    model: SongModel,
+    config: dict[str, Any],
+    standardizer: Standardizer,
+    dims: dict[str, int],
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]] | None = None,
+) -> Path:
     """Write the artifact folder; the version is derived from the weights' hash."""
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -97,8 +108,8 @@ def save(path: Path, model: SongModel, config: dict[str, Any], standardizer: Sta
         **config,
         "dims": dims,
         "standardizer": standardizer.to_json(),
-        "version": config.get("version") or f"{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{sha256_file(path / WEIGHTS)[:8]}",
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "version": config.get("version") or f"{datetime.now(UTC):%Y%m%d%H%M%S}-{sha256_file(path / WEIGHTS)[:8]}",
+        "created_at": datetime.now(UTC).isoformat(),
     }
     _write(path / CONFIG, full)
     _write(path / LABEL_MAP, {name: i for i, name in enumerate(config.get("labels") or LABELS)})

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from catalog.manifest import Item, assign_splits, read
+from catalog.manifest import Item, Manifest, assign_splits, read
 from emotion import artifact
 from emotion.data import LABELS, SongSample
 from emotion.evaluate import scores
@@ -34,7 +34,10 @@ def split_items(items: list[Item], val: float, test: float, seed: int) -> tuple[
         train, val_items, _ = train_val_items(m, val, seed)
         return train, val_items, [it for it in items if it.split == "test"], "manifest"
     groups = assign_splits(items, val=val, test=test, seed=seed)
-    pick = lambda name: [it for it in items if groups[it.group] == name]  # noqa: E731
+
+    def pick(name: str) -> list[Item]:
+        return [it for it in items if groups[it.group] == name]
+
     return pick("train"), pick("val"), pick("test"), "group-aware"
 
 
@@ -49,7 +52,9 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
     return None
 
 
-def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool) -> dict[str, Any]:
+def train_and_score(
+    name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool
+) -> dict[str, Any]:
     """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
     own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
     cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {}, **own)
@@ -73,7 +78,17 @@ def train_and_score(name: str, base: TrainConfig, tr: list[SongSample], va: list
     return m
 
 
-def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path, base: TrainConfig, val: float = 0.15, test: float = 0.2, progress: bool = True, keep_artifacts: bool = True, jobs: int = 1) -> dict[str, Any]:
+def run_benchmark(
+    manifest_path: str | Path,
+    models: list[str],
+    out: str | Path,
+    base: TrainConfig,
+    val: float = 0.15,
+    test: float = 0.2,
+    progress: bool = True,
+    keep_artifacts: bool = True,
+    jobs: int = 1,
+) -> dict[str, Any]:
     """Train each model with `base` settings on one split and score it on the test rows."""
     manifest = read(manifest_path)
     base = replace(base, label_set=manifest_label_set(manifest))
@@ -88,11 +103,16 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
         trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
         if trained_cnn is not None:
             spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
-    built = {name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))}
+    built = {
+        name: build_samples(items, spec, progress, f"features {name}") for name, items in (("train", train_items), ("val", val_items), ("test", test_items))
+    }
     failures = [str(f) for b in built.values() for f in b.failures]
     tr, va, te = built["train"].samples, built["val"].samples, built["test"].samples
     rows: dict[str, Any] = {name: {"skipped": why} for name in models if (why := applicable(name, tr + va))}
-    slow_first = lambda n: 0 if n == "cnn-lstm" else 1 if model_spec(n).cls.__name__ == "SongGATNet" else 2  # noqa: E731
+
+    def slow_first(n: str) -> int:
+        return 0 if n == "cnn-lstm" else 1 if model_spec(n).cls.__name__ == "SongGATNet" else 2
+
     todo = sorted((name for name in models if name not in rows), key=slow_first) if jobs > 1 else [n for n in models if n not in rows]
     context = {"manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how,
                "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids()}
@@ -114,7 +134,9 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
     return _write(out, manifest, how, len(tr), len(va), len(te), base, spec, rows, failures)
 
 
-def _write(out: Path, manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+def _write(
+    out: Path, manifest: Manifest, how: str, n_tr: int, n_va: int, n_te: int, base: TrainConfig, spec: InputSpec, rows: dict[str, Any], failures: list[str]
+) -> dict[str, Any]:
     result = {
         "manifest": str(manifest.path),
         "manifest_sha256": manifest.digest(),

@@ -52,7 +52,7 @@ class Standardizer:
     stats: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, samples: list[SongSample], keys: tuple[str, ...] = ("audio", "lyrics", "lld")) -> "Standardizer":
+    def fit(cls, samples: list[SongSample], keys: tuple[str, ...] = ("audio", "lyrics", "lld")) -> Standardizer:
         stats: dict[str, tuple[list[float], list[float]]] = {}
         for key in keys:
             rows = [getattr(s, key) for s in samples if getattr(s, key) is not None and len(getattr(s, key))]
@@ -77,7 +77,7 @@ class Standardizer:
         return {k: {"mean": m, "std": s} for k, (m, s) in self.stats.items()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Standardizer":
+    def from_json(cls, data: dict[str, Any]) -> Standardizer:
         return cls({k: (v["mean"], v["std"]) for k, v in data.items()})
 
 
@@ -87,8 +87,9 @@ def _pad(seqs: list[np.ndarray | None], dim: int, max_len: int | None = None) ->
     n = max(1, max(lengths, default=1))
     out = torch.zeros(len(seqs), n, dim)
     mask = torch.zeros(len(seqs), n, dtype=torch.bool)
-    for i, (s, k) in enumerate(zip(seqs, lengths)):
+    for i, (s, k) in enumerate(zip(seqs, lengths, strict=True)):
         if k:
+            assert s is not None  # k > 0 only for a given sequence
             out[i, :k] = torch.as_tensor(np.asarray(s[:k], dtype=np.float32))
             mask[i, :k] = True
     return out, mask
@@ -112,13 +113,20 @@ class SongBatch:
     graph: Any = None
     ids: list[str] = field(default_factory=list)
 
-    def to(self, device: str | torch.device) -> "SongBatch":
+    def to(self, device: str | torch.device) -> SongBatch:
         moved = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in self.__dict__.items()}
         return SongBatch(**moved)
 
     @property
     def size(self) -> int:
         return int(self.y.shape[0])
+
+    def require(self, name: str) -> torch.Tensor:
+        """The optional tensor `name` (lld, mel, tokens or a mask); ValueError when collate was not asked for it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"batch has no {name!r}: collate it with {name.removesuffix('_mask')!r} in needs")
+        return value
 
 
 def collate(samples: list[SongSample], dims: dict[str, int], needs: frozenset[str] = frozenset(), graph_builder: Any = None) -> SongBatch:

@@ -219,7 +219,7 @@ def build_samples(items: list[Any], spec: InputSpec, progress: bool = True, desc
         lyrics_encoder(spec.lyrics_encoder, spec.lyrics_cnn) if spec.lyrics_encoder else None,
         workers=spec.workers, cache=cache, progress=progress, spec=spec.segments(),
     )
-    for it, job in tqdm(list(zip(items, jobs)), desc=desc, disable=not progress or not spec.needs, leave=False):
+    for it, job in tqdm(list(zip(items, jobs, strict=True)), desc=desc, disable=not progress or not spec.needs, leave=False):
         res = results[it.id]
         if res.audio is None and res.lyrics is None:
             reasons = "; ".join(f"{k}: {v}" for k, v in res.errors.items()) or "neither audio nor lyrics given"

@@ -13,8 +13,8 @@ from catalog.db import session_scope
 from catalog.models import EmotionLabel, Song
 from catalog.store import FileStore
 from emotion import artifact
-from emotion.data import LABELS
-from emotion.inputs import build_samples
+from emotion.data import LABELS, SongSample
+from emotion.inputs import InputSpec, build_samples
 
 log = logging.getLogger(__name__)
 STAGE = "emotion"
@@ -90,7 +90,9 @@ def label_songs(mode: str = "new", batch_size: int = 32, url: str | None = None,
     return report
 
 
-def _label_batch(chunk: list[int], art: artifact.Artifact, spec, store: FileStore, model_id: int, url: str | None, device: str, report: LabelReport) -> None:
+def _label_batch(
+    chunk: list[int], art: artifact.Artifact, spec: InputSpec, store: FileStore, model_id: int, url: str | None, device: str, report: LabelReport
+) -> None:
     with session_scope(url) as s:
         songs = list(s.scalars(select(Song).where(Song.id.in_(chunk)).options(selectinload(Song.audio), selectinload(Song.lyrics))))
         try:
@@ -101,7 +103,7 @@ def _label_batch(chunk: list[int], art: artifact.Artifact, spec, store: FileStor
             return
         by_id = {sample.id: sample for sample in built.samples}
         reasons = {f.id: f"{f.stage}: {f.reason}" for f in built.failures}
-        ok: list[tuple[Song, object]] = []
+        ok: list[tuple[Song, SongSample]] = []
         for song in songs:
             if str(song.id) in by_id:
                 ok.append((song, by_id[str(song.id)]))
@@ -116,12 +118,15 @@ def _label_batch(chunk: list[int], art: artifact.Artifact, spec, store: FileStor
                 _fail(song, f"model: {exc}", report)
             return
         labels = list(LABELS)
-        existing = {row.song_id: row for row in s.scalars(select(EmotionLabel).where(EmotionLabel.model_id == model_id, EmotionLabel.song_id.in_([x.id for x, _ in ok])))}
-        for (song, _), p in zip(ok, probs):
+        existing = {
+            row.song_id: row
+            for row in s.scalars(select(EmotionLabel).where(EmotionLabel.model_id == model_id, EmotionLabel.song_id.in_([x.id for x, _ in ok])))
+        }
+        for (song, _), p in zip(ok, probs, strict=True):
             best = int(p.argmax())
             row = existing.get(song.id) or EmotionLabel(song_id=song.id, model_id=model_id)
             row.label, row.confidence = labels[best], float(p[best])
-            row.probabilities = {name: float(v) for name, v in zip(labels, p)}
+            row.probabilities = {name: float(v) for name, v in zip(labels, p, strict=True)}
             s.add(row)
             if song.status not in ADVANCED:
                 song.status = "labelled"

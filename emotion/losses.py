@@ -20,6 +20,8 @@ def class_weight_tensor(weights: dict[str, float] | None = None, labels: tuple[s
 class FocalLoss(nn.Module):
     """mean_i w_{y_i} (1 - p_{y_i})^gamma (-log p_{y_i}); gamma=0 gives weighted cross-entropy."""
 
+    weight: torch.Tensor  # registered buffer [C]
+
     def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0) -> None:
         super().__init__()
         self.register_buffer("weight", weight if weight is not None else torch.ones(len(LABELS)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from emotion.evaluate import plot_confusion, scores
 from emotion.inputs import Built, Failure, InputSpec, build_samples
 from emotion.models import spec as model_spec
 from emotion.train import TrainConfig, plot_curves, train_model
+
+if TYPE_CHECKING:
+    from emotion.lyrics_cnn import LyricsCNNResult
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ def manifest_label_set(manifest: Manifest) -> str:
 
 
 def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: list[Item], cfg: TrainConfig, out: Path,
-                        progress: bool = True):  # type: ignore[no-untyped-def]
+                        progress: bool = True) -> LyricsCNNResult | None:
     """Train bert-cnn's CNN on the labelled training lyrics (val lyrics pick the epoch); None when not applicable."""
     if ispec.lyrics_encoder != "bert-cnn" or cfg.lyrics_cnn_epochs <= 0:
         return None
@@ -129,7 +132,9 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)
     plot_curves(result.history, out / artifact.CURVES, f"{cfg.model} ({len(built_train.samples)} train / {len(built_val.samples)} val)")
     model_id = artifact.register(out) if register else None
-    return TrainReport(out, model_id, result.val_metrics, result.best_epoch, len(built_train.samples), len(built_val.samples), built_train.failures + built_val.failures)
+    return TrainReport(
+        out, model_id, result.val_metrics, result.best_epoch, len(built_train.samples), len(built_val.samples), built_train.failures + built_val.failures
+    )
 
 
 @dataclass
@@ -158,5 +163,8 @@ def evaluate_manifest(model_dir: str | Path, manifest_path: str | Path, split: s
     metrics["split"] = split or "all"
     tag = f"{Path(manifest.path).stem}-{split or 'all'}"
     png = plot_confusion(metrics["confusion"], metrics["labels"], Path(model_dir) / f"confusion-{tag}.png", f"{art.name} on {tag}")
-    preds = [{"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]} for s, p in zip(built.samples, probs)]
+    preds = [
+        {"id": s.id, "label": s.label, "predicted": metrics["labels"][int(p.argmax())], "probabilities": [float(v) for v in p]}
+        for s, p in zip(built.samples, probs, strict=True)
+    ]
     return EvalReport(metrics, built.failures, png, preds)

@@ -16,14 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torch_geometric.data import Data
 
-from emotion.data import SongSample, Standardizer, collate, modality_dims
+from emotion.data import SongBatch, SongSample, Standardizer, collate, modality_dims
 from emotion.evaluate import scores
 from emotion.graphs import song_graph
 from emotion.losses import DEFAULT_CLASS_WEIGHTS, FocalLoss, class_weight_tensor
 from emotion.models import SongModel, build_model, model_params
 
 log = logging.getLogger(__name__)
+
+Collate = Callable[[list[SongSample]], SongBatch]  # samples -> a padded batch
 
 
 @dataclass
@@ -105,23 +108,25 @@ class _GraphMemo:
 
     def __init__(self, variant: str) -> None:
         self.variant = variant
-        self.graphs: dict[int, object] = {}
+        self.graphs: dict[int, tuple[SongSample, Data]] = {}
 
-    def __call__(self, sample: SongSample, dims: dict[str, int]):
+    def __call__(self, sample: SongSample, dims: dict[str, int]) -> Data:
         key = id(sample)
         if key not in self.graphs:
             self.graphs[key] = (sample, song_graph(sample, dims, self.variant))
         return self.graphs[key][1]
 
 
-def make_collate(model: SongModel, dims: dict[str, int]):
+def make_collate(model: SongModel, dims: dict[str, int]) -> Collate:
     """The collate function that gives `model` its inputs (graphs built only for graph models)."""
     builder = _GraphMemo(model.graph) if model.graph else None
     return partial(collate, dims=dims, needs=model.needs, graph_builder=builder)
 
 
 @torch.no_grad()
-def predict(model: SongModel, samples: list[SongSample], dims: dict[str, int], device: str = "cpu", batch_size: int = 32, fn=None) -> np.ndarray:
+def predict(
+    model: SongModel, samples: list[SongSample], dims: dict[str, int], device: str = "cpu", batch_size: int = 32, fn: Collate | None = None
+) -> np.ndarray:
     """Class probabilities [n, C] for already standardised samples."""
     model.eval()
     out: list[np.ndarray] = []
@@ -132,8 +137,10 @@ def predict(model: SongModel, samples: list[SongSample], dims: dict[str, int], d
     return np.concatenate(out) if out else np.zeros((0, getattr(model, "n_classes", 4)))
 
 
-def _batches(samples: list[SongSample], batch_size: int, gen: torch.Generator, fn) -> DataLoader:
-    return DataLoader(samples, batch_size=batch_size, shuffle=True, generator=gen, collate_fn=fn, num_workers=0)
+def _batches(samples: list[SongSample], batch_size: int, gen: torch.Generator, fn: Collate) -> DataLoader:
+    loader: DataLoader = DataLoader(samples,  # type: ignore[arg-type]  # a list is a map-style dataset (__getitem__, __len__)
+                                    batch_size=batch_size, shuffle=True, generator=gen, collate_fn=fn, num_workers=0)
+    return loader
 
 
 @dataclass
@@ -199,8 +206,8 @@ def fit_loop(
             continue
         m = evaluate(model)
         sched.step(m["macro_f1"])
-        loss = total / max(seen, 1)
-        history.append({"epoch": epoch, "loss": loss, "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
+        epoch_loss = total / max(seen, 1)
+        history.append({"epoch": epoch, "loss": epoch_loss, "val_macro_f1": m["macro_f1"], "val_accuracy": m["accuracy"], "lr": opt.param_groups[0]["lr"]})
         if m["macro_f1"] > best[0]:
             best = (m["macro_f1"], epoch, copy.deepcopy(model.state_dict()), m)
         bar.update(1)
@@ -241,11 +248,11 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
         if batch.size < 2:  # BatchNorm cannot train on one song
             return None
         batch = batch.to(device)
-        loss, _ = m.loss(batch, criterion)  # type: ignore[operator]
+        loss, _ = m.loss(batch, criterion)  # type: ignore[operator]  # m is the SongModel fit_loop was given
         return loss, batch.size
 
     def evaluate(m: torch.nn.Module) -> dict[str, Any]:
-        return scores(np.array([s.y for s in val_s]), predict(m, val_s, dims, device, cfg.eval_batch_size, eval_fn), labels)  # type: ignore[arg-type]
+        return scores(np.array([s.y for s in val_s]), predict(m, val_s, dims, device, cfg.eval_batch_size, eval_fn), labels)  # type: ignore[arg-type]  # m: the SongModel given
 
     # with no validation rows no checkpoint is picked (the last epoch is kept) and nothing is reported as "val":
     # training-set scores are not validation
@@ -256,7 +263,7 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     return TrainResult(model.cpu(), std, dims, result.history, result.best_epoch, val_metrics)
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from catalog.models import EMOTIONS
 
@@ -101,7 +102,14 @@ def make_catalog(url: str) -> Catalog:
             for i, topic in enumerate(topics):
                 cat.songs[topic.id] = []
                 for j in range(SONGS_PER_TOPIC):
-                    song = Song(title=f"{emotion} t{i} s{j}", artist_id=artist.id, album="Test Album", duration_s=180.0 + j, fingerprint=f"{emotion}-{i}-{j}", status="topics")
+                    song = Song(
+                        title=f"{emotion} t{i} s{j}",
+                        artist_id=artist.id,
+                        album="Test Album",
+                        duration_s=180.0 + j,
+                        fingerprint=f"{emotion}-{i}-{j}",
+                        status="topics",
+                    )
                     s.add(song)
                     s.flush()
                     cat.songs[topic.id].append(song.id)
@@ -131,9 +139,21 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0) -> "Server":
+    def start(self, timeout: float = 180.0) -> Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "uvicorn", "recommender.api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "recommender.api.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -157,9 +177,6 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

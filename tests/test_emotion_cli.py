@@ -31,7 +31,16 @@ def mixed_manifest(shared_data: Path, tmp_path: Path) -> Path:
     for q in "1234":
         mid = next(m for m in mids if m.name.startswith(f"Q{q}_"))
         flac = render_midi(mid, tmp_path / "audio" / f"{mid.stem}.flac", sf2)
-        rows.append({"id": mid.stem, "label": QUADRANTS[q], "audio": str(flac), "lyrics": "", "group": mid.stem.rsplit("_", 1)[0], "split": "train" if q in "13" else "test"})
+        rows.append(
+            {
+                "id": mid.stem,
+                "label": QUADRANTS[q],
+                "audio": str(flac),
+                "lyrics": "",
+                "group": mid.stem.rsplit("_", 1)[0],
+                "split": "train" if q in "13" else "test",
+            }
+        )
     bad = tmp_path / "audio" / "broken.flac"
     bad.write_bytes(b"fLaC not really audio")
     rows.append({"id": "broken", "label": "sad", "audio": str(bad), "lyrics": "", "group": "broken", "split": "test"})

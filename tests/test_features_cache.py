@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -19,7 +18,9 @@ from emotion.features.extract import Job, extract, extract_manifest
 from emotion.features.lld import LLDEncoder
 
 SR = 16000
-GOOD_LYRICS = "[00:01.00]I walk alone in the rain tonight\n[00:04.00]and you are not here with me\n[00:12.00]Lyrics by: Someone\n[00:13.00]so I sing it again x2\n"
+GOOD_LYRICS = (
+    "[00:01.00]I walk alone in the rain tonight\n[00:04.00]and you are not here with me\n[00:12.00]Lyrics by: Someone\n[00:13.00]so I sing it again x2\n"
+)
 
 
 def _tone(seconds: float, freq: float = 220.0, amp: float = 0.3, seed: int = 0) -> np.ndarray:

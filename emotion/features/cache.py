@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session
 
 from catalog.models import FeatureSet
 from catalog.store import FileStore
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +148,7 @@ class FeatureCache:
                 row.song_id = song_id
         session.flush()
 
-    def _with_session(self, session: Session | None, fn):  # type: ignore[no-untyped-def]
+    def _with_session(self, session: Session | None, fn: Callable[[Session], T]) -> T:
         if session is not None:
             return fn(session)
         from catalog.db import session_scope
@@ -157,7 +160,7 @@ class FeatureCache:
                        compute_fn: Callable[[], np.ndarray | SegmentFeatures], *, version_suffix: str = "",
                        song_id: int | None = None, session: Session | None = None) -> SegmentFeatures:
         """Cached features of (content, encoder) or `compute_fn()` stored and recorded."""
-        name, version = encoder.name, encoder.version + version_suffix  # type: ignore[attr-defined]
+        name, version = encoder.name, encoder.version + version_suffix  # type: ignore[attr-defined]  # an encoder or input descriptor: name, version
         hit = self.lookup(modality, content_sha, name, version, session)
         if hit is not None:
             self.hits += 1

@@ -14,20 +14,24 @@ windows past the last audio window: clamp `window` to the audio's last index whe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from catalog.audio import AudioError, load
 from catalog.fingerprint import sha256_bytes, sha256_file
-from emotion.features.base import EncoderError
+from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 from emotion.features.cache import FeatureCache, SegmentFeatures
 from emotion.features.cleaning import LyricsError, prepare_lyrics
 from emotion.features.segments import SegmentError, SegmentSpec, audio_segments, lyric_segments
+
+if TYPE_CHECKING:
+    from catalog.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +97,14 @@ def prepare_audio(path: str | Path, sr: int, spec: SegmentSpec) -> tuple[list[np
     return segs, times, notes
 
 
-def encode_audio_file(path: str | Path, encoder: object, spec: SegmentSpec) -> tuple[SegmentFeatures, list[str]]:
+def encode_audio_file(path: str | Path, encoder: AudioEncoder, spec: SegmentSpec) -> tuple[SegmentFeatures, list[str]]:
     """Decode, segment and encode one audio file (runs in worker processes for CPU encoders)."""
-    segs, times, notes = prepare_audio(path, encoder.sample_rate, spec)  # type: ignore[attr-defined]
-    times.vectors = np.asarray(encoder.encode(segs), dtype=np.float32)  # type: ignore[attr-defined]
+    segs, times, notes = prepare_audio(path, encoder.sample_rate, spec)
+    times.vectors = np.asarray(encoder.encode(segs), dtype=np.float32)
     return times, notes
 
 
-def _in_worker(fn, *args):  # type: ignore[no-untyped-def]
+def _in_worker(fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
     """Run fn in a worker; exceptions come back as a reason string (some exceptions do not unpickle)."""
     try:
         return True, fn(*args)
@@ -112,14 +116,17 @@ def _reason(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, BAD_INPUT) else f"{type(exc).__name__}: {exc}"
 
 
-def lyric_features(raw: bytes | str, encoder: object, spec: SegmentSpec) -> tuple[SegmentFeatures, list[str]]:
+def lyric_features(raw: bytes | str, encoder: LyricsEncoder, spec: SegmentSpec) -> tuple[SegmentFeatures, list[str]]:
     """Clean, segment and encode lyrics -> (features, notes); LyricsError when unusable."""
     prepared = prepare_lyrics(raw)
     segs = lyric_segments(prepared.lines, spec=spec)
     if not segs:
         raise LyricsError("lyrics give no segment after cleaning")
-    vectors = np.asarray(encoder.encode([s.text for s in segs]), dtype=np.float32)  # type: ignore[attr-defined]
-    nan = lambda v: np.nan if v is None else v  # noqa: E731
+    vectors = np.asarray(encoder.encode([s.text for s in segs]), dtype=np.float32)
+
+    def nan(v: float | None) -> float:
+        return np.nan if v is None else v
+
     return SegmentFeatures(
         vectors,
         np.array([nan(s.start_s) for s in segs], dtype=np.float64),
@@ -141,7 +148,7 @@ class Job:
     song_id: int | None = None
 
 
-def extract(jobs: Iterable[Job], audio_encoder: object | None = None, lyrics_encoder: object | None = None, *,
+def extract(jobs: Iterable[Job], audio_encoder: AudioEncoder | None = None, lyrics_encoder: LyricsEncoder | None = None, *,
             spec: SegmentSpec | None = None, workers: int = 1, cache: FeatureCache | None = None,
             progress: bool = True) -> dict[str, ItemResult]:
     """Features for every job, from the cache when present; refusals recorded per job, never raised."""
@@ -160,11 +167,11 @@ def extract(jobs: Iterable[Job], audio_encoder: object | None = None, lyrics_enc
     return results
 
 
-def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: object, spec: SegmentSpec, workers: int,
+def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: AudioEncoder, spec: SegmentSpec, workers: int,
                    cache: FeatureCache, progress: bool) -> None:
     suffix = spec_suffix(spec)
-    name, version = encoder.name, encoder.version + suffix  # type: ignore[attr-defined]
-    todo: list[tuple[Job, str]] = []
+    name, version = encoder.name, encoder.version + suffix
+    todo: list[tuple[Job, Path, str]] = []
     for job in jobs:
         if job.audio is None:
             continue
@@ -178,7 +185,7 @@ def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: obj
             cache.hits += 1
             results[job.id].audio = hit
         else:
-            todo.append((job, sha))
+            todo.append((job, job.audio, sha))
     if not todo:
         return
     cpu = bool(getattr(encoder, "cpu_parallel", False))
@@ -196,9 +203,9 @@ def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: obj
         log.warning("audio %s refused: %s", job.id, reason)
 
     if workers <= 1:
-        for job, sha in todo:
+        for job, path, sha in todo:
             try:
-                feats, notes = encode_audio_file(job.audio, encoder, spec)  # type: ignore[arg-type]
+                feats, notes = encode_audio_file(path, encoder, spec)
                 finish(job, sha, feats, notes)
             except Exception as exc:  # noqa: BLE001 - recorded per item
                 fail(job, exc)
@@ -207,10 +214,10 @@ def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: obj
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         if cpu:
-            futures = {pool.submit(_in_worker, encode_audio_file, j.audio, encoder, spec): (j, sha) for j, sha in todo}
+            futures = {pool.submit(_in_worker, encode_audio_file, path, encoder, spec): (j, sha) for j, path, sha in todo}
         else:
-            futures = {pool.submit(_in_worker, prepare_audio, j.audio, encoder.sample_rate, spec): (j, sha)  # type: ignore[attr-defined]
-                       for j, sha in todo}
+            futures = {pool.submit(_in_worker, prepare_audio, path, encoder.sample_rate, spec): (j, sha)
+                       for j, path, sha in todo}
         for fut in as_completed(futures):
             job, sha = futures[fut]
             try:
@@ -223,7 +230,7 @@ def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: obj
                     feats, notes = payload
                 else:
                     segs, feats, notes = payload
-                    feats.vectors = np.asarray(encoder.encode(segs), dtype=np.float32)  # type: ignore[attr-defined]
+                    feats.vectors = np.asarray(encoder.encode(segs), dtype=np.float32)
                 finish(job, sha, feats, notes)
             except Exception as exc:  # noqa: BLE001 - recorded per item
                 fail(job, exc)
@@ -231,7 +238,7 @@ def _extract_audio(jobs: list[Job], results: dict[str, ItemResult], encoder: obj
     bar.close()
 
 
-def _extract_combined(jobs: list[Job], results: dict[str, ItemResult], parts: list[object], spec: SegmentSpec,
+def _extract_combined(jobs: list[Job], results: dict[str, ItemResult], parts: list[AudioEncoder], spec: SegmentSpec,
                       workers: int, cache: FeatureCache, progress: bool) -> None:
     """A combined encoder: each part extracted (and cached) on its own, segment vectors concatenated in order."""
     per = []
@@ -245,28 +252,29 @@ def _extract_combined(jobs: list[Job], results: dict[str, ItemResult], parts: li
         if errors:
             results[job.id].errors["audio"] = errors[0]
             continue
-        if any(r.audio is None for r in got):
+        feats = [r.audio for r in got if r.audio is not None]
+        if len(feats) != len(got):
             continue
-        first = got[0].audio
-        if len({len(r.audio) for r in got}) != 1:  # type: ignore[arg-type]
+        first = feats[0]
+        if len({len(f) for f in feats}) != 1:
             results[job.id].errors["audio"] = "combined encoders gave different segment counts"
             continue
-        results[job.id].audio = SegmentFeatures(np.concatenate([r.audio.vectors for r in got], axis=1),  # type: ignore[union-attr]
-                                                first.start_s, first.end_s, first.window)  # type: ignore[union-attr]
+        results[job.id].audio = SegmentFeatures(np.concatenate([f.vectors for f in feats], axis=1),
+                                                first.start_s, first.end_s, first.window)
         results[job.id].notes += got[0].notes
 
 
-def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: object, spec: SegmentSpec,
+def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: LyricsEncoder, spec: SegmentSpec,
                     cache: FeatureCache, progress: bool) -> None:
     suffix = spec_suffix(spec)
-    name = encoder.name  # type: ignore[attr-defined]
+    name = encoder.name
     for job in tqdm([j for j in jobs if j.lyrics is not None], desc=f"lyrics {name}", unit="song", disable=not progress):
         try:
-            raw = job.lyrics if isinstance(job.lyrics, bytes) else Path(job.lyrics).read_bytes()  # type: ignore[arg-type]
+            raw = job.lyrics if isinstance(job.lyrics, bytes) else Path(job.lyrics).read_bytes()
             sha = sha256_bytes(raw)
             holder: dict[str, list[str]] = {"notes": []}
 
-            def compute(raw: bytes = raw) -> SegmentFeatures:
+            def compute(raw: bytes = raw, holder: dict[str, list[str]] = holder) -> SegmentFeatures:
                 feats, notes = lyric_features(raw, encoder, spec)
                 holder["notes"] = notes
                 return feats
@@ -280,8 +288,9 @@ def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: ob
             log.warning("lyrics %s refused: %s", job.id, reason)
 
 
-def extract_manifest(manifest, audio_encoder: object | None = None, lyrics_encoder: object | None = None,
-                     **kwargs) -> dict[str, ItemResult]:
+def extract_manifest(manifest: Manifest, audio_encoder: AudioEncoder | None = None,
+                     lyrics_encoder: LyricsEncoder | None = None,
+                     **kwargs: Any) -> dict[str, ItemResult]:
     """`extract` over a catalog.manifest.Manifest's items (audio and lyrics paths as given there)."""
     jobs = [Job(it.id, it.audio, it.lyrics) for it in manifest.items]
     return extract(jobs, audio_encoder, lyrics_encoder, **kwargs)

@@ -79,7 +79,9 @@ class _ConvBN(nn.Module):
             return self.forward(x).amax(dim=3)
         c = self.conv(x)
         bn = self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # type: ignore[operator]
+        running_var = bn.running_var
+        assert running_var is not None  # built with track_running_stats: eval mode uses the running statistics
+        scale = bn.weight / torch.sqrt(running_var + bn.eps)
         pooled = torch.where((scale >= 0)[None, :, None], c.amax(dim=3), c.amin(dim=3))
         return F.batch_norm(torch.relu(pooled), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
 AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "ast", "whisper")
@@ -27,37 +29,35 @@ class CombinedEncoder:
         self.dim = sum(int(p.dim) for p in parts)
         self.sample_rate = rates.pop()
 
-    def encode(self, segments: list) -> "np.ndarray":  # type: ignore[type-arg,name-defined]  # noqa: F821
-        import numpy as np
-
+    def encode(self, segments: list[np.ndarray]) -> np.ndarray:
         return np.concatenate([p.encode(segments) for p in self.parts], axis=1)
 
 
 def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
     """Build the named audio encoder (EncoderError when its weights are missing); "a+b" combines encoders."""
     if "+" in name:
-        return CombinedEncoder([make_audio_encoder(part, **kwargs) for part in name.split("+")])  # type: ignore[return-value]
+        return CombinedEncoder([make_audio_encoder(part, **kwargs) for part in name.split("+")])
     pinned = re.fullmatch(r"whisper-(tiny\.en|base)-l(\d+)", name)
     if pinned:  # a pinned Whisper model and layer (e.g. whisper-base-l3), independent of the settings
         from emotion.features.whisper import WhisperEncoderFeatures
 
-        return WhisperEncoderFeatures(pinned[1], int(pinned[2]), **kwargs)  # type: ignore[arg-type]
+        return WhisperEncoderFeatures(pinned[1], int(pinned[2]), **kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name == "lld":
         from emotion.features.lld import LLDEncoder
 
-        return LLDEncoder(**kwargs)  # type: ignore[arg-type]
+        return LLDEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name in ("musicnn", "musicnn-pool"):
         from emotion.features.musicnn import MusicnnEncoder
 
-        return MusicnnEncoder(pool=name == "musicnn-pool", **kwargs)  # type: ignore[arg-type]
+        return MusicnnEncoder(pool=name == "musicnn-pool", **kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name == "ast":
         from emotion.features.ast import ASTEncoder
 
-        return ASTEncoder(**kwargs)  # type: ignore[arg-type]
+        return ASTEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     if name == "whisper":
         from emotion.features.whisper import WhisperEncoderFeatures
 
-        return WhisperEncoderFeatures(**kwargs)  # type: ignore[arg-type]
+        return WhisperEncoderFeatures(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     raise EncoderError(f"unknown audio encoder {name!r}; choose one of {', '.join(AUDIO_ENCODERS)}")
 
 
@@ -66,7 +66,7 @@ def make_lyrics_encoder(name: str, **kwargs: object) -> LyricsEncoder:
     if name == "bert-cnn":
         from emotion.features.bert_cnn import BertCNNEncoder
 
-        return BertCNNEncoder(**kwargs)  # type: ignore[arg-type]
+        return BertCNNEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
     raise EncoderError(f"unknown lyrics encoder {name!r}; choose one of {', '.join(LYRICS_ENCODERS)}")
 
 

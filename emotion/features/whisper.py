@@ -33,12 +33,15 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import torch
 
 from emotion.features.base import EncoderError
+
+if TYPE_CHECKING:
+    from catalog.store import FileStore
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +176,7 @@ def ct2_to_transformers(ct2: dict[str, np.ndarray], layers: int) -> dict[str, to
 def package_files(src: WhisperSource) -> list[Path]:
     """The installed files of `src`'s packages, in join order; EncoderError naming the pip command when missing."""
     paths = []
-    for (pkg, _version), rel in zip(src.packages, src.files):
+    for (pkg, _version), rel in zip(src.packages, src.files, strict=True):
         spec = importlib.util.find_spec(pkg)
         if spec is None or not spec.submodule_search_locations:
             raise EncoderError(f"Whisper {src.name} weights are not installed (package {pkg} missing); " + install_hint(src.name))
@@ -202,17 +205,17 @@ def join_and_check(src: WhisperSource, dest: Path) -> Path:
     return dest
 
 
-def store_path(model: str, store: object | None = None) -> Path:
+def store_path(model: str, store: FileStore | None = None) -> Path:
     """Where the converted encoder of `model` lives in the model store."""
     from catalog.store import FileStore
 
     src = WHISPER_MODELS[model]
     st = store if store is not None else FileStore()
     key = hashlib.sha256(f"whisper-encoder\0{model}\0{src.sha256}\0{CONVERSION_VERSION}".encode()).hexdigest()
-    return st.path_for(STORE_KIND, key, ".safetensors")  # type: ignore[attr-defined]
+    return st.path_for(STORE_KIND, key, ".safetensors")
 
 
-def convert(model: str, store: object | None = None, force: bool = False) -> Path:
+def convert(model: str, store: FileStore | None = None, force: bool = False) -> Path:
     """Convert the installed packaged Whisper `model` once into the model store; return the safetensors path."""
     from safetensors.torch import save_file
 
@@ -253,7 +256,7 @@ def _build(config: dict[str, int]) -> Any:
     return WhisperEncoder(cfg)
 
 
-def load_packaged(model: str, store: object | None = None):  # type: ignore[no-untyped-def]
+def load_packaged(model: str, store: FileStore | None = None) -> Any:
     """The converted `WhisperEncoder` of a packaged model (converted now if the store lacks it), in eval mode."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -274,7 +277,7 @@ def load_packaged(model: str, store: object | None = None):  # type: ignore[no-u
     return enc.eval()
 
 
-def load_checkpoint(folder: str | Path):  # type: ignore[no-untyped-def]
+def load_checkpoint(folder: str | Path) -> Any:
     """The encoder of a local transformers Whisper folder (never downloads)."""
     from transformers import WhisperModel
 
@@ -309,7 +312,7 @@ def log_mel(y: np.ndarray | torch.Tensor, n_mels: int = N_MELS) -> torch.Tensor:
 class WhisperEncoderRunner:
     """A `WhisperEncoder` run on inputs of any length, stopping after `layers` blocks."""
 
-    def __init__(self, encoder, layers: int, device: str = "cpu") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, encoder: Any, layers: int, device: str = "cpu") -> None:
         self.encoder = encoder.to(device)
         self.n_layers = len(encoder.layers)
         if not 0 <= layers <= self.n_layers:
@@ -350,7 +353,7 @@ class WhisperEncoderFeatures:
     sample_rate = SR
 
     def __init__(self, model: str | None = None, layer: int | None = None, *, checkpoint: str | Path | None = None,
-                 device: str | None = None, store: object | None = None) -> None:
+                 device: str | None = None, store: FileStore | None = None) -> None:
         from catalog.settings import get_settings
 
         settings = get_settings()

@@ -12,7 +12,6 @@ from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead
 from emotion.models.sequence import CNNLSTM, LSTMAttention
 from emotion.models.songgatnet import SongGATNet
 
-
 # Training settings of the recipes below: the ones a model's own recipe may set (the benchmark keeps its
 # shared feature settings and epoch budget, and applies only these).
 RECIPE_TRAINING_KEYS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "focal_gamma", "class_weights",
@@ -98,4 +97,16 @@ def build_model(name: str, dims: dict[str, int], params: dict[str, Any] | None =
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_RECIPE", "RECIPE_TRAINING_KEYS", "REGISTRY", "resolve", "ModelSpec", "SongModel", "UnknownModel", "build_model", "model_params", "spec"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_RECIPE",
+    "RECIPE_TRAINING_KEYS",
+    "REGISTRY",
+    "resolve",
+    "ModelSpec",
+    "SongModel",
+    "UnknownModel",
+    "build_model",
+    "model_params",
+    "spec",
+]

@@ -16,6 +16,7 @@ class SongModel(nn.Module):
     needs: frozenset[str] = frozenset()
     uses: frozenset[str] = frozenset({"audio", "lyrics"})
     graph: str | None = None
+    n_classes: int = 4  # set by build_model from the label set
 
     def loss(self, batch: SongBatch, criterion: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Training loss and the main-task logits."""

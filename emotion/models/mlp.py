@@ -78,7 +78,7 @@ class LyricsOnly(SongModel):
         x, mask = batch.lyrics, batch.lyrics_mask
         feats = [masked_mean(x, mask)]
         xt = (x * mask.unsqueeze(-1)).transpose(1, 2)
-        for k, conv in zip(self.kernels, self.convs):
+        for k, conv in zip(self.kernels, self.convs, strict=True):
             c = torch.relu(conv(xt)).transpose(1, 2)  # [B, N + k - 1, F]
             cmask = torch.nn.functional.pad(mask, (0, k - 1))
             for shift in range(1, k):  # a window is valid when it overlaps a real segment

@@ -38,7 +38,17 @@ class CNNLSTM(SongModel):
 
     needs = frozenset({"mel", "tokens"})
 
-    def __init__(self, dims: dict[str, int], channels: tuple[int, ...] = (16, 32, 64), text_dim: int = 128, steps: int = 16, lstm_hidden: int = 256, lstm_layers: int = 2, dropout: float = 0.3, n_classes: int = 4) -> None:
+    def __init__(
+        self,
+        dims: dict[str, int],
+        channels: tuple[int, ...] = (16, 32, 64),
+        text_dim: int = 128,
+        steps: int = 16,
+        lstm_hidden: int = 256,
+        lstm_layers: int = 2,
+        dropout: float = 0.3,
+        n_classes: int = 4,
+    ) -> None:
         super().__init__()
         blocks: list[nn.Module] = [nn.BatchNorm2d(1)]  # log-Mel in dB -> unit scale
         c_in = 1
@@ -53,13 +63,13 @@ class CNNLSTM(SongModel):
         self.out = nn.Linear(2 * lstm_hidden, n_classes)
 
     def forward(self, batch: SongBatch) -> torch.Tensor:
-        x = batch.mel
+        x = batch.require("mel")
         if x.shape[-1] < self.pool_t:  # songs without audio: a zero spectrogram long enough to pool
             x = F.pad(x, (0, self.pool_t - x.shape[-1]))
         mel = self.cnn(x).mean(2).transpose(1, 2)  # [B, T/8, C]
-        mel_mask = batch.mel_mask[:, :: self.pool_t][:, : mel.shape[1]]
+        mel_mask = batch.require("mel_mask")[:, :: self.pool_t][:, : mel.shape[1]]
         tok = self.text(batch.tokens)  # [B, L, text_dim] from BERT token states [B, L, d]
-        seq = torch.cat([_align(mel, mel_mask, self.steps), _align(tok, batch.tokens_mask, self.steps)], dim=-1)
+        seq = torch.cat([_align(mel, mel_mask, self.steps), _align(tok, batch.require("tokens_mask"), self.steps)], dim=-1)
         h, _ = self.lstm(seq)
         return self.out(h.mean(1))
 
@@ -92,4 +102,4 @@ class LSTMAttention(SongModel):
 
     def forward(self, batch: SongBatch) -> torch.Tensor:
         h, _ = self.lstm(batch.lld)
-        return self.out(self.drop(self.attn(h, safe_mask(batch.lld_mask))))
+        return self.out(self.drop(self.attn(h, safe_mask(batch.require("lld_mask")))))

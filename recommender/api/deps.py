@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import Header, Path, Request
 
-from emotion.speech.artifact import SpeechRecognizer
 from recommender.api.config import ApiConfig
 from recommender.api.errors import ApiError
 

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from pydantic import BaseModel
 
 from catalog.audio import AudioError
-from emotion.speech.artifact import SpeechRecognizer
 from emotion.speech.preprocess import classify
 from recommender import sessions
 from recommender.api.config import ApiConfig
