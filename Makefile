@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(VENV)/bin/musicrec demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

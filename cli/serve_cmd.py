@@ -41,7 +41,8 @@ def recommend(
     rec = sessions.recommend(listener, heard.emotion, size, check=False)  # the shell user is trusted
     for song in rec.playlist:
         typer.echo(f"  {song['id']:>6}  {song['title']}  ({song['artist'] or '?'})  topic {song['topic_id']}", err=True)
-    out = {"emotion": heard.emotion, "probabilities": heard.probabilities, "playlist": rec.playlist, "session_id": rec.session_id, "step": rec.step, "exhausted": rec.exhausted}
+    out = {"emotion": heard.emotion, "probabilities": heard.probabilities, "playlist": rec.playlist,
+           "session_id": rec.session_id, "step": rec.step, "exhausted": rec.exhausted}
     if rec.listener_token:
         out["listener_token"] = rec.listener_token
     typer.echo(json.dumps(out))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +17,7 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _read_manifest(path: Path):
+def _read_manifest(path: Path) -> Any:
     from catalog.manifest import ManifestError, read
 
     try:
@@ -77,11 +78,11 @@ def train_speech(
     if cv:
         if len({e.group for e in report.examples}) < 3:
             _fail("cross-validation needs at least 3 speakers (group column)")
-        result = cross_validate(report.examples, model, epochs, seed, folds=folds or None, device=device, utterance_norm=utterance_norm)
-        result.update(manifest_sha256=m.digest(), epochs=epochs, seed=seed, skipped=len(report.failed))
+        cv_result = cross_validate(report.examples, model, epochs, seed, folds=folds or None, device=device, utterance_norm=utterance_norm)
+        cv_result.update(manifest_sha256=m.digest(), epochs=epochs, seed=seed, skipped=len(report.failed))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "cv.json").write_text(json.dumps(result, indent=2))
-        typer.echo(json.dumps(result))
+        (out / "cv.json").write_text(json.dumps(cv_result, indent=2))
+        typer.echo(json.dumps(cv_result))
         return
     splits = speaker_splits(m, seed)
     parts = {name: [e for e in report.examples if splits.get(e.id) == name] for name in ("train", "val", "test")}
@@ -92,7 +93,7 @@ def train_speech(
     scores = metrics([e.label for e in test], predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test])) if test else {}
     groups = {name: sorted({e.group for e in part}) for name, part in parts.items()}
     meta = {
-        "version": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S"),
+        "version": datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
         "manifest": str(m.path),
         "manifest_sha256": m.digest(),
         "epochs": epochs,
@@ -106,7 +107,8 @@ def train_speech(
     }
     artifact.save(out, result.model, result.normaliser, meta)
     model_id = artifact.register(out, scores) if register_model else None
-    typer.echo(json.dumps({**scores, "model": model, "artifact": str(out.resolve()), "model_id": model_id, "split_groups": groups, "best_epoch": result.best_epoch}))
+    summary = {"model": model, "artifact": str(out.resolve()), "model_id": model_id, "split_groups": groups, "best_epoch": result.best_epoch}
+    typer.echo(json.dumps({**scores, **summary}))
 
 
 def evaluate_speech(
@@ -150,7 +152,7 @@ def evaluate_speech(
     for label, f1 in scores["per_class_f1"].items():
         typer.echo(f"  {label:8s} F1={f1:.3f}")
     typer.echo("confusion (rows true, cols predicted): " + " ".join(scores["labels"]))
-    for label, row in zip(scores["labels"], scores["confusion"]):
+    for label, row in zip(scores["labels"], scores["confusion"], strict=True):
         typer.echo(f"  {label:8s} {row}")
 
 
@@ -192,7 +194,7 @@ def benchmark_speech(
 
 def register(app: typer.Typer) -> None:
     """Attach the speech commands to the `train`, `evaluate` and `benchmark` groups of the main app."""
-    groups = {g.name: g.typer_instance for g in app.registered_groups}
+    groups = {g.name: g.typer_instance for g in app.registered_groups if g.typer_instance is not None}
     groups["train"].command("speech")(train_speech)
     groups["evaluate"].command("speech")(evaluate_speech)
     bench = groups.get("benchmark")

@@ -22,7 +22,7 @@ from emotion.speech.preprocess import (
     classify,
     prepare,
 )
-from tests.recommender_support import emodb_clips, tiny_speech_model, wav_bytes  # noqa: F401
+from tests.recommender_support import emodb_clips, tiny_speech_model, wav_bytes  # noqa: F401 - pytest fixtures used by name
 
 SR = SAMPLE_RATE
 
@@ -183,7 +183,8 @@ def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path
     from cli.main import app
 
     manifest = _manifest(tmp_path, emodb, split=False)
-    res = CliRunner().invoke(app, ["train", "speech", "--manifest", str(manifest), "--model", "hsf-crnn-noattn", "--out", str(tmp_path / "cv"), "--epochs", "1", "--cv", "--folds", "2"])
+    args = ["--model", "hsf-crnn-noattn", "--out", str(tmp_path / "cv"), "--epochs", "1", "--cv", "--folds", "2"]
+    res = CliRunner().invoke(app, ["train", "speech", "--manifest", str(manifest), *args])
     assert res.exit_code == 0, res.output
     cv = json.loads(res.stdout.strip().splitlines()[-1])
     assert cv["n"] == len(emodb) and len(cv["folds"]) == 2 and cv["protocol"] == "2-fold speaker-grouped"
@@ -193,7 +194,7 @@ def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path
 
 
 @pytest.mark.slow
-def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:
+def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:  # noqa: F811 - the imported pytest fixture, injected by name
     from emotion.speech.artifact import SpeechRecognizer
 
     model = SpeechRecognizer(tiny_speech_model)
@@ -204,7 +205,7 @@ def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Pa
 
 
 @pytest.mark.slow
-def test_recommend_cli(db_url: str, tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:
+def test_recommend_cli(db_url: str, tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:  # noqa: F811 - the imported pytest fixture, injected by name
     from cli.main import app
     from tests.recommender_support import TOPICS_PER_EMOTION, make_catalog
 

@@ -69,7 +69,7 @@ class Normaliser:
         hsf = np.concatenate([e.feats.hsf for e in examples])
         wm = ws = None
         if all(e.feats.whisper is not None for e in examples):
-            w = np.concatenate([e.feats.whisper for e in examples])  # type: ignore[misc]
+            w = np.concatenate([e.feats.whisper for e in examples if e.feats.whisper is not None])
             wm, ws = w.mean(0), w.std(0) + 1e-5
         return cls(spec.mean(0), spec.std(0) + 1e-5, hsf.mean(0), hsf.std(0) + 1e-5, wm, ws, utterance)
 
@@ -183,8 +183,10 @@ class Batch:
     whisper_lengths: torch.Tensor | None = None
 
     def to(self, device: str) -> Batch:
-        move = lambda t: None if t is None else t.to(device)
-        return Batch(move(self.spec), move(self.hsf), self.lengths, move(self.whisper), move(self.whisper_lengths))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+
+        return Batch(self.spec.to(device), self.hsf.to(device), self.lengths, move(self.whisper), move(self.whisper_lengths))
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         """(spec, hsf, lengths) like the old tuple, so `spec, hsf, lengths = collate(...)` keeps working."""
