@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from catalog.importers import ImportReport
-from catalog.manifest import relative_to_manifest, write
+from catalog.manifest import relative_to_manifest
 
 EMOTION_LETTERS = {"W": "angry", "F": "happy", "T": "sad", "N": "relaxed"}
 EXCLUDED_LETTERS = {"L": "boredom", "E": "disgust", "A": "fear"}
@@ -44,9 +44,4 @@ def import_emodb(root: str | Path, out: str | Path) -> ImportReport:
                 "title": f"speaker {speaker} text {text} take {version}",
             }
         )
-    write(out, rows)
-    report.items = len(rows)
-    report.groups = len({r["group"] for r in rows})
-    report.labels = dict(Counter(r["label"] for r in rows))
-    report.excluded = dict(excluded)
-    return report
+    return report.finish(rows, excluded)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from catalog.audio import AudioError, load
 from catalog.importers import ImportReport
-from catalog.manifest import relative_to_manifest, write
+from catalog.manifest import relative_to_manifest
 
 QUADRANTS = {"1": "happy", "2": "angry", "3": "sad", "4": "relaxed"}
 NAME = re.compile(r"^Q([1-4])_(.+)_(\d+)$")
@@ -112,9 +112,4 @@ def import_emopia(
                     "split": "",
                 }
             )
-    write(out, rows)
-    report.items = len(rows)
-    report.groups = len({r["group"] for r in rows})
-    report.labels = dict(Counter(r["label"] for r in rows))
-    report.excluded = dict(excluded)
-    return report
+    return report.finish(rows, excluded)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from catalog.importers import ImportReport
 from catalog.importers.q4 import AUDIO_SUFFIXES, artist_group
-from catalog.manifest import relative_to_manifest, write
+from catalog.manifest import relative_to_manifest
 
 MOVE = re.compile(r'^\s*move\s+"?(?P<file>[^"\s]+)"?\s+"Cluster\s*(?P<k>[1-5])\\(?P<cat>[^\\]+)\\', re.IGNORECASE)
 INFO = "dataset info.csv"
@@ -98,9 +98,4 @@ def import_mirex(root: str | Path, out: str | Path) -> ImportReport:
             "artist": artist,
             "category": category,
         })
-    write(out, rows)
-    report.items = len(rows)
-    report.groups = len({r["group"] for r in rows})
-    report.labels = dict(Counter(r["label"] for r in rows))
-    report.excluded = dict(excluded)
-    return report
+    return report.finish(rows, excluded)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from catalog.importers import ImportReport
 from catalog.lyrics import decode_text
-from catalog.manifest import relative_to_manifest, write
+from catalog.manifest import relative_to_manifest
 
 MOODS = {"angry": "angry", "happy": "happy", "relaxed": "relaxed", "sad": "sad"}
 
@@ -96,9 +96,4 @@ def import_nju(root: str | Path, out: str | Path) -> ImportReport:
                     "artist": rec.performer if rec else "",
                 }
             )
-    write(out, rows)
-    report.items = len(rows)
-    report.groups = len({r["group"] for r in rows})
-    report.labels = dict(Counter(r["label"] for r in rows))
-    report.excluded = dict(excluded)
-    return report
+    return report.finish(rows, excluded)

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from catalog.importers import ImportReport
-from catalog.manifest import relative_to_manifest, write
+from catalog.manifest import relative_to_manifest
 
 QUADRANTS: dict[str, str] = {"q1": "happy", "q2": "angry", "q3": "sad", "q4": "relaxed"}
 METADATA = "panda_dataset_taffc_metadata.csv"
@@ -65,9 +65,4 @@ def import_q4(root: str | Path, out: str | Path) -> ImportReport:
             "title": (rec or {}).get("Title", "").strip(),
             "artist": artist,
         })
-    write(out, rows)
-    report.items = len(rows)
-    report.groups = len({r["group"] for r in rows})
-    report.labels = dict(Counter(r["label"] for r in rows))
-    report.excluded = dict(excluded)
-    return report
+    return report.finish(rows, excluded)

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from catalog.importers import ImportReport
-from catalog.manifest import relative_to_manifest, write
+from catalog.manifest import relative_to_manifest
 
 EMOTION_CODES = {"01": "relaxed", "02": "relaxed", "03": "happy", "04": "sad", "05": "angry"}
 EXCLUDED_CODES = {"06": "fearful", "07": "disgust", "08": "surprised"}
@@ -54,9 +54,4 @@ def import_ravdess(root: str | Path, out: str | Path) -> ImportReport:
                 "title": f"actor {actor} statement {statement} take {repetition} ({INTENSITY.get(intensity, intensity)})",
             }
         )
-    write(out, rows)
-    report.items = len(rows)
-    report.groups = len({r["group"] for r in rows})
-    report.labels = dict(Counter(r["label"] for r in rows))
-    report.excluded = dict(excluded)
-    return report
+    return report.finish(rows, excluded)
