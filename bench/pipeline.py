@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tests.pipeline_support import Pipeline
+    from tests.support.pipeline_support import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -47,7 +47,7 @@ def catalog(root: Path) -> str:
 
 def songs(url: str, root: Path, n: int) -> list[int]:
     """Topic models from seed songs, then `n` songs in state 'new' with their audio in the store."""
-    from tests.pipeline_support import add_songs, seed_topic_models
+    from tests.support.pipeline_support import add_songs, seed_topic_models
 
     seed_topic_models(url, root / "audio")
     return add_songs(url, root / "audio", n, start=0)
@@ -90,7 +90,7 @@ def plain_loop(ids: list[int], batch_size: int) -> float:
 
 def start_worker(url: str, root: Path, broker: str, processes: int) -> Pipeline:
     """A worker with `processes` pool processes on its own broker, started now (warm-up is awaited by `warm`)."""
-    from tests.pipeline_support import Pipeline, pipeline_env
+    from tests.support.pipeline_support import Pipeline, pipeline_env
 
     var = root / "var"
     env = pipeline_env(var, url, broker, f"db+sqlite:///{var / f'results{processes}.db'}", batch_wait_s=1.0, key_prefix=f"bench{processes}:")
@@ -102,7 +102,7 @@ def start_worker(url: str, root: Path, broker: str, processes: int) -> Pipeline:
 
 
 def warm(pipe: Pipeline, processes: int) -> None:
-    from tests.pipeline_support import wait_for
+    from tests.support.pipeline_support import wait_for
 
     wait_for(lambda: pipe.log_text("bench").count("pool process warmed up") >= processes, 180,
              f"{processes} warmed-up pool processes", lambda: pipe.log_text("bench"))
@@ -110,7 +110,7 @@ def warm(pipe: Pipeline, processes: int) -> None:
 
 def queued(url: str, ids: list[int], pipe: Pipeline, timeout: float) -> float:
     """Publish one features task per song to a warmed-up worker; seconds until every song has its topics."""
-    from tests.pipeline_support import states, wait_for
+    from tests.support.pipeline_support import states, wait_for
 
     app = pipe.app()
     start = time.perf_counter()
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(ns.keep or tmp)
         root.mkdir(parents=True, exist_ok=True)
-        import tests.pipeline_support as support
+        import tests.support.pipeline_support as support
 
         original = support.song_audio
         support.song_audio = lambda path, seed, seconds=seconds: original(path, seed, seconds)

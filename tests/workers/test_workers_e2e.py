@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.crawler_site import LocalSite, autoindex
-from tests.pipeline_support import REPO, Pipeline, label_counts, pipeline_env, seed_topic_models, song_audio, states, train_tiny_song_model, wait_for
+from tests.support.crawler_site import LocalSite, autoindex
+from tests.support.pipeline_support import REPO, Pipeline, label_counts, pipeline_env, seed_topic_models, song_audio, states, train_tiny_song_model, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ from catalog.db import session_scope
 from catalog.fingerprint import sha256_file
 from catalog.models import AudioAsset, CrawlError, CrawlJob, Lyrics, Song
 from catalog.settings import get_settings
-from tests.crawler_site import LocalSite, Route, convert, jamendo_handler, jamendo_track, listing, site_rules, song_page, tone
+from tests.support.crawler_site import LocalSite, Route, convert, jamendo_handler, jamendo_track, listing, site_rules, song_page, tone
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=2", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
         "-s", "MUSICREC_FLUSH_INTERVAL=0.2", "-s", "LOG_LEVEL=INFO"]
 LRC = "[ti:Song One]\n[00:00.50]hello bright world\n[00:01.20]second line here"
@@ -198,7 +198,7 @@ def test_site_crawl_end_to_end_and_incremental(db_url: str, clips: dict[str, byt
         rules.write_text(site_rules(site.base))
         hook_log = tmp_path / "hook.jsonl"
         env = {"MUSICREC_TEST_HOOK_LOG": str(hook_log)}
-        first = run_crawl("site", "-a", f"rules={rules}", *FAST, "-s", "NEW_SONGS_HOOK=tests.crawler_hook:record",
+        first = run_crawl("site", "-a", f"rules={rules}", *FAST, "-s", "NEW_SONGS_HOOK=tests.support.crawler_hook:record",
                           "--jobdir", str(tmp_path / "jobdir"), env_extra=env, cli=True)
         assert first.returncode == 0, first.stdout + first.stderr[-4000:]
         with session_scope(db_url) as s:
@@ -247,7 +247,7 @@ def test_jamendo_api_crawl(db_url: str, clips: dict[str, bytes]) -> None:
     try:
         jamendo_env = {"MUSICREC_JAMENDO_BASE_URL": f"{site.base}/v3.0"}  # the base URL only ever comes from settings
         proc = run_crawl("jamendo", "-a", "client_id=testclient", "-a", "page_size=2", *FAST,
-                         "-s", "NEW_SONGS_HOOK=tests.crawler_hook:explode", env_extra=jamendo_env)
+                         "-s", "NEW_SONGS_HOOK=tests.support.crawler_hook:explode", env_extra=jamendo_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
         with session_scope(db_url) as s:
             songs = {x.title: x for x in s.scalars(select(Song))}

@@ -12,7 +12,7 @@ import torch
 from emotion.features.base import AudioEncoder, EncoderError
 
 REFERENCE = Path(__file__).parent / "data" / "whisper_ct2_reference.npz"
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from catalog.audio import AudioError, load, probe
-from tests.audio_files import write_tone
+from tests.support.audio_files import write_tone
 
 
 @pytest.mark.parametrize("suffix", [".wav", ".flac", ".ogg", ".mp3"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.pipeline_support import REPO, add_songs
+from tests.support.pipeline_support import REPO, add_songs
 
 
 def test_every_and_cron_parsing() -> None:

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import CrawlError, CrawlJob, RecommendationSession, Song, Topic, TopicModel
-from tests.console_support import artifacts_dir, build_console_catalog, chromium, fake_mic_wav, require_browser, screenshot
-from tests.recommender_support import Server, emodb_clips, tiny_speech_model  # noqa: F401 - tiny_speech_model is a fixture
+from tests.support.console_support import artifacts_dir, build_console_catalog, chromium, fake_mic_wav, require_browser, screenshot
+from tests.support.recommender_support import Server, emodb_clips, tiny_speech_model  # noqa: F401 - tiny_speech_model is a fixture
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver

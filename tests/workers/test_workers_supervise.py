@@ -33,7 +33,7 @@ def test_sigterm_stops_child_and_supervisor(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
     child = f"import pathlib,time; pathlib.Path({str(ready)!r}).write_text('1'); time.sleep(60)"
     runner = f"import sys; from workers.supervise import Supervisor; sys.exit(Supervisor([sys.executable, '-c', {child!r}]).run())"
-    proc = subprocess.Popen([sys.executable, "-c", runner], cwd=Path(__file__).resolve().parent.parent)
+    proc = subprocess.Popen([sys.executable, "-c", runner], cwd=Path(__file__).resolve().parents[2])
     deadline = time.monotonic() + 30
     while not ready.exists() and time.monotonic() < deadline:
         time.sleep(0.1)

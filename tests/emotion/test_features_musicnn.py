@@ -20,7 +20,7 @@ from emotion.features.musicnn import (
     weights_path,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "emotion" / "features" / "weights" / "musicnn_msd_reference.npz"
 
 

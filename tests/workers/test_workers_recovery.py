@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.pipeline_support import REPO, add_songs
+from tests.support.pipeline_support import REPO, add_songs
 
 
 def _job(url: str, status: str, age_s: float, attempts: int) -> int:

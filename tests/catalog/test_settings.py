@@ -62,7 +62,7 @@ def test_one_settings_object_no_raw_environment_reads() -> None:
     import re
     from pathlib import Path
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     pattern = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[|BaseSettings\)")
     offenders = [
         f"{path.relative_to(repo)}:{n}"

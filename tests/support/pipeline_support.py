@@ -19,7 +19,7 @@ import soundfile as sf
 if TYPE_CHECKING:
     from celery import Celery
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SR = 22050
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from catalog.db import session_scope
 from catalog.models import AudioAsset, Song
-from tests.recommender_support import Server, make_catalog
+from tests.support.recommender_support import Server, make_catalog
 
 KEY = "console-api-key"
 

@@ -22,7 +22,7 @@ from emotion.speech.preprocess import (
     classify,
     prepare,
 )
-from tests.recommender_support import emodb_clips, tiny_speech_model, wav_bytes  # noqa: F401 - pytest fixtures used by name
+from tests.support.recommender_support import emodb_clips, tiny_speech_model, wav_bytes  # noqa: F401 - pytest fixtures used by name
 
 SR = SAMPLE_RATE
 
@@ -207,7 +207,7 @@ def test_recognizer_on_a_real_clip(tiny_speech_model: Path, emodb: list[tuple[Pa
 @pytest.mark.slow
 def test_recommend_cli(db_url: str, tiny_speech_model: Path, emodb: list[tuple[Path, str, str]]) -> None:  # noqa: F811 - the imported pytest fixture, injected by name
     from cli.main import app
-    from tests.recommender_support import TOPICS_PER_EMOTION, make_catalog
+    from tests.support.recommender_support import TOPICS_PER_EMOTION, make_catalog
 
     cat = make_catalog(db_url)
     runner = CliRunner()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from catalog.db import session_scope
 from catalog.models import Song, SongTopic, Topic, TopicModel
 from catalog.store import FileStore
-from tests.topics_catalog import Clip, add_song, build_catalog, render_clips
+from tests.support.topics_catalog import Clip, add_song, build_catalog, render_clips
 from topics.build import BuildConfig, build_all, build_emotion
 from topics.errors import TopicsError
 from topics.frames import SongFrames

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from catalog.db import session_scope
 from catalog.models import EMOTIONS, CrawlJob, RecommendationSession, SessionEvent
-from tests.recommender_support import TOPICS_PER_EMOTION, Catalog, Server, emodb_clips, make_catalog, tiny_speech_model, wav_bytes  # noqa: F401 - tiny_speech_model is a fixture
+from tests.support.recommender_support import TOPICS_PER_EMOTION, Catalog, Server, emodb_clips, make_catalog, tiny_speech_model, wav_bytes  # noqa: F401 - tiny_speech_model is a fixture
 
 pytestmark = pytest.mark.slow
 KEY = "test-admin-key"
@@ -27,7 +27,7 @@ def backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """A migrated catalog per backend, shared by this module's tests (one live server each keeps the suite fast)."""
     from catalog import migrate
     from catalog.db import get_engine
-    from tests.services import temporary_pg_database
+    from tests.support.services import temporary_pg_database
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('api-db') / 'catalog.db'}"
@@ -455,7 +455,7 @@ def test_post_crawl_sends_the_task_to_the_broker_by_name(tmp_path: Path) -> None
     import redis
 
     from catalog import migrate
-    from tests.services import require
+    from tests.support.services import require
 
     require("redis", "127.0.0.1", 6379)
     db = f"sqlite:///{tmp_path / 'c.db'}"

@@ -15,9 +15,9 @@ from crawler import settings as crawl_settings
 from crawler.loaders import parse_duration
 from crawler.rules import RulesError, load_rules, parse_rules, site_path
 from crawler.tags import read_tags
-from tests.crawler_site import convert, tone
+from tests.support.crawler_site import convert, tone
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GOOD = {
     "start_urls": ["http://example.org/list"],
     "links": {"listing": {"allow": ["/list"]}, "song": {"allow": ["/song/\\d+"]}},

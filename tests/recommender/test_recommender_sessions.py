@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from catalog.db import session_scope
 from catalog.models import RecommendationSession, SessionEvent
 from recommender import sessions
-from tests.recommender_support import SONGS_PER_TOPIC, TOPICS_PER_EMOTION, make_catalog
+from tests.support.recommender_support import SONGS_PER_TOPIC, TOPICS_PER_EMOTION, make_catalog
 
 
 def test_first_request_gives_one_song_per_topic(db_url: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from catalog.models import EMOTIONS
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EMODB_LETTERS = {"W": "angry", "F": "happy", "T": "sad", "N": "relaxed"}
 TOPICS_PER_EMOTION = 3
 SONGS_PER_TOPIC = 4

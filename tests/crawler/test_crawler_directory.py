@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import CrawlJob, Song
-from tests.crawler_site import LocalSite, autoindex, convert, tone
-from tests.test_crawler_e2e import FAST, run_crawl
+from tests.crawler.test_crawler_e2e import FAST, run_crawl
+from tests.support.crawler_site import LocalSite, autoindex, convert, tone
 
 LRC = "[00:00.30]under the bridge\n[00:00.90]over the hill"
 

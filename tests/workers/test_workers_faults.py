@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.pipeline_support import Pipeline, add_songs, label_counts, pipeline_env, seed_topic_models, states, wait_for
-from tests.services import require, temporary_pg_database
+from tests.support.pipeline_support import Pipeline, add_songs, label_counts, pipeline_env, seed_topic_models, states, wait_for
+from tests.support.services import require, temporary_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 

@@ -68,7 +68,7 @@ def build_console_catalog(url: str, shared_data: Path) -> ConsoleCatalog:
     from catalog.db import session_scope
     from catalog.models import Artist, EmotionModel
     from catalog.store import FileStore
-    from tests.topics_catalog import add_song
+    from tests.support.topics_catalog import add_song
     from topics.build import BuildConfig, build_emotion
 
     store = FileStore()
@@ -106,7 +106,7 @@ def fake_mic_wav(src: Path, dest: Path, rate: int = 48000) -> Path:
 
 def require_browser() -> None:
     """Skip (locally) or fail (in CI) when Debian's chromium / chromium-driver or selenium are missing."""
-    from tests.services import in_ci
+    from tests.support.services import in_ci
 
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (Path(p).is_file() and os.access(p, os.X_OK))]
     try:
@@ -164,7 +164,7 @@ def screenshot(driver: WebDriver, out: Path, width: int, max_height: int = 5000)
 
 def artifacts_dir() -> Path:
     """Where the browser tests write their screenshots (gitignored var/; MUSICREC_TEST_ARTIFACTS overrides)."""
-    root = Path(os.environ.get("MUSICREC_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "var" / "test-artifacts"))
+    root = Path(os.environ.get("MUSICREC_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "var" / "test-artifacts"))
     out = root / "console"
     out.mkdir(parents=True, exist_ok=True)
     return out
