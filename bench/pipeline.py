@@ -35,13 +35,15 @@ def catalog(root: Path) -> str:
     from catalog import migrate
     from catalog.settings import reload_settings
     from tests.support import reference_labeller as reference
+    from workers import stages
 
     url = f"sqlite:///{root / 'catalog.db'}"
     os.environ.update(MUSICREC_DATABASE_URL=url, MUSICREC_VAR_DIR=str(root / "var"), MUSICREC_STORE_DIR=str(root / "var" / "store"),
-                      MUSICREC_DEVICE="cpu", MUSICREC_WORKER_LABELLER="tests.support.reference_labeller:reference_labeller")
+                      MUSICREC_DEVICE="cpu")
     reload_settings()
     migrate.upgrade("head", url)
     reference.register(url)
+    stages.use_labeller(reference.reference_labeller)  # the in-process loop; the workers get it from tests/support/worker_app.py
     return url
 
 

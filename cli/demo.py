@@ -240,7 +240,7 @@ def site_songs(demo: Demo, manifest: Path) -> list[DemoSong]:
 
 
 def pipeline_env(demo: Demo) -> dict[str, str]:
-    return {**os.environ, "MUSICREC_CRAWL_NEW_SONGS_HOOK": "workers.tasks:enqueue_new_songs", "MUSICREC_CRAWL_AUTOTHROTTLE_ENABLED": "0"}
+    return {**os.environ, "MUSICREC_CRAWL_AUTOTHROTTLE_ENABLED": "0"}
 
 
 def start_worker(demo: Demo, stack: ExitStack) -> None:

@@ -32,8 +32,6 @@ from workers.config import worker_settings
 
 log = logging.getLogger(__name__)
 
-HOOK_PATH = "workers.tasks:enqueue_new_songs"
-
 
 # --- song state -------------------------------------------------------------------------------------
 
@@ -342,11 +340,40 @@ def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
 # --- crawl ------------------------------------------------------------------------------------------
 
 
+NEW_SONGS_POLL_S = 1.0  # how often the crawl task looks for songs its crawl committed
+
+
 def enqueue_new_songs(job_id: int, song_ids: list[int]) -> None:
-    """The crawler's new-songs hook: each new song goes to the features queue."""
+    """Each new song of a crawl job goes to the features queue."""
     for song_id in song_ids:
         features.delay(int(song_id))
     log.info("crawl job %s: %d new songs enqueued for features", job_id, len(song_ids))
+
+
+class NewSongs:
+    """Hands the songs a crawl job committed (`songs.crawl_job_id`, still `new`) to the features queue while the crawl
+    runs, each song once; the crawler itself knows nothing of the workers."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.sent: set[int] = set()
+
+    def send(self) -> int:
+        """Enqueue the job's new songs not sent yet; returns how many."""
+        with session_scope() as session:
+            ids = set(session.scalars(select(Song.id).where(Song.crawl_job_id == self.job_id, Song.status == "new")))
+        fresh = sorted(ids - self.sent)
+        if fresh:
+            enqueue_new_songs(self.job_id, fresh)
+            self.sent.update(fresh)
+        return len(fresh)
+
+    def send_while_running(self) -> None:
+        """`send`, where an error only delays the songs (the next pass, the final pass or the sweep sends them)."""
+        try:
+            self.send()
+        except Exception as exc:  # noqa: BLE001 - a broker or database hiccup must not stop the crawl it watches
+            log.warning("crawl job %s: could not enqueue new songs yet: %s: %s", self.job_id, type(exc).__name__, exc)
 
 
 def dispatch_crawl(job_id: int) -> str:
@@ -385,33 +412,41 @@ def crawl_log(job_id: int) -> Path:
     return path
 
 
-def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any]) -> tuple[bool, str]:
-    """Run the crawl in a fresh Python process (Twisted's reactor cannot restart inside a worker).
+def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any], new_songs: NewSongs | None = None) -> tuple[bool, str]:
+    """Run the crawl in a fresh Python process (Twisted's reactor cannot restart inside a worker); meanwhile send the
+    songs it commits on (`new_songs`, every NEW_SONGS_POLL_S) and record a heartbeat on the job (every heartbeat_s).
 
     Its output goes to var/logs/crawl-JOB.log; returns (succeeded, tail of the log).
     """
     from crawler.run import crawl_command
 
-    argv = crawl_command(spider, {k: str(v) for k, v in args.items()}, job_id, {"NEW_SONGS_HOOK": HOOK_PATH})
+    argv = crawl_command(spider, {k: str(v) for k, v in args.items()}, job_id)
     log_path = crawl_log(job_id)
     ws = worker_settings()
     limit = ws.crawl_time_limit_s
     deadline = time.monotonic() + limit
+    next_beat = time.monotonic() + ws.heartbeat_s
     with open(log_path, "ab") as out:
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         except (OSError, ValueError) as exc:  # e.g. arguments too long for exec: the job fails instead of staying running
             return False, f"crawl process could not start: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
         while True:
+            now = time.monotonic()
             try:
-                ok = proc.wait(timeout=max(0.1, min(ws.heartbeat_s, deadline - time.monotonic()))) == 0
+                ok = proc.wait(timeout=max(0.1, min(NEW_SONGS_POLL_S, next_beat - now, deadline - now))) == 0
                 break
             except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
+                now = time.monotonic()
+                if now >= deadline:
                     proc.kill()
                     proc.wait()
                     return False, f"crawl ran past {limit} s (log {log_path})"
-                heartbeat(job_id)
+                if new_songs is not None:
+                    new_songs.send_while_running()
+                if now >= next_beat:
+                    heartbeat(job_id)
+                    next_beat = now + ws.heartbeat_s
     tail = log_path.read_bytes()[-1500:].decode("utf-8", "replace")
     return ok, f"{tail} (log {log_path})"
 
@@ -430,14 +465,14 @@ def crawl(self: Task, job_id: int | None = None, spider: str | None = None, args
     if claimed is None:
         return {"job_id": job_id, "skipped": "not queued"}
     spider, args = claimed
-    ok, message = crawl_subprocess(job_id, spider, args)
+    new_songs = NewSongs(job_id)
+    ok, message = crawl_subprocess(job_id, spider, args, new_songs)
     with session_scope() as session:
         job = session.get(CrawlJob, job_id)
         if not ok and job is not None and job.status in ("queued", "running"):
             job.status, job.finished_at, job.message = "failed", utcnow(), f"crawl process failed: {message}"
-        new_ids = list(session.scalars(select(Song.id).where(Song.crawl_job_id == job_id, Song.status == "new")))
-    enqueue_new_songs(job_id, new_ids)
-    return {"job_id": job_id, "ok": ok, "new_songs_enqueued": len(new_ids)}
+    new_songs.send()  # the songs of the last moments (and any a failed pass left over)
+    return {"job_id": job_id, "ok": ok, "new_songs_enqueued": len(new_songs.sent)}
 
 
 # --- recovery ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Crawler parts in-process: loaders, rule files, file tags, audio checks, settings, hooks, CLI argument errors."""
+"""Crawler parts in-process: loaders, rule files, file tags, audio checks, settings, CLI argument errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from catalog.db import session_scope
 from catalog.models import CrawlJob
 from catalog.store import FileStore
-from crawler import audiofile, hooks
+from crawler import audiofile
 from crawler import settings as crawl_settings
 from crawler.loaders import parse_duration
 from crawler.rules import RulesError, load_rules, parse_rules, site_path
@@ -122,21 +122,6 @@ def test_settings_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert crawl_settings.build(order="breadth")["SCHEDULER_MEMORY_QUEUE"].endswith("FifoMemoryQueue")
     with pytest.raises(ValueError, match="crawl order"):
         crawl_settings.build(order="sideways")
-
-
-def test_hook_resolution() -> None:
-    assert hooks.resolve(None) is hooks.log_new_songs
-    assert hooks.resolve("crawler.hooks:log_new_songs") is hooks.log_new_songs
-    assert hooks.resolve("crawler.hooks.log_new_songs") is hooks.log_new_songs
-    with pytest.raises(ValueError, match="does not name a function"):
-        hooks.resolve("crawler.hooks:nothing_here")
-    calls: list[tuple[int, list[int]]] = []
-    hooks.register(lambda job, ids: calls.append((job, ids)))
-    try:
-        hooks.resolve("crawler.hooks:log_new_songs")(3, [1, 2])
-    finally:
-        hooks.register(None)
-    assert calls == [(3, [1, 2])]
 
 
 @pytest.mark.parametrize(

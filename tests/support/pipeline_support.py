@@ -115,14 +115,15 @@ class Pipeline:
 
     def start_worker(self, queues: str = "crawl,features,gpu,topics", concurrency: int = 1, name: str = "", extra_env: dict[str, str] | None = None,
                      via_cli: bool = False) -> subprocess.Popen:
-        """`celery -A workers.app worker ...`, or with `via_cli` the product's `musicrec worker ...`."""
+        """`celery -A tests.support.worker_app worker ...` (labels with the untrained reference labeller), or with
+        `via_cli` the product's `musicrec worker ...` (labels with the active emotion model)."""
         name = name or f"w{len(self.procs)}"
         log = open(self.log_dir / f"{name}.log", "wb")
         node = f"{name}-{uuid.uuid4().hex[:6]}@%h"
         if via_cli:
             argv = [sys.executable, "-m", "cli.main", "worker", "--queues", queues, "--concurrency", str(concurrency), "--name", node]
         else:
-            argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency),
+            argv = [sys.executable, "-m", "celery", "-A", "tests.support.worker_app", "worker", "-Q", queues, "-c", str(concurrency),
                     "-n", node, "--loglevel", "INFO", "-O", "fair", "--without-mingle", "--without-gossip"]
         proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **self.env, **(extra_env or {})}, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -160,7 +161,6 @@ def pipeline_env(var: Path, db_url: str, broker: str, backend: str, **worker: st
         "MUSICREC_BROKER_URL": broker,
         "MUSICREC_RESULT_BACKEND": backend,
         "MUSICREC_DEVICE": "cpu",
-        "MUSICREC_WORKER_LABELLER": "tests.support.reference_labeller:reference_labeller",
         "MUSICREC_WORKER_BATCH_WAIT_S": "1.0",
         "MUSICREC_WORKER_POLL_INTERVAL_S": "0.1",
         "PYTHONPATH": str(REPO),

@@ -53,7 +53,6 @@ def test_scheduled_crawl_runs_through_to_topics(tmp_path: Path, monkeypatch: pyt
     var = tmp_path / "var"
     env = pipeline_env(var, db_url, f"sqla+sqlite:///{var / 'broker.db'}", f"db+sqlite:///{var / 'results.db'}")
     env.update(MUSICREC_CRAWL_AUTOTHROTTLE_ENABLED="0", MUSICREC_CRAWL_DOWNLOAD_TIMEOUT="5")
-    del env["MUSICREC_WORKER_LABELLER"]  # the default: workers.stages:active_labeller
     (tmp_path / "logs").mkdir()
     pipe = Pipeline(env, tmp_path / "logs")
     try:

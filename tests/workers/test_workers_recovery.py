@@ -88,12 +88,11 @@ def test_transient_and_configuration_errors_are_retried_then_failed_then_retried
     from workers import stages, tasks
 
     ids = add_songs(db_url, tmp_path / "audio", 3, status="features")
-    monkeypatch.setenv("MUSICREC_WORKER_LABELLER", "tests.support.flaky_labeller:factory")
     monkeypatch.setenv(flaky_labeller.MODEL_ENV, str(reference.register(db_url)))
     monkeypatch.setenv(flaky_labeller.KIND_ENV, kind)
     monkeypatch.setenv("MUSICREC_BROKER_URL", f"sqla+sqlite:///{tmp_path / 'broker.db'}")
     reload_settings()
-    stages.labeller.cache_clear()
+    stages.use_labeller(flaky_labeller.factory)
     flaky_labeller.calls["n"] = 0
     max_retries = tasks.label_pending.max_retries
     assert tasks.label_pending.autoretry_for and tasks.label_pending.retry_backoff and tasks.label_pending.retry_jitter
@@ -121,7 +120,7 @@ def test_transient_and_configuration_errors_are_retried_then_failed_then_retried
             assert len(list(s.scalars(select(EmotionLabel).where(EmotionLabel.song_id.in_(ids))))) == 3
         assert flaky_labeller.calls["n"] == 2
     finally:
-        stages.labeller.cache_clear()
+        stages.use_labeller(None)
 
 
 def test_a_crawl_that_cannot_start_fails_instead_of_running_for_ever(db_url: str) -> None:

@@ -230,3 +230,36 @@ def test_gpu_workers_claim_disjoint_batches(db_url: str, tmp_path: Path) -> None
     tasks.advance(ids[:1], "features", "labelled")
     with tasks.claim(tasks.pending_batch(10)[0], 4) as rest:
         assert rest == ids[1:]
+
+
+def test_the_crawl_task_hands_each_new_song_of_its_job_to_the_features_queue_once(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a crawl runs, the crawl task reads the songs its job committed and enqueues each once (no hook in the
+    crawler); a broker error only delays them to the next pass."""
+    from sqlalchemy import update
+
+    from catalog.db import session_scope
+    from catalog.models import Song
+    from crawler.jobs import create_job
+    from workers import tasks
+
+    job_id = create_job("directory", {"url": "http://example.org/"}, db_url)
+    other = add_songs(db_url, tmp_path / "audio", 1, start=30)  # not of this job
+    mine = add_songs(db_url, tmp_path / "audio", 2)
+    with session_scope(db_url) as s:
+        s.execute(update(Song).where(Song.id.in_(mine)).values(crawl_job_id=job_id))
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.features, "delay", lambda sid: sent.append(sid))
+    new_songs = tasks.NewSongs(job_id)
+    assert new_songs.send() == 2 and new_songs.send() == 0
+    assert sent == sorted(mine) and other[0] not in sent
+
+    def broker_down(sid: int) -> None:
+        raise ConnectionError("broker unreachable")
+
+    later = add_songs(db_url, tmp_path / "audio", 1, start=40)
+    with session_scope(db_url) as s:
+        s.execute(update(Song).where(Song.id.in_(later)).values(crawl_job_id=job_id))
+    monkeypatch.setattr(tasks.features, "delay", broker_down)
+    new_songs.send_while_running()  # logged, not raised: the crawl goes on
+    monkeypatch.setattr(tasks.features, "delay", lambda sid: sent.append(sid))
+    assert new_songs.send() == 1 and sent == [*sorted(mine), *later]
