@@ -148,3 +148,70 @@ def test_admin_schedules_add_list_remove(live) -> None:
     assert r.status_code == 200 and r.json()["removed"] == [name]
     assert httpx.delete(f"{base}/v1/admin/schedules/{name}", headers=h).status_code == 404
     assert httpx.get(base + "/v1/admin/schedules", headers=h).json()["schedules"] == []
+
+
+def test_admin_routes_use_the_injected_backend_and_answer_503_without_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process (no server, no speech model): the admin status and schedule routes go through the backend the app
+    was built with; an app built without one answers a clear 503 JSON error (the key is still checked first)."""
+    from dataclasses import dataclass, field
+    from typing import Any
+
+    from fastapi.testclient import TestClient
+
+    from catalog.settings import reload_settings
+    from recommender.api.app import create_app
+
+    monkeypatch.setenv("MUSICREC_API_KEYS", json.dumps([KEY]))
+    monkeypatch.setenv("MUSICREC_DATABASE_URL", f"sqlite:///{tmp_path / 'unused.db'}")
+    reload_settings()
+    h = {"X-API-Key": KEY}
+
+    bare = TestClient(create_app())  # no lifespan: the speech model is not loaded
+    assert bare.get("/v1/admin/status").status_code == 401
+    for method, path, body in (("GET", "/v1/admin/status", None), ("GET", "/v1/admin/schedules", None),
+                               ("POST", "/v1/admin/schedules", {"spider": "site", "args": {"site": "example"}, "every": "6h"}),
+                               ("DELETE", "/v1/admin/schedules/crawl:site", None)):
+        r = bare.request(method, path, json=body, headers=h)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "admin_unavailable", (path, r.text)
+
+    @dataclass
+    class Sched:
+        name: str
+        spider: str
+        args: dict[str, Any]
+        every: str
+        enabled: bool = True
+        last_run_at: Any = None
+        total_run_count: int = 0
+
+    @dataclass
+    class FakeAdmin:
+        stored: list[Sched] = field(default_factory=list)
+
+        def status(self, failed: int) -> dict[str, Any]:
+            return {"queues": {}, "failed_limit": failed}
+
+        def list_schedules(self) -> list[Sched]:
+            return self.stored
+
+        def add_schedule(self, spider: str, args: dict[str, str], every: str | None, cron: str | None, name: str | None) -> str:
+            if every == "never":
+                raise ValueError("bad interval 'never'")
+            self.stored.append(Sched(name or f"crawl:{spider}", spider, args, f"every {every}"))
+            return self.stored[-1].name
+
+        def remove_schedule(self, name: str) -> list[str]:
+            if not any(s.name == name for s in self.stored):
+                raise LookupError(f"no crawl schedule named {name!r}")
+            self.stored = [s for s in self.stored if s.name != name]
+            return [name]
+
+    client = TestClient(create_app(admin=FakeAdmin()))
+    assert client.get("/v1/admin/status?failed=7", headers=h).json() == {"queues": {}, "failed_limit": 7}
+    r = client.post("/v1/admin/schedules", json={"spider": "site", "args": {"site": "example"}, "every": "6h"}, headers=h)
+    assert r.status_code == 201 and r.json()["name"] == "crawl:site" and r.json()["every"] == "every 6h"
+    r = client.post("/v1/admin/schedules", json={"spider": "site", "args": {"site": "example"}, "every": "never"}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_schedule"
+    assert [s["name"] for s in client.get("/v1/admin/schedules", headers=h).json()["schedules"]] == ["crawl:site"]
+    assert client.delete("/v1/admin/schedules/crawl:site", headers=h).json() == {"removed": ["crawl:site"]}
+    assert client.delete("/v1/admin/schedules/crawl:site", headers=h).status_code == 404

@@ -127,7 +127,8 @@ def free_port() -> int:
 
 
 class Server:
-    """`uvicorn recommender.api.app:create_app --factory` in a subprocess on 127.0.0.1."""
+    """`uvicorn cli.serve_cmd:create_app --factory` (the app `musicrec serve` runs, with the workers' admin backend)
+    in a subprocess on 127.0.0.1."""
 
     def __init__(self, env: dict[str, str], port: int | None = None) -> None:
         self.port = port or free_port()
@@ -145,7 +146,7 @@ class Server:
             sys.executable,
             "-m",
             "uvicorn",
-            "recommender.api.app:create_app",
+            "cli.serve_cmd:create_app",
             "--factory",
             "--host",
             "127.0.0.1",
