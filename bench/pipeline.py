@@ -71,22 +71,24 @@ def reset(url: str, ids: list[int]) -> None:
 
 def plain_loop(ids: list[int], batch_size: int) -> float:
     """The same stage functions in one process, no broker: features, batched labels, topics. Returns seconds."""
-    from workers import stages, tasks
+    from workers import stages
+    from workers.batches import store_labels
+    from workers.songs import advance
 
     stages.warm_up_features()
     labeller = stages.labeller()
     start = time.perf_counter()
     for sid in ids:
         stages.extract_features(sid)
-    tasks.advance(ids, "new", "features")
+    advance(ids, "new", "features")
     for i in range(0, len(ids), batch_size):
         chunk = ids[i : i + batch_size]
         preds = labeller.predict(chunk)
-        tasks.store_labels(labeller.model_id, {k: v for k, v in preds.items() if isinstance(v, stages.Prediction)})
-    tasks.advance(ids, "features", "labelled")
+        store_labels(labeller.model_id, {k: v for k, v in preds.items() if isinstance(v, stages.Prediction)})
+    advance(ids, "features", "labelled")
     for sid in ids:
         stages.assign_topics(sid)
-    tasks.advance(ids, "labelled", "topics")
+    advance(ids, "labelled", "topics")
     return time.perf_counter() - start
 
 

@@ -31,7 +31,7 @@ def _job(url: str, status: str, age_s: float, attempts: int) -> int:
 def test_silent_running_crawls_are_requeued_then_failed_with_the_reason(db_url: str) -> None:
     from catalog.db import session_scope
     from catalog.models import CrawlJob
-    from workers.tasks import MAX_CRAWL_ATTEMPTS, heartbeat, sweep_silent_crawls
+    from workers.crawljobs import MAX_CRAWL_ATTEMPTS, heartbeat, sweep_silent_crawls
 
     dead = _job(db_url, "running", 900, 1)
     alive = _job(db_url, "running", 900, 1)

@@ -70,19 +70,19 @@ def test_labels_and_state_changes_are_idempotent(db_url: str, tmp_path: Path) ->
     from catalog.db import session_scope
     from catalog.models import EmotionLabel, FeatureSet
     from tests.support import reference_labeller as reference
-    from workers import stages, tasks
+    from workers import batches, songs, stages
 
     model_id = reference.register(db_url)
     ids = add_songs(db_url, tmp_path / "audio", 2)
     for _ in range(2):
         stages.extract_features(ids[0], db_url)
-    assert tasks.advance(ids, "new", "features") == ids
-    assert tasks.advance(ids, "new", "features") == []  # a second delivery moves nothing
+    assert songs.advance(ids, "new", "features") == ids
+    assert songs.advance(ids, "new", "features") == []  # a second delivery moves nothing
     pred = {sid: stages.Prediction("sad", 0.7, {"sad": 0.7}) for sid in ids}
-    assert tasks.store_labels(model_id, pred) == 2
-    assert tasks.store_labels(model_id, pred) == 0
-    tasks.mark_failed(ids[1], "label", "reason one")
-    tasks.mark_failed(ids[1], "topics", "reason two")  # the first reason stays
+    assert batches.store_labels(model_id, pred) == 2
+    assert batches.store_labels(model_id, pred) == 0
+    songs.mark_failed(ids[1], "label", "reason one")
+    songs.mark_failed(ids[1], "topics", "reason two")  # the first reason stays
     with session_scope(db_url) as s:
         assert s.scalar(select(func.count()).select_from(EmotionLabel)) == 2
         assert s.scalar(select(func.count()).select_from(FeatureSet)) == 1
@@ -173,15 +173,15 @@ def test_status_command_shows_states_and_failed_songs(tmp_path: Path, monkeypatc
     from catalog import migrate
     from catalog.settings import reload_settings
     from cli.main import app
-    from workers import tasks
+    from workers import songs
 
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
     monkeypatch.setenv("MUSICREC_DATABASE_URL", url)
     reload_settings()
     migrate.upgrade("head", url)
     ids = add_songs(url, tmp_path / "audio", 3)
-    tasks.advance(ids[:1], "new", "features")
-    tasks.mark_failed(ids[2], "features", "audio unusable: corrupt or truncated wav file")
+    songs.advance(ids[:1], "new", "features")
+    songs.mark_failed(ids[2], "features", "audio unusable: corrupt or truncated wav file")
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.strip().splitlines()[-1])
@@ -215,20 +215,21 @@ def test_status_reads_running_and_failed_tasks_from_the_result_backend(tmp_path:
 
 def test_gpu_workers_claim_disjoint_batches(db_url: str, tmp_path: Path) -> None:
     """Two collectors at once: on PostgreSQL each song is claimed by one (advisory locks); SQLite has one machine."""
-    from workers import tasks
+    from workers.batches import claim, pending_batch
+    from workers.songs import advance
 
     ids = add_songs(db_url, tmp_path / "audio", 4, status="features")
-    with tasks.claim(ids, 2) as first:
+    with claim(ids, 2) as first:
         assert first == ids[:2]
-        with tasks.claim(ids, 4) as second:
+        with claim(ids, 4) as second:
             if db_url.startswith("postgresql"):
                 assert second == ids[2:]
             else:
                 assert second == ids
-    with tasks.claim(ids, 4) as again:  # released at the end of the block
+    with claim(ids, 4) as again:  # released at the end of the block
         assert again == ids
-    tasks.advance(ids[:1], "features", "labelled")
-    with tasks.claim(tasks.pending_batch(10)[0], 4) as rest:
+    advance(ids[:1], "features", "labelled")
+    with claim(pending_batch(10)[0], 4) as rest:
         assert rest == ids[1:]
 
 
@@ -241,6 +242,7 @@ def test_the_crawl_task_hands_each_new_song_of_its_job_to_the_features_queue_onc
     from catalog.models import Song
     from crawler.jobs import create_job
     from workers import tasks
+    from workers.crawljobs import NewSongs
 
     job_id = create_job("directory", {"url": "http://example.org/"}, db_url)
     other = add_songs(db_url, tmp_path / "audio", 1, start=30)  # not of this job
@@ -249,7 +251,7 @@ def test_the_crawl_task_hands_each_new_song_of_its_job_to_the_features_queue_onc
         s.execute(update(Song).where(Song.id.in_(mine)).values(crawl_job_id=job_id))
     sent: list[int] = []
     monkeypatch.setattr(tasks.features, "delay", lambda sid: sent.append(sid))
-    new_songs = tasks.NewSongs(job_id)
+    new_songs = NewSongs(job_id, tasks.enqueue_new_songs)
     assert new_songs.send() == 2 and new_songs.send() == 0
     assert sent == sorted(mine) and other[0] not in sent
 
