@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from catalog.db import session_scope
 from catalog.models import CrawlJob, Song
-from tests.crawler.test_crawler_e2e import FAST, run_crawl
-from tests.support.crawler_site import LocalSite, autoindex, convert, tone
+from tests.support.crawler_site import FAST, LocalSite, autoindex, convert, run_crawl, tone
 
 LRC = "[00:00.30]under the bridge\n[00:00.90]over the hill"
 

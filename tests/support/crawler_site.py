@@ -1,11 +1,14 @@
-"""A real test web site on 127.0.0.1 for the crawler: pages, audio, autoindex, feed, Jamendo-format JSON."""
+"""A real test web site on 127.0.0.1 for the crawler: pages, audio, autoindex, feed, Jamendo-format JSON; and
+`run_crawl`, one crawl in a fresh process with fast settings (FAST)."""
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +21,9 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import soundfile as sf
 
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["-s", "AUTOTHROTTLE_ENABLED=0", "-s", "DOWNLOAD_TIMEOUT=2", "-s", "RETRY_TIMES=1", "-s", "AUDIO_MAX_BYTES=150000",
+        "-s", "MUSICREC_FLUSH_INTERVAL=0.2", "-s", "LOG_LEVEL=INFO"]
 CTYPES = {".wav": "audio/x-wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".flac": "audio/flac", ".lrc": "text/plain; charset=utf-8"}
 
 
@@ -239,3 +245,10 @@ def autoindex(path: str, names: list[str]) -> str:
         f"<html>\n<head><title>Index of {path}</title></head>\n<body>\n"
         f"<h1>Index of {path}</h1><hr><pre><a href=\"../\">../</a>\n{rows}</pre><hr></body>\n</html>\n"
     )
+
+
+def run_crawl(*args: str, env_extra: dict[str, str] | None = None, timeout: int = 120, cli: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python -m crawler.run ...` (or `musicrec crawl ...` with cli=True) in a fresh process with this test's settings."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    cmd = [sys.executable, "-m", *(("cli.main", "crawl") if cli else ("crawler.run",)), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=str(REPO))

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import func, select
 
+from catalog.db import session_scope
 from catalog.models import EMOTIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,3 +186,23 @@ class Server:
 def tiny_speech_model(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real hsf-crnn artifact trained for 2 epochs on 8 EmoDB clips."""
     return train_tiny_model(shared_data, tmp_path_factory.mktemp("speech-model") / "hsf-crnn")
+
+
+ADMIN_KEY = "test-admin-key"  # the admin key of the API tests' server
+BUSY_S = 3.0  # the API tests' db_busy_timeout_s
+
+
+def count(url: str, model, *where) -> int:
+    with session_scope(url) as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(*where)))
+
+
+def post_clip(base: str, path: Path, listener: str, token: str | None = None, **extra: str) -> httpx.Response:
+    headers = {"X-Listener-Token": token} if token else {}
+    with path.open("rb") as fh:
+        return httpx.post(base + "/v1/recommendations", files={"audio": (path.name, fh, "audio/wav")}, data={"listener": listener, **extra},
+                          headers=headers, timeout=60)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"X-Listener-Token": token}
