@@ -27,7 +27,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.crawler_site import LocalSite, listing, site_rules, song_page  # noqa: E402 - importable once the repo root is on sys.path
+from tests.support.crawler_site import LocalSite, listing, site_rules, song_page  # noqa: E402 - importable once the repo root is on sys.path
 
 PER_LISTING = 50
 COMMON = {"AUTOTHROTTLE_ENABLED": "0", "CONCURRENT_REQUESTS": "16", "CONCURRENT_REQUESTS_PER_DOMAIN": "16",

@@ -107,7 +107,7 @@ def main() -> None:
     import httpx
 
     from catalog import migrate
-    from tests.recommender_support import Server, emodb_clips, make_catalog, train_tiny_model
+    from tests.support.recommender_support import Server, emodb_clips, make_catalog, train_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
         work = Path(tmp)

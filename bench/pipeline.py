@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tests.pipeline_support import Pipeline
+    from tests.support.pipeline_support import Pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -35,19 +35,21 @@ def catalog(root: Path) -> str:
     from catalog import migrate
     from catalog.settings import reload_settings
     from tests.support import reference_labeller as reference
+    from workers import stages
 
     url = f"sqlite:///{root / 'catalog.db'}"
     os.environ.update(MUSICREC_DATABASE_URL=url, MUSICREC_VAR_DIR=str(root / "var"), MUSICREC_STORE_DIR=str(root / "var" / "store"),
-                      MUSICREC_DEVICE="cpu", MUSICREC_WORKER_LABELLER="tests.support.reference_labeller:reference_labeller")
+                      MUSICREC_DEVICE="cpu")
     reload_settings()
     migrate.upgrade("head", url)
     reference.register(url)
+    stages.use_labeller(reference.reference_labeller)  # the in-process loop; the workers get it from tests/support/worker_app.py
     return url
 
 
 def songs(url: str, root: Path, n: int) -> list[int]:
     """Topic models from seed songs, then `n` songs in state 'new' with their audio in the store."""
-    from tests.pipeline_support import add_songs, seed_topic_models
+    from tests.support.pipeline_support import add_songs, seed_topic_models
 
     seed_topic_models(url, root / "audio")
     return add_songs(url, root / "audio", n, start=0)
@@ -69,28 +71,30 @@ def reset(url: str, ids: list[int]) -> None:
 
 def plain_loop(ids: list[int], batch_size: int) -> float:
     """The same stage functions in one process, no broker: features, batched labels, topics. Returns seconds."""
-    from workers import stages, tasks
+    from workers import stages
+    from workers.batches import store_labels
+    from workers.songs import advance
 
     stages.warm_up_features()
     labeller = stages.labeller()
     start = time.perf_counter()
     for sid in ids:
         stages.extract_features(sid)
-    tasks.advance(ids, "new", "features")
+    advance(ids, "new", "features")
     for i in range(0, len(ids), batch_size):
         chunk = ids[i : i + batch_size]
         preds = labeller.predict(chunk)
-        tasks.store_labels(labeller.model_id, {k: v for k, v in preds.items() if isinstance(v, stages.Prediction)})
-    tasks.advance(ids, "features", "labelled")
+        store_labels(labeller.model_id, {k: v for k, v in preds.items() if isinstance(v, stages.Prediction)})
+    advance(ids, "features", "labelled")
     for sid in ids:
         stages.assign_topics(sid)
-    tasks.advance(ids, "labelled", "topics")
+    advance(ids, "labelled", "topics")
     return time.perf_counter() - start
 
 
 def start_worker(url: str, root: Path, broker: str, processes: int) -> Pipeline:
     """A worker with `processes` pool processes on its own broker, started now (warm-up is awaited by `warm`)."""
-    from tests.pipeline_support import Pipeline, pipeline_env
+    from tests.support.pipeline_support import Pipeline, pipeline_env
 
     var = root / "var"
     env = pipeline_env(var, url, broker, f"db+sqlite:///{var / f'results{processes}.db'}", batch_wait_s=1.0, key_prefix=f"bench{processes}:")
@@ -102,7 +106,7 @@ def start_worker(url: str, root: Path, broker: str, processes: int) -> Pipeline:
 
 
 def warm(pipe: Pipeline, processes: int) -> None:
-    from tests.pipeline_support import wait_for
+    from tests.support.pipeline_support import wait_for
 
     wait_for(lambda: pipe.log_text("bench").count("pool process warmed up") >= processes, 180,
              f"{processes} warmed-up pool processes", lambda: pipe.log_text("bench"))
@@ -110,7 +114,7 @@ def warm(pipe: Pipeline, processes: int) -> None:
 
 def queued(url: str, ids: list[int], pipe: Pipeline, timeout: float) -> float:
     """Publish one features task per song to a warmed-up worker; seconds until every song has its topics."""
-    from tests.pipeline_support import states, wait_for
+    from tests.support.pipeline_support import states, wait_for
 
     app = pipe.app()
     start = time.perf_counter()
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(ns.keep or tmp)
         root.mkdir(parents=True, exist_ok=True)
-        import tests.pipeline_support as support
+        import tests.support.pipeline_support as support
 
         original = support.song_audio
         support.song_audio = lambda path, seed, seconds=seconds: original(path, seed, seconds)

@@ -106,7 +106,7 @@ def main() -> None:
     from emotion.speech.artifact import SpeechRecognizer
     from emotion.speech.preprocess import prepare
     from emotion.speech.train import collate, whisper_frames
-    from tests.recommender_support import Server, make_catalog
+    from tests.support.recommender_support import Server, make_catalog
 
     work = Path(tempfile.mkdtemp(prefix="bench-recommend-"))
     clip = args.clip or five_second_clip(args.shared, work / "clip5.wav")

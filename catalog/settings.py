@@ -100,7 +100,6 @@ class Settings(BaseSettings):
     worker_heartbeat_timeout_s: float = Field(300.0, gt=0, description="The sweep requeues (or fails) a running crawl job silent this long.")
     worker_sweep_every_s: float = Field(300.0, description="How often beat runs the sweep.")
     worker_key_prefix: str = Field("", description="Prefix of every broker key/queue (isolates several pipelines on one Redis).")
-    worker_labeller: str = Field("", description="Test hook only: module:function of a labeller factory; empty = the active emotion model.")
     worker_track_tasks: bool = Field(True, description="Store task states (STARTED, SUCCESS, FAILURE) in the result backend for `status`.")
     worker_warm_up: bool = Field(True, description="Each pool process compiles the feature code and loads the model at start.")
     worker_poll_interval_s: float = Field(0.1, description="Polling interval of the embedded SQL transport.")

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    """The HTTP API with the workers' admin backend (the console's pipeline status and schedules): the app factory
+    `musicrec serve` hands to uvicorn (`cli.serve_cmd:create_app`)."""
+    from recommender.api.app import create_app as api_app
+    from workers.admin import WorkersAdmin
+
+    return api_app(admin=WorkersAdmin())
 
 
 def serve(
@@ -16,7 +29,7 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs) against the configured catalog."""
     import uvicorn
 
-    uvicorn.run("recommender.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run("cli.serve_cmd:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 def recommend(

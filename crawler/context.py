@@ -33,7 +33,6 @@ class CrawlContext:
     claimed_fingerprints: set[str] = field(default_factory=set)
     claimed_shas: set[str] = field(default_factory=set)
     claimed_urls: set[str] = field(default_factory=set)
-    new_song_ids: list[int] = field(default_factory=list)
     new_songs: int = 0
     writing: int = 0  # items inside the store pipeline right now
     known_skipped: int = 0

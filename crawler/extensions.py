@@ -1,4 +1,9 @@
-"""The job extension: live counts on the crawl_jobs row, error rows, the new-songs hook, final status."""
+"""The job extension: live counts on the crawl_jobs row, error rows, final status.
+
+New songs are committed by the store pipeline with the job's id (`songs.crawl_job_id`); the crawl task of the workers
+reads them from the catalog while the crawl runs and hands them to the labelling pipeline (the crawler knows nothing
+of the workers).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from scrapy import signals
-from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import defer
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThread
-from twisted.python.failure import Failure
 
 from catalog.models import utcnow
-from crawler import audiofile, hooks
+from crawler import audiofile
 from crawler.context import CrawlContext, context_for
 from crawler.drops import DuplicateSong, KnownSong, LimitReached, SongDropped
 from crawler.pipelines import MEDIA_META
@@ -31,10 +32,8 @@ class JobExtension:
         self.crawler = crawler
         self.ctx: CrawlContext = context_for(crawler)
         self.interval = crawler.settings.getfloat("MUSICREC_FLUSH_INTERVAL", 1.0)
-        self.hook_path = crawler.settings.get("NEW_SONGS_HOOK")
         self.loop: LoopingCall | None = None
         self.cpu_at_open = 0.0
-        self.hook_calls: list[defer.Deferred[Any]] = []
         for handler, signal in (
             (self.spider_opened, signals.spider_opened),
             (self.spider_closed, signals.spider_closed),
@@ -60,13 +59,10 @@ class JobExtension:
         self.loop = LoopingCall(self.flush)
         self.loop.start(self.interval, now=False)
 
-    async def spider_closed(self, spider: Any, reason: str) -> None:
-        """Hand over the last new songs, wait for running hook calls, then write the final counts and status."""
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        """Write the final counts and status."""
         if self.loop and self.loop.running:
             self.loop.stop()
-        self.call_hook()
-        if self.hook_calls:
-            await maybe_deferred_to_future(defer.DeferredList(list(self.hook_calls), consumeErrors=True))
         self.finish(reason)
 
     def finish(self, reason: str) -> None:
@@ -94,40 +90,11 @@ class JobExtension:
         return out
 
     def flush(self, **values: Any) -> None:
-        """Write counts and errors, then hand new song ids to the hook."""
+        """Write counts and errors to the crawl_jobs row."""
         try:
             self.ctx.recorder.flush(**values)
         except Exception:  # keep crawling; counts stay pending for the next flush
             log.exception("could not update crawl job %s", self.ctx.job_id)
-            return
-        self.call_hook()
-
-    def call_hook(self) -> None:
-        """Run the hook with the songs committed since the last call, in a worker thread (it may talk to a broker)."""
-        ids, self.ctx.new_song_ids = self.ctx.new_song_ids, []
-        if not ids:
-            return
-        try:
-            hook = hooks.resolve(self.hook_path)
-        except Exception as exc:  # noqa: BLE001 - a bad hook setting is recorded, the songs stay committed
-            self.hook_failed(exc, ids)
-            return
-        call = deferToThread(hook, self.ctx.job_id, ids)
-
-        def failed(failure: Failure) -> None:
-            self.hook_failed(failure.value or RuntimeError(failure.getErrorMessage()), ids)  # value is typed optional
-
-        def finished(result: object) -> object:
-            self.hook_calls.remove(call)
-            return result
-
-        call.addErrback(failed)
-        self.hook_calls.append(call)
-        call.addBoth(finished)
-
-    def hook_failed(self, exc: BaseException, ids: list[int]) -> None:
-        log.error("new-songs hook failed for job %s: %s: %s", self.ctx.job_id, type(exc).__name__, exc)
-        self.ctx.recorder.error(None, "hook", f"new-songs hook failed for songs {ids[:50]}: {type(exc).__name__}: {exc}")
 
     def response_received(self, response: Any, request: Any, spider: Any) -> None:
         if not request.meta.get(MEDIA_META) and not request.meta.get("dont_obey_robotstxt"):

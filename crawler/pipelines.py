@@ -270,7 +270,7 @@ class StorePipeline(_ContextPipeline):
             raise LimitReached()
         ctx.writing += 1
         try:
-            song_id = await deferred_to_future(self.writer.write(dict(item)))
+            await deferred_to_future(self.writer.write(dict(item)))
         except IntegrityError as exc:
             raise DuplicateSong(f"already in the catalog (stored meanwhile by another crawl): {str(exc.orig).splitlines()[0]}") from exc
         except SQLAlchemyError as exc:
@@ -282,7 +282,6 @@ class StorePipeline(_ContextPipeline):
         ctx.known_fingerprints.add(item["fingerprint"])
         ctx.known_shas.add(item["audio"]["sha256"])
         ctx.known_urls.update({item["source_url"], item["audio_url"]})
-        ctx.new_song_ids.append(song_id)
         ctx.new_songs += 1
         ctx.recorder.count("new_songs")
         if ctx.limit_reached():

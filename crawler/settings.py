@@ -63,7 +63,6 @@ FILES_EXPIRES = 0
 # Job bookkeeping
 MUSICREC_JOB_ID = None
 MUSICREC_FLUSH_INTERVAL = 1.0
-NEW_SONGS_HOOK = "crawler.hooks:log_new_songs"
 
 ITEM_PIPELINES = {
     "crawler.pipelines.ValidatePipeline": 100,

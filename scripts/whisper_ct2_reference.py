@@ -1,4 +1,4 @@
-"""Record CTranslate2's own Whisper encoder outputs, to check the transformers conversion against (tests/test_whisper.py).
+"""Record CTranslate2's own Whisper encoder outputs, to check the transformers conversion against (tests/emotion/test_whisper.py).
 
 Run once, at conversion-check time only, in a throwaway environment with `ctranslate2` and numpy (it needs neither
 torch nor musicrec), after `musicrec models install whisper` has installed the packages:
@@ -6,7 +6,7 @@ torch nor musicrec), after `musicrec models install whisper` has installed the p
     python3.11 -m venv /tmp/ct2venv && /tmp/ct2venv/bin/pip install ctranslate2 numpy
     /tmp/ct2venv/bin/python scripts/whisper_ct2_reference.py --site-packages .venv/lib/python3.11/site-packages
 
-Writes tests/data/whisper_ct2_reference.npz: the 30 s log-Mel input of `reference_audio()` computed by
+Writes tests/emotion/data/whisper_ct2_reference.npz: the 30 s log-Mel input of `reference_audio()` computed by
 `emotion.features.whisper.log_mel` (passed in as --mel, written by the test helper below when absent) and, per
 model, ctranslate2's encoder output on it: its mean over frames and its first 16 frames.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "tests" / "data" / "whisper_ct2_reference.npz"
+OUT = REPO / "tests" / "emotion" / "data" / "whisper_ct2_reference.npz"
 
 
 def reference_audio(seconds: float = 30.0, sr: int = 16000) -> np.ndarray:

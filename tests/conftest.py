@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import temporary_pg_database
+from tests.support.services import temporary_pg_database
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
@@ -36,7 +36,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def shared_data() -> Path:
     """The real development data sets (../shared/data); a missing folder fails in CI."""
     if not SHARED_DATA.is_dir():
-        from tests.services import in_ci
+        from tests.support.services import in_ci
 
         if in_ci():
             pytest.fail(f"shared data not found at {SHARED_DATA}", pytrace=False)

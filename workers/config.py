@@ -23,7 +23,6 @@ class WorkerOptions:
     heartbeat_timeout_s: float
     sweep_every_s: float
     key_prefix: str
-    labeller: str
     track_tasks: bool
     warm_up: bool
     poll_interval_s: float

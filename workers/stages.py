@@ -4,8 +4,9 @@ Contracts (the tasks rely on nothing else):
 The tasks call these functions directly:
 - features: `extract_features(song_id) -> None`: compute and cache the song's features (upsert, so a
   second call adds nothing). Raises `PermanentError` for a song that can never pass (corrupt audio).
-- labeller: `active_labeller() -> Labeller`, loaded once per worker process; `Labeller.model_id` is
-  the emotion_models row and `Labeller.predict(song_ids)` returns `{song_id: Prediction | reason}`.
+- labeller: `labeller() -> Labeller`, loaded once per worker process: the active song emotion model
+  (`active_labeller`), or the factory a process installed with `use_labeller` (tests, embedding); `Labeller.model_id`
+  is the emotion_models row and `Labeller.predict(song_ids)` returns `{song_id: Prediction | reason}`.
   The task upserts the labels itself (unique song_id+model_id), so a re-delivered batch adds nothing.
 - topics: `assign_topics(song_id) -> None`: topic inference against the active topic model of the
   song's emotion, stored in song_topics (this is what the playlists read).
@@ -18,7 +19,6 @@ two with backoff (Celery's autoretry on `workers.tasks.PipelineTask`); bad input
 
 from __future__ import annotations
 
-import importlib
 import io
 import logging
 from collections.abc import Callable
@@ -37,7 +37,6 @@ from catalog.audio import AudioError, load
 from catalog.db import session_scope
 from catalog.models import FeatureSet, Song
 from catalog.store import FileStore
-from workers.config import worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +110,6 @@ class Labeller(Protocol):
     def predict(self, song_ids: list[int]) -> dict[int, Prediction | str]:
         """A prediction per song, or a reason string for a song that cannot be labelled."""
         ...
-
-
-def resolve(path: str) -> Callable[..., Any]:
-    """The function named by "package.module:function"."""
-    module_name, _, attr = path.partition(":")
-    func = getattr(importlib.import_module(module_name), attr, None)
-    if not callable(func):
-        raise ValueError(f"{path!r} does not name a function (expected 'package.module:function')")
-    return func
 
 
 def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]], keys: list[str]) -> int:
@@ -212,15 +202,26 @@ def extract_features(song_id: int, url: str | None = None, store: FileStore | No
 # --- labelling --------------------------------------------------------------------------------------
 
 
+LabellerFactory = Callable[[], Labeller]
+_factory: LabellerFactory | None = None
+
+
+def use_labeller(factory: LabellerFactory | None) -> None:
+    """Label with `factory()` in this process instead of the active emotion model (None restores the default).
+
+    Called by the code that starts a worker process before its pool forks (the tests' `tests/support/worker_app.py`
+    installs the untrained reference labeller), or in-process by tests and benchmarks.
+    """
+    global _factory
+    _factory = factory
+    labeller.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def labeller() -> Labeller:
-    """The active model's labeller, loaded once per worker process (lazy singleton).
-
-    `MUSICREC_WORKER_LABELLER` (a test hook) may name another factory, e.g. the untrained reference labeller of the
-    pipeline tests; production leaves it empty.
-    """
-    hook = worker_settings().labeller
-    instance = resolve(hook)() if hook else active_labeller()
+    """The labeller of this process, loaded once (lazy singleton): the active emotion model unless `use_labeller`
+    installed another factory."""
+    instance = (_factory or active_labeller)()
     log.info("labeller loaded: %s (emotion model %s)", type(instance).__name__, getattr(instance, "model_id", "?"))
     return instance
 

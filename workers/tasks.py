@@ -6,74 +6,34 @@ delivered twice does nothing the second time. A song that cannot pass a stage en
 stage and reason; a transient error (database, network) is retried with exponential backoff, and after
 the last retry the song is marked failed with that error. `sweep` re-enqueues songs (and queued crawl
 jobs) that sat in a state for too long: it recovers work lost by a dead worker or a restarted broker.
+
+The catalog-side pieces live beside: song states (`workers.songs`), labelling batches (`workers.batches`), crawl jobs
+and their processes (`workers.crawljobs`), the stage functions (`workers.stages`).
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from celery import Task
 from celery.signals import celeryd_init, worker_process_init, worker_ready
-from sqlalchemy import CursorResult, func, select, text, update
+from sqlalchemy import select, update
 
-from catalog.db import get_engine, session_scope
-from catalog.models import CrawlJob, EmotionLabel, Song, utcnow
-from catalog.settings import get_settings
+from catalog.db import session_scope
+from catalog.models import CrawlJob, Song, utcnow
 from workers import stages
 from workers.app import app
+from workers.batches import claim, collect, more_coming, pending_batch, store_labels
 from workers.config import worker_settings
+from workers.crawljobs import NewSongs, claim_job, crawl_subprocess, sweep_silent_crawls
+from workers.songs import INPUT_STATE, advance, describe, mark_failed, status_of
 
 log = logging.getLogger(__name__)
 
-HOOK_PATH = "workers.tasks:enqueue_new_songs"
 
-
-# --- song state -------------------------------------------------------------------------------------
-
-
-def advance(song_ids: list[int], from_status: str, to_status: str) -> list[int]:
-    """Move songs from one state to the next; returns the ids that moved (others were already past)."""
-    if not song_ids:
-        return []
-    with session_scope() as session:
-        moved = session.scalars(
-            update(Song)
-            .where(Song.id.in_(song_ids), Song.status == from_status)
-            .values(status=to_status, failed_stage=None, failure_reason=None, updated_at=utcnow())
-            .returning(Song.id)
-        ).all()
-    return list(moved)
-
-
-def mark_failed(song_id: int, stage: str, reason: str) -> None:
-    """A song that failed for good: status failed, with the stage and the reason."""
-    log.warning("song %s failed at %s: %s", song_id, stage, reason)
-    with session_scope() as session:
-        session.execute(
-            update(Song)
-            .where(Song.id == song_id, Song.status != "failed")
-            .values(status="failed", failed_stage=stage, failure_reason=reason[:4000], updated_at=utcnow())
-        )
-
-
-def status_of(song_id: int) -> str | None:
-    with session_scope() as session:
-        return session.scalar(select(Song.status).where(Song.id == song_id))
-
-
-INPUT_STATE = {"features": "new", "label": "features", "topics": "labelled"}  # the state a stage starts from
-
-
-def describe(exc: BaseException) -> str:
-    """The failure reason stored on a song."""
-    return str(exc) if isinstance(exc, stages.PermanentError) else f"{type(exc).__name__}: {exc}"
+# --- the task base ----------------------------------------------------------------------------------
 
 
 class PipelineTask(Task):
@@ -151,33 +111,6 @@ def features(self: Task, song_id: int) -> str:
 # --- labelling (gpu queue) --------------------------------------------------------------------------
 
 
-def pending_batch(limit: int) -> tuple[list[int], float]:
-    """Up to `limit` songs waiting for a label, oldest first, and how long the oldest has waited (seconds)."""
-    with session_scope() as session:
-        rows = session.execute(select(Song.id, Song.updated_at).where(Song.status == "features").order_by(Song.updated_at, Song.id).limit(limit)).all()
-    if not rows:
-        return [], 0.0
-    oldest = rows[0][1]
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=utcnow().tzinfo)
-    return sorted(r[0] for r in rows), (utcnow() - oldest).total_seconds()
-
-
-def more_coming() -> bool:
-    """Songs still before the features stage (so a batch may still grow)."""
-    with session_scope() as session:
-        return session.scalar(select(Song.id).where(Song.status == "new").limit(1)) is not None
-
-
-def collect(batch_size: int, wait_s: float) -> tuple[list[int], float]:
-    """The next batch: when full, when its oldest song has waited `wait_s`, or when no more songs are on their way;
-    else (ids, seconds left to wait)."""
-    ids, waited = pending_batch(batch_size)
-    if not ids or len(ids) >= batch_size or waited >= wait_s or not more_coming():
-        return ids, 0.0
-    return ids, wait_s - waited
-
-
 def nudge_collector() -> None:
     """Wake the collector: now when a full batch waits, else when this song's batch window closes."""
     ws = worker_settings()
@@ -186,17 +119,6 @@ def nudge_collector() -> None:
         label_pending.delay()
     else:
         label_pending.apply_async(countdown=ws.batch_wait_s)
-
-
-def store_labels(model_id: int, predictions: dict[int, stages.Prediction]) -> int:
-    """Upsert the labels (unique song_id + model_id): a label stored twice stays one row."""
-    rows = [
-        dict(song_id=sid, model_id=model_id, label=p.label, confidence=float(p.confidence),
-             probabilities={k: float(v) for k, v in p.probabilities.items()}, created_at=utcnow())
-        for sid, p in predictions.items()
-    ]
-    with session_scope() as session:
-        return stages.insert_ignore(session, EmotionLabel.__table__, rows, ["song_id", "model_id"])
 
 
 @app.task(bind=True, base=PipelineTask, name="workers.tasks.label_pending")
@@ -227,37 +149,6 @@ def label_pending(self: Task) -> dict[str, int]:
         if not mine:
             return {"labelled": 0, "failed": 0, "claimed_elsewhere": len(candidates)}
         return label_batch(self, labeller, mine)
-
-
-LABEL_LOCK_NS = 0x6C61  # advisory lock namespace of songs being labelled ("la")
-
-
-@contextmanager
-def claim(candidates: list[int], limit: int) -> Iterator[list[int]]:
-    """PostgreSQL: take an advisory lock on up to `limit` of the candidate songs, skipping songs another gpu worker
-    is labelling; held on one connection until the block ends (or the process dies). SQLite (one machine): all."""
-    engine = get_engine()
-    if engine.dialect.name != "postgresql":
-        yield candidates[:limit]
-        return
-    conn = engine.connect()
-    try:
-        mine: list[int] = []
-        for sid in candidates:
-            if len(mine) >= limit:
-                break
-            if conn.execute(text("SELECT pg_try_advisory_lock(:ns, :id)"), {"ns": LABEL_LOCK_NS, "id": sid}).scalar():
-                mine.append(sid)
-        conn.commit()
-        with session_scope() as session:  # a song another worker finished between our read and our lock
-            still = set(session.scalars(select(Song.id).where(Song.id.in_(mine), Song.status == "features"))) if mine else set()
-        yield [sid for sid in mine if sid in still]
-    finally:
-        try:
-            conn.execute(text("SELECT pg_advisory_unlock_all()"))
-            conn.commit()
-        finally:
-            conn.close()
 
 
 def label_batch(task: Task, labeller: stages.Labeller, ids: list[int]) -> dict[str, int]:
@@ -343,7 +234,7 @@ def topics(self: Task, song_ids: int | list[int]) -> dict[str, int]:
 
 
 def enqueue_new_songs(job_id: int, song_ids: list[int]) -> None:
-    """The crawler's new-songs hook: each new song goes to the features queue."""
+    """Each new song of a crawl job goes to the features queue."""
     for song_id in song_ids:
         features.delay(int(song_id))
     log.info("crawl job %s: %d new songs enqueued for features", job_id, len(song_ids))
@@ -352,68 +243,6 @@ def enqueue_new_songs(job_id: int, song_ids: list[int]) -> None:
 def dispatch_crawl(job_id: int) -> str:
     """Send a queued crawl_jobs row to the crawl queue (the API's dispatch function); returns the task id."""
     return crawl.delay(job_id=int(job_id)).id
-
-
-def claim_job(job_id: int) -> tuple[str, dict[str, Any]] | None:
-    """Take a queued crawl job (queued -> running) once; None when another delivery already took it."""
-    now = utcnow()
-    with session_scope() as session:
-        row = session.execute(
-            update(CrawlJob)
-            .where(CrawlJob.id == job_id, CrawlJob.status == "queued")
-            .values(status="running", started_at=now, heartbeat_at=now, attempts=CrawlJob.attempts + 1, updated_at=now)
-            .returning(CrawlJob.spider, CrawlJob.args)
-        ).first()
-    return (row[0], dict(row[1] or {})) if row else None
-
-
-def heartbeat(job_id: int) -> None:
-    """Record that the worker running crawl job `job_id` is alive."""
-    with session_scope() as session:
-        session.execute(update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status == "running").values(heartbeat_at=utcnow()))
-
-
-def fail_job(job_id: int, message: str) -> None:
-    with session_scope() as session:
-        session.execute(update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status.in_(("queued", "running")))
-                        .values(status="failed", finished_at=utcnow(), message=message[:4000], updated_at=utcnow()))
-
-
-def crawl_log(job_id: int) -> Path:
-    path = get_settings().var_dir / "logs" / f"crawl-{job_id}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def crawl_subprocess(job_id: int, spider: str, args: dict[str, Any]) -> tuple[bool, str]:
-    """Run the crawl in a fresh Python process (Twisted's reactor cannot restart inside a worker).
-
-    Its output goes to var/logs/crawl-JOB.log; returns (succeeded, tail of the log).
-    """
-    from crawler.run import crawl_command
-
-    argv = crawl_command(spider, {k: str(v) for k, v in args.items()}, job_id, {"NEW_SONGS_HOOK": HOOK_PATH})
-    log_path = crawl_log(job_id)
-    ws = worker_settings()
-    limit = ws.crawl_time_limit_s
-    deadline = time.monotonic() + limit
-    with open(log_path, "ab") as out:
-        try:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        except (OSError, ValueError) as exc:  # e.g. arguments too long for exec: the job fails instead of staying running
-            return False, f"crawl process could not start: {type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
-        while True:
-            try:
-                ok = proc.wait(timeout=max(0.1, min(ws.heartbeat_s, deadline - time.monotonic()))) == 0
-                break
-            except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline:
-                    proc.kill()
-                    proc.wait()
-                    return False, f"crawl ran past {limit} s (log {log_path})"
-                heartbeat(job_id)
-    tail = log_path.read_bytes()[-1500:].decode("utf-8", "replace")
-    return ok, f"{tail} (log {log_path})"
 
 
 @app.task(bind=True, name="workers.tasks.crawl", time_limit=worker_settings().crawl_time_limit_s + 600,
@@ -430,50 +259,17 @@ def crawl(self: Task, job_id: int | None = None, spider: str | None = None, args
     if claimed is None:
         return {"job_id": job_id, "skipped": "not queued"}
     spider, args = claimed
-    ok, message = crawl_subprocess(job_id, spider, args)
+    new_songs = NewSongs(job_id, enqueue_new_songs)
+    ok, message = crawl_subprocess(job_id, spider, args, new_songs)
     with session_scope() as session:
         job = session.get(CrawlJob, job_id)
         if not ok and job is not None and job.status in ("queued", "running"):
             job.status, job.finished_at, job.message = "failed", utcnow(), f"crawl process failed: {message}"
-        new_ids = list(session.scalars(select(Song.id).where(Song.crawl_job_id == job_id, Song.status == "new")))
-    enqueue_new_songs(job_id, new_ids)
-    return {"job_id": job_id, "ok": ok, "new_songs_enqueued": len(new_ids)}
+    new_songs.send()  # the songs of the last moments (and any a failed pass left over)
+    return {"job_id": job_id, "ok": ok, "new_songs_enqueued": len(new_songs.sent)}
 
 
 # --- recovery ---------------------------------------------------------------------------------------
-
-MAX_CRAWL_ATTEMPTS = 3
-
-
-def sweep_silent_crawls(timeout_s: float) -> tuple[list[int], list[int]]:
-    """Running crawl jobs whose heartbeat stopped `timeout_s` ago (their worker died): requeued with the reason, or
-    failed once they were claimed MAX_CRAWL_ATTEMPTS times. Returns (requeued ids, failed ids)."""
-    cutoff = utcnow() - timedelta(seconds=timeout_s)
-    last_sign = func.coalesce(CrawlJob.heartbeat_at, CrawlJob.started_at, CrawlJob.created_at)
-    requeued: list[int] = []
-    failed: list[int] = []
-    with session_scope() as session:
-        rows = session.execute(select(CrawlJob.id, CrawlJob.attempts, last_sign).where(CrawlJob.status == "running", last_sign <= cutoff)).all()
-        for job_id, attempts, seen in rows:
-            since = f"no heartbeat since {seen:%Y-%m-%d %H:%M:%S} UTC (worker lost)" if seen else "no heartbeat (worker lost)"
-            give_up = (attempts or 0) >= MAX_CRAWL_ATTEMPTS
-            values: dict[str, Any] = (
-                {"status": "failed", "finished_at": utcnow(), "message": f"failed after {attempts} attempts: {since}"}
-                if give_up else {"status": "queued", "message": f"requeued: {since}"}
-            )
-            result = session.execute(  # compare-and-set: a heartbeat that arrives meanwhile keeps the job running
-                update(CrawlJob).where(CrawlJob.id == job_id, CrawlJob.status == "running", last_sign <= cutoff)
-                .values(updated_at=utcnow(), **values)
-            )
-            moved = cast(CursorResult[Any], result).rowcount
-            if moved:
-                (failed if give_up else requeued).append(int(job_id))
-    for job_id in requeued:
-        log.warning("crawl job %d requeued: its heartbeat stopped", job_id)
-    for job_id in failed:
-        log.error("crawl job %d failed: its heartbeat stopped %d times", job_id, MAX_CRAWL_ATTEMPTS)
-    return requeued, failed
-
 
 @app.task(name="workers.tasks.sweep")
 def sweep(stale_after_s: float | None = None, heartbeat_timeout_s: float | None = None) -> dict[str, int]:

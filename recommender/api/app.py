@@ -14,6 +14,7 @@ from recommender.api import errors
 from recommender.api.config import ApiConfig
 from recommender.api.limits import BodyLimit
 from recommender.api.routes import catalog, crawls, health, media, recommendations, sessions
+from recommender.console.backend import AdminBackend
 
 log = logging.getLogger(__name__)
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the other form fields around the clip
@@ -35,8 +36,12 @@ def load_recognizer(cfg: ApiConfig) -> Any:
     return model
 
 
-def create_app(cfg: ApiConfig | None = None) -> FastAPI:
-    """A new app; the speech model is loaded at start-up (failure leaves /readyz at 503, not a crash)."""
+def create_app(cfg: ApiConfig | None = None, admin: AdminBackend | None = None) -> FastAPI:
+    """A new app; the speech model is loaded at start-up (failure leaves /readyz at 503, not a crash).
+
+    `admin` serves the console's pipeline status and schedule routes (`musicrec serve` passes the workers' one,
+    `cli.serve_cmd.create_app`); without it those routes answer 503.
+    """
     cfg = cfg or ApiConfig.from_settings()
 
     @asynccontextmanager
@@ -52,6 +57,7 @@ def create_app(cfg: ApiConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="musicrec", version="1", summary="Voice-driven music recommendation", lifespan=lifespan)
     app.state.config = cfg
+    app.state.admin = admin
     app.state.recognizer = None
     app.state.model_error = "not loaded yet"
     errors.install(app)

@@ -1,16 +1,16 @@
 """Admin JSON for the Pipeline page (X-API-Key, like every admin route): what `musicrec status` prints, recent
 crawl jobs with their counters and errors, and crawl schedules (list, add, remove).
 
-The status report and the schedule store are the workers' own (workers.status, workers.schedules); they are
-imported inside the handlers so that importing the API does not import the worker package (imports flow
-catalog <- ... <- recommender <- workers), and the report is the one the CLI prints, not a second copy.
+The status report and the schedule store are the workers' own; the routes reach them through the admin backend the
+app was built with (`recommender.console.backend.AdminBackend`, `app.state.admin`; `musicrec serve` wires in the
+workers' one), so the recommender imports nothing of the workers. Without a backend those routes answer 503.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
@@ -21,15 +21,22 @@ from catalog.models import CrawlJob
 from recommender.api.deps import require_admin
 from recommender.api.errors import ApiError
 from recommender.api.routes.crawls import check_spider, job_json
+from recommender.console.backend import AdminBackend, Schedule
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
-@router.get("/status", summary="Queues, running and failed tasks, songs per pipeline state, failed songs")
-async def status(failed: int = Query(20, ge=1, le=200)) -> Any:
-    from workers.status import collect  # see the module docstring
+def admin_backend(request: Request) -> AdminBackend:
+    """The app's admin backend; 503 when the app was built without one."""
+    backend: AdminBackend | None = getattr(request.app.state, "admin", None)
+    if backend is None:
+        raise ApiError(503, "admin_unavailable", "this server has no pipeline admin backend (start it with `musicrec serve`)")
+    return backend
 
-    return await run_in_threadpool(collect, failed)
+
+@router.get("/status", summary="Queues, running and failed tasks, songs per pipeline state, failed songs")
+async def status(failed: int = Query(20, ge=1, le=200), backend: AdminBackend = Depends(admin_backend)) -> Any:
+    return await run_in_threadpool(backend.status, failed)
 
 
 @router.get("/crawls", summary="Recent crawl jobs with counters and their latest errors")
@@ -57,7 +64,7 @@ class ScheduleIn(BaseModel):
         return self
 
 
-def _schedule_json(sched: Any) -> dict[str, Any]:
+def _schedule_json(sched: Schedule) -> dict[str, Any]:
     return {
         "name": sched.name,
         "spider": sched.spider,
@@ -70,29 +77,23 @@ def _schedule_json(sched: Any) -> dict[str, Any]:
 
 
 @router.get("/schedules", summary="Crawl schedules")
-def list_schedules() -> Any:
-    from workers import schedules  # see the module docstring
-
-    return {"schedules": [_schedule_json(x) for x in schedules.list_all()]}
+def list_schedules(backend: AdminBackend = Depends(admin_backend)) -> Any:
+    return {"schedules": [_schedule_json(x) for x in backend.list_schedules()]}
 
 
 @router.post("/schedules", status_code=201, summary="Add (or replace) a crawl schedule")
-def add_schedule(body: ScheduleIn) -> Any:
-    from workers import schedules
-
+def add_schedule(body: ScheduleIn, backend: AdminBackend = Depends(admin_backend)) -> Any:
     args = check_spider(body.spider, {k: str(v) for k, v in body.args.items()})
     try:
-        name = schedules.add(body.spider, args, every=body.every, cron=body.cron, name=body.name)
-    except schedules.ScheduleError as exc:
+        name = backend.add_schedule(body.spider, args, body.every, body.cron, body.name)
+    except ValueError as exc:
         raise ApiError(400, "bad_schedule", str(exc)) from exc
-    return next(_schedule_json(x) for x in schedules.list_all() if x.name == name)
+    return next(_schedule_json(x) for x in backend.list_schedules() if x.name == name)
 
 
 @router.delete("/schedules/{name:path}", summary="Remove a crawl schedule by name (or every schedule of a spider)")
-def remove_schedule(name: str) -> Any:
-    from workers import schedules
-
+def remove_schedule(name: str, backend: AdminBackend = Depends(admin_backend)) -> Any:
     try:
-        return {"removed": schedules.remove(name)}
-    except schedules.ScheduleError as exc:
+        return {"removed": backend.remove_schedule(name)}
+    except LookupError as exc:
         raise ApiError(404, "not_found", str(exc)) from exc

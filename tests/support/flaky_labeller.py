@@ -1,5 +1,5 @@
 """A test labeller whose first calls fail like a GPU out of memory (transient) or a missing checkpoint
-(configuration); selected with MUSICREC_WORKER_LABELLER=tests.support.flaky_labeller:factory."""
+(configuration); installed in-process with `workers.stages.use_labeller(factory)`."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Its labels mean nothing: it exists to exercise the orchestration (batches, model loaded once per
 process, CPU/GPU device, idempotent storage) with real inference cost while the trained models of the
-emotion-models issue are wired through `workers.stages.active_labeller`. Select it with
-`MUSICREC_WORKER_LABELLER=tests.support.reference_labeller:reference_labeller`; never for real labels.
+emotion-models issue are wired through `workers.stages.active_labeller`. Installed with
+`workers.stages.use_labeller(reference_labeller)` (in-process, or in worker processes by `tests/support/worker_app.py`);
+never for real labels.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ReferenceLabeller:
 
 
 def reference_labeller() -> ReferenceLabeller:
-    """The labeller factory named by MUSICREC_WORKER_LABELLER in tests and the benchmark."""
+    """The labeller factory the tests and the benchmark install with `workers.stages.use_labeller`."""
     with session_scope() as session:
         model = session.scalar(select(EmotionModel).where(EmotionModel.name == NAME, EmotionModel.version == VERSION))
         if model is None:
