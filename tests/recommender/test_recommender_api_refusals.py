@@ -219,7 +219,9 @@ def test_locked_database_answers_503_quickly_and_health_stays_up(live: tuple[Ser
             health = httpx.get(server.url + "/healthz", timeout=30)
             health_s = time.monotonic() - t0
             answers = [f.result() for f in pending]
-        assert health.status_code == 200 and health_s < 1.0, health_s
+        # /healthz stays off the shared pool: it answers well inside the busy budget that the 20 events wait out
+        # (it took 31 s before; 1 s was too tight for a loaded 2-core CI machine serving 20 requests at once)
+        assert health.status_code == 200 and health_s < BUSY_S / 2, health_s
         assert {a[0] for a in answers} == {503}, answers
         assert all(a[1] for a in answers)
         assert max(a[2] for a in answers) < 4 * BUSY_S, answers
