@@ -14,7 +14,6 @@ Step 2 (`study`): the variants, each a row of accuracy / macro-F1 per corpus; th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any

@@ -338,7 +338,10 @@ class WhisperEncoderRunner:
 
     def frames(self, y: np.ndarray) -> np.ndarray:
         """Hidden states of 16 kHz audio, one row per 20 ms: float32 [frames, d_model]; 30 s chunks beyond 30 s."""
-        mel = log_mel(y, self.n_mels)
+        return self.frames_of_mel(log_mel(y, self.n_mels))
+
+    def frames_of_mel(self, mel: torch.Tensor) -> np.ndarray:
+        """`frames` of an already computed log-Mel [n_mels, T] (several encoders can share one)."""
         if mel.shape[1] < 2:
             raise EncoderError("audio too short for Whisper (under 20 ms)")
         chunk = 2 * MAX_FRAMES
