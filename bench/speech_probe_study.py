@@ -9,11 +9,13 @@ Step 2 (`study`): the variants, each a row of accuracy / macro-F1 per corpus; th
 
     python bench/speech_probe_study.py extract --manifest var/speech.csv --cache var/study.npz
     python bench/speech_probe_study.py study --cache var/study.npz
+    python bench/speech_probe_study.py int8 --manifest var/speech.csv --cache var/study.npz   # the served int8 encoders
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,45 @@ def extract(args: argparse.Namespace) -> None:
     print(f"wrote {args.cache}: {len(out['ids'])} clips", flush=True)
 
 
+def int8(args: argparse.Namespace) -> None:
+    """The served configuration (settings.speech_int8): tiny.en + base layer 2 with int8-quantized linear layers.
+    Rows: trained and scored on float32 (the benchmark), trained on float32 and run int8 (what serving does),
+    trained and run int8; on the benchmark's 3 folds and leave-one-speaker-out."""
+    import torch
+
+    from bench.speech_probe_variants import lr, run
+    from catalog.manifest import corpus_of, read
+    from emotion.features.whisper import WhisperEncoderRunner, load_packaged, log_mel, quantize_int8
+    from emotion.speech.preprocess import prepare
+    from emotion.speech.train import metrics, speaker_folds
+
+    torch.set_num_threads(1)
+    z = np.load(args.cache)
+    items = {it.id: it for it in read(args.manifest).items}
+    runners = [WhisperEncoderRunner(quantize_int8(load_packaged(m)), 2) for m in ("tiny.en", "base")]
+    q8 = []
+    for i in z["ids"]:
+        mel = log_mel(prepare(items[str(i)].audio))  # type: ignore[arg-type]
+        q8.append(np.concatenate([np.r_[h.mean(0), h.std(0)] for h in (r.frames_of_mel(mel) for r in runners)]))
+    fp = np.c_[z["tiny.en/orig"][:, 2, :768], z["base/orig"][:, 2, :1024]]
+    x8 = np.stack(q8)
+    y, g = z["labels"], z["groups"]
+    rows = {}
+    for protocol, k in (("3-fold", 3), ("LOSO", None)):
+        folds = speaker_folds(sorted(set(g.tolist())), k)
+        for name, xtr, xte in (("float32", fp, fp), ("train float32, run int8", fp, x8), ("int8", x8, x8)):
+            probs = run(xte, y, g, folds, lr(), xtrain=xtr)
+            s = metrics(y, probs)
+            row = {"accuracy": round(s["accuracy"], 3), "macro_f1": round(s["macro_f1"], 3)}
+            for c in sorted({corpus_of(v) for v in g.tolist()}):
+                idx = np.array([corpus_of(v) == c for v in g.tolist()])
+                pc = metrics(y[idx], probs[idx])
+                row[c] = [round(pc["accuracy"], 3), round(pc["macro_f1"], 3)]
+            rows[f"{protocol} {name}"] = row
+            print(f"{protocol:7s}{name:26s}", row, flush=True)
+    print(json.dumps(rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -111,12 +152,17 @@ def main() -> None:
     e.add_argument("--manifest", type=Path, required=True)
     e.add_argument("--cache", type=Path, required=True)
     e.add_argument("--keep-frames", default="tiny.en:2,base:2", help="model:layer,... whose frames are kept")
+    q = sub.add_parser("int8")
+    q.add_argument("--manifest", type=Path, required=True)
+    q.add_argument("--cache", type=Path, required=True)
     s = sub.add_parser("study")
     s.add_argument("--cache", type=Path, required=True)
     s.add_argument("--only", default="", help="comma-separated variant names")
     args = ap.parse_args()
     if args.cmd == "extract":
         extract(args)
+    elif args.cmd == "int8":
+        int8(args)
     else:
         from bench.speech_probe_variants import study
 

@@ -312,10 +312,15 @@ def test_default_model_beats_chance_on_held_aside_speakers(shared_data: Path, tm
     from emotion.speech import artifact
 
     artifact.save(tmp_path / "default", result.model, result.normaliser, {"whisper": artifact.whisper_meta(whisper)})
-    loaded = artifact.SpeechRecognizer(tmp_path / "default")
+    loaded = artifact.SpeechRecognizer(tmp_path / "default", int8=False)
     assert loaded.whisper is not None and loaded.whisper.version == whisper.version
     assert loaded.handcrafted == (name not in STACKS)
     first = next(i for i, e in enumerate(report.examples) if e.group in held)
     direct = predict_normalised(result.model, [result.normaliser.apply(report.examples[first].feats)])[0]
     answer = loaded.predict_file(items[first].audio)  # type: ignore[arg-type]
     assert list(answer.probabilities.values()) == pytest.approx(direct.tolist(), abs=1e-4)
+    if name in STACKS:  # served int8 (settings.speech_int8): another cache version, nearly the same answer
+        served = artifact.SpeechRecognizer(tmp_path / "default", int8=True)
+        assert served.whisper.version.endswith(".int8") and served.whisper.version.replace(".int8", "") == whisper.version
+        quick = served.predict_file(items[first].audio)  # type: ignore[arg-type]
+        assert quick.emotion == answer.emotion and list(quick.probabilities.values()) == pytest.approx(direct.tolist(), abs=0.2)

@@ -37,8 +37,9 @@ def whisper_meta(encoder: object) -> dict:
     return out
 
 
-def load_whisper(meta: dict):  # type: ignore[no-untyped-def]
-    """The Whisper encoder(s) an artifact was trained with (same models and layers); a different version is logged."""
+def load_whisper(meta: dict, int8: bool = False):  # type: ignore[no-untyped-def]
+    """The Whisper encoder(s) an artifact was trained with (same models and layers), with `int8` dynamically
+    int8-quantized for serving (`settings.speech_int8`); a different version is logged."""
     from emotion.features.whisper import WhisperEncoderFeatures
     from emotion.speech.probe import WhisperStack
 
@@ -47,10 +48,10 @@ def load_whisper(meta: dict):  # type: ignore[no-untyped-def]
     enc: Any
     if info.get("encoders") or meta["config"]["name"] in STACKS:
         specs = info.get("encoders") or STACKS[meta["config"]["name"]]
-        enc = WhisperStack(tuple((str(m), int(layer)) for m, layer in specs))
+        enc = WhisperStack(tuple((str(m), int(layer)) for m, layer in specs), int8=int8)
     else:
-        enc = WhisperEncoderFeatures(None if model.startswith("local:") else (model or None), int(info.get("layer", 2)))
-    if info.get("version") and enc.version != info["version"]:
+        enc = WhisperEncoderFeatures(None if model.startswith("local:") else (model or None), int(info.get("layer", 2)), int8=int8)
+    if info.get("version") and enc.version.replace(".int8", "") != info["version"]:
         log.warning("speech model was trained on Whisper %s, running %s", info["version"], enc.version)
     return enc
 
@@ -83,7 +84,10 @@ class Prediction:
 class SpeechRecognizer:
     """A loaded speech model: clip -> emotion and probabilities. Thread-safe for inference."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, int8: bool | None = None) -> None:
+        """Load the artifact at `path`; `int8` (default `settings.speech_int8`): run its Whisper encoders int8-quantized."""
+        from catalog.settings import get_settings
+
         self.path = Path(path)
         self.meta = read_meta(self.path)
         cfg = SpeechModelConfig.from_dict(self.meta["config"])
@@ -94,7 +98,8 @@ class SpeechRecognizer:
             self.normaliser = Normaliser.from_arrays(z)
         self.labels: list[str] = list(self.meta["labels"])
         self._lock = threading.Lock()
-        self.whisper = load_whisper(self.meta) if cfg.use_whisper else None
+        self.int8 = get_settings().speech_int8 if int8 is None else int8
+        self.whisper = load_whisper(self.meta, self.int8) if cfg.use_whisper else None
         self.handcrafted = cfg.use_handcrafted  # the Whisper-only probes never compute the spectrogram and HSF
 
     @property

@@ -28,12 +28,12 @@ class WhisperStack:
     name = "whisper"
     sample_rate = 16000
 
-    def __init__(self, specs: tuple[tuple[str, int], ...], store: FileStore | None = None) -> None:
+    def __init__(self, specs: tuple[tuple[str, int], ...], store: FileStore | None = None, int8: bool = False) -> None:
         from emotion.features.whisper import WhisperEncoderFeatures
 
         self.specs = tuple((str(m), int(layer)) for m, layer in specs)
         # packaged weights only: a local checkpoint setting (MUSICREC_WHISPER_CHECKPOINT) replaces one encoder, not a pair
-        self.encoders = [WhisperEncoderFeatures(m, layer, checkpoint="", store=store) for m, layer in self.specs]
+        self.encoders = [WhisperEncoderFeatures(m, layer, checkpoint="", store=store, int8=int8) for m, layer in self.specs]
         mels = {e.runner.n_mels for e in self.encoders}
         if len(mels) != 1:
             raise EncoderError(f"Whisper encoders {self.specs} take different log-Mel inputs ({sorted(mels)} bands)")
