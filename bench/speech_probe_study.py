@@ -9,6 +9,7 @@ Step 2 (`study`): the variants, each a row of accuracy / macro-F1 per corpus; th
 
     python bench/speech_probe_study.py extract --manifest var/speech.csv --cache var/study.npz
     python bench/speech_probe_study.py study --cache var/study.npz
+    python bench/speech_probe_study.py history --cache var/study.npz   # per-speaker centring vs the history's moods
     python bench/speech_probe_study.py int8 --manifest var/speech.csv --cache var/study.npz   # the served int8 encoders
 """
 
@@ -152,6 +153,8 @@ def main() -> None:
     e.add_argument("--manifest", type=Path, required=True)
     e.add_argument("--cache", type=Path, required=True)
     e.add_argument("--keep-frames", default="tiny.en:2,base:2", help="model:layer,... whose frames are kept")
+    h = sub.add_parser("history", help="causal per-speaker centring against the emotion mix of the history")
+    h.add_argument("--cache", type=Path, required=True)
     q = sub.add_parser("int8")
     q.add_argument("--manifest", type=Path, required=True)
     q.add_argument("--cache", type=Path, required=True)
@@ -163,6 +166,10 @@ def main() -> None:
         extract(args)
     elif args.cmd == "int8":
         int8(args)
+    elif args.cmd == "history":
+        from bench.speech_probe_variants import history
+
+        history(args)
     else:
         from bench.speech_probe_variants import study
 

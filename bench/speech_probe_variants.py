@@ -189,3 +189,38 @@ def study(args: argparse.Namespace) -> None:
         rows[name] = row
         print(f"{name:55s} all {row['accuracy']:.3f}/{row['macro_f1']:.3f}  " + "  ".join(f"{c} {row[c][0]:.3f}/{row[c][1]:.3f}" for c in corpora), flush=True)
     print(json.dumps({"protocol": "3-fold speaker-grouped (benchmark folds)", "rows": rows}))
+
+
+def history(args: argparse.Namespace) -> None:
+    """Causal per-speaker centring against the emotion mix of the listener's history: each test clip is centred on
+    the shrunk mean (pseudo-count 3 of the training pool) of `h` other clips of its speaker drawn with a mix of
+    emotions (`mixed`), all of one random emotion (`one-mood`), all of the clip's own emotion (`same`) or none of it
+    (`other`); tiny.en + base layer 2, the benchmark's 3 folds."""
+    from emotion.speech.train import metrics, speaker_folds
+
+    z = np.load(args.cache)
+    y, g = z["labels"], z["groups"]
+    folds = speaker_folds(sorted(set(g.tolist())), 3)
+    x = np.c_[z["tiny.en/orig"][:, 2, :768], z["base/orig"][:, 2, :1024]]
+    rows = {"none": metrics(y, run(x, y, g, folds, lr()))["accuracy"]}
+    for mode in ("mixed", "one-mood", "same", "other"):
+        for h in (1, 3, 10):
+            rng = np.random.default_rng(0)
+            probs = np.zeros((len(y), 4))
+            for ts in folds:
+                te, tr = np.flatnonzero(np.isin(g, ts)), ~np.isin(g, ts)
+                clf = lr()(speaker_standardise(x[tr], g[tr], scale=False), y[tr], g[tr])
+                pool = x[tr].mean(0)
+                out = np.empty((len(te), x.shape[1]))
+                for k, i in enumerate(te):
+                    own = te[(g[te] == g[i]) & (te != i)]
+                    pick = {"mixed": own, "same": own[y[own] == y[i]], "other": own[y[own] != y[i]],
+                            "one-mood": own[y[own] == rng.integers(4)]}[mode]
+                    hist = rng.choice(pick, size=min(h, len(pick)), replace=False)
+                    out[k] = x[i] - (3.0 * pool + x[hist].sum(0)) / (len(hist) + 3.0)
+                full = np.zeros((len(te), 4))
+                full[:, clf.classes_] = clf.predict_proba(out)
+                probs[te] = full
+            rows[f"{mode} h={h}"] = metrics(y, probs)["accuracy"]
+            print(f"{mode:9s} h={h:2d} accuracy {rows[f'{mode} h={h}']:.3f}", flush=True)
+    print(json.dumps({k: round(v, 3) for k, v in rows.items()}))
