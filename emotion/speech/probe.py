@@ -6,7 +6,8 @@ take the same 80-band input), each stopped after its own layer, and concatenates
 version, frames), so the feature store caches its frames like any encoder's. Why this pair: on speakers no run
 heard (the benchmark's 3 speaker-grouped folds and leave-one-speaker-out on the merged EmoDB + RAVDESS dev
 manifest), the logistic regression on mean + std of both layer-2 states beat tiny.en's or base's layer 2 alone,
-adjacent layers, normalisation variants, augmentation and trained heads (README, `bench/speech_probe_study.py`).
+adjacent layers, frame normalisation, augmentation and trained heads; per-speaker centring scored higher only with an
+emotion-balanced history, which a listener does not have (README, `bench/speech_probe_study.py`).
 """
 
 from __future__ import annotations
