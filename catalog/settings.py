@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     whisper_checkpoint: str = Field("", description="Local transformers Whisper folder (save_pretrained) used instead of the packaged weights.")
     whisper_model: Literal["tiny.en", "base"] = Field("tiny.en", description="Packaged Whisper whose encoder the `whisper` encoder runs.")
     whisper_layer: int = Field(2, ge=0, le=32, description="Whisper encoder layer whose hidden states the `whisper` encoder returns.")
+    speech_int8: bool = Field(
+        True, description="Serve speech models with their frozen Whisper encoders' linear layers int8-quantized (dynamic; faster on CPU). "
+                          "Training and benchmarks always use float32.",
+    )
     text_encoder: str = Field("", description="Local path of a BERT-family encoder; default: packaged all-MiniLM-L6-v2.")
     log_level: str = "INFO"
     db_busy_timeout_s: float = Field(

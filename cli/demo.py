@@ -139,7 +139,7 @@ def train_song_model(demo: Demo, manifest: Path) -> None:
 
 
 def train_speech_model(demo: Demo, manifest: Path) -> None:
-    """Train the default speech emotion model (Whisper + HSF + CRNN) on EmoDB with a speaker-independent split; it
+    """Train the default speech emotion model (the Whisper tiny.en + base probe) on EmoDB with a speaker-independent split; it
     becomes the active one (the packaged Whisper weights are converted into the demo's store on first use)."""
     out = demo.var / "models" / "speech-default"
     result = last_json(musicrec("train", "speech", "--manifest", str(manifest), "--model", "default", "--epochs", str(demo.cfg.speech_epochs),

@@ -1,4 +1,5 @@
-"""`musicrec train speech` and `musicrec evaluate speech`: the HSF + CRNN speech emotion models."""
+"""`musicrec train speech`, `evaluate speech` and `benchmark speech`: the speech emotion models (the default
+Whisper-only probe, Whisper + HSF + CRNN, and the paper's HSF + CRNN with its baselines)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import typer
 
-from emotion.speech.model import DEFAULT_MODEL, MODEL_NAMES
+from emotion.speech.model import DEFAULT_MODEL, MODEL_NAMES, STACKS
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -26,13 +27,14 @@ def _read_manifest(path: Path) -> Any:
         _fail(str(exc))
 
 
-def _whisper():  # type: ignore[no-untyped-def]
-    """The configured Whisper encoder (whisper_model, whisper_layer); a clear error when its weights are missing."""
+def _whisper(model: str = "whisper-hsf-crnn"):  # type: ignore[no-untyped-def]
+    """The Whisper encoder(s) `model` reads (None for the models without Whisper): the pair of a Whisper-only probe,
+    else the configured one (whisper_model, whisper_layer); a clear error when weights are missing."""
     from emotion.features.base import EncoderError
-    from emotion.features.whisper import WhisperEncoderFeatures
+    from emotion.speech.probe import encoder_for
 
     try:
-        return WhisperEncoderFeatures()
+        return encoder_for(model)
     except EncoderError as exc:
         _fail(str(exc))
 
@@ -69,8 +71,8 @@ def train_speech(
     if model not in MODEL_NAMES:
         _fail(f"unknown --model {model!r}; choose default or one of {', '.join(MODEL_NAMES)}")
     m = _read_manifest(manifest)
-    whisper = _whisper() if model.startswith("whisper") else None
-    report = load_examples(m.items, _cache_dir(), whisper=whisper)
+    whisper = _whisper(model)
+    report = load_examples(m.items, _cache_dir(), whisper=whisper, handcrafted=model not in STACKS)
     for item_id, reason in report.failed:
         typer.echo(f"skipped {item_id}: {reason}", err=True)
     if not report.examples:
@@ -138,7 +140,7 @@ def evaluate_speech(
             items = [it for it in items if splits.get(it.id) == split]
         if not items:
             _fail(f"no rows in split {split!r}")
-    report = load_examples(items, _cache_dir(), progress=not as_json, whisper=recognizer.whisper)
+    report = load_examples(items, _cache_dir(), progress=not as_json, whisper=recognizer.whisper, handcrafted=recognizer.handcrafted)
     for item_id, reason in report.failed:
         typer.echo(f"skipped {item_id}: {reason}", err=True)
     from emotion.speech.train import predict_normalised

@@ -8,20 +8,15 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from emotion.speech import features as F
-from emotion.speech.model import SpeechEmotionNet, SpeechModelConfig
+from emotion.speech.data import FEATURE_VERSION, LABELS, Normaliser, collate, no_handcrafted, whisper_frames
+from emotion.speech.model import STACKS, SpeechModelConfig, build
 from emotion.speech.preprocess import SAMPLE_RATE, Limits, prepare
-from emotion.speech.train import (
-    FEATURE_VERSION,
-    LABELS,
-    Normaliser,
-    collate,
-    whisper_frames,
-)
 
 log = logging.getLogger(__name__)
 WEIGHTS = "model.pt"
@@ -34,28 +29,40 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def whisper_meta(encoder: object) -> dict:
-    """What an artifact records of the Whisper encoder it was trained on (model, layer, version, dim)."""
-    return {"model": encoder.model, "layer": encoder.layer, "version": encoder.version, "dim": encoder.d_model}  # type: ignore[attr-defined]
+    """What an artifact records of the Whisper encoder it was trained on (model, layer, version, dim; the
+    (model, layer) pairs of a `WhisperStack`)."""
+    out = {"model": encoder.model, "layer": encoder.layer, "version": encoder.version, "dim": encoder.d_model}  # type: ignore[attr-defined]
+    if hasattr(encoder, "specs"):
+        out["encoders"] = [list(s) for s in encoder.specs]
+    return out
 
 
-def load_whisper(meta: dict):  # type: ignore[no-untyped-def]
-    """The Whisper encoder an artifact was trained with (same model and layer); a different version is logged."""
+def load_whisper(meta: dict, int8: bool = False):  # type: ignore[no-untyped-def]
+    """The Whisper encoder(s) an artifact was trained with (same models and layers), with `int8` dynamically
+    int8-quantized for serving (`settings.speech_int8`); a different version is logged."""
     from emotion.features.whisper import WhisperEncoderFeatures
+    from emotion.speech.probe import WhisperStack
 
     info = meta.get("whisper") or {}
     model = str(info.get("model", ""))
-    enc = WhisperEncoderFeatures(None if model.startswith("local:") else (model or None), int(info.get("layer", 2)))
-    if info.get("version") and enc.version != info["version"]:
+    enc: Any
+    if info.get("encoders") or meta["config"]["name"] in STACKS:
+        specs = info.get("encoders") or STACKS[meta["config"]["name"]]
+        enc = WhisperStack(tuple((str(m), int(layer)) for m, layer in specs), int8=int8)
+    else:
+        enc = WhisperEncoderFeatures(None if model.startswith("local:") else (model or None), int(info.get("layer", 2)), int8=int8)
+    if info.get("version") and enc.version.replace(".int8", "") != info["version"]:
         log.warning("speech model was trained on Whisper %s, running %s", info["version"], enc.version)
     return enc
 
 
-def save(out: Path, model: SpeechEmotionNet, normaliser: Normaliser, meta: dict) -> Path:
+def save(out: Path, model: torch.nn.Module, normaliser: Normaliser, meta: dict) -> Path:
     """Write weights, normaliser and meta.json (config, labels, feature version, metrics...) to `out`."""
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / WEIGHTS)
     np.savez(out / NORM, **normaliser.to_arrays())  # type: ignore[arg-type]  # numpy's stub matches **kwds against allow_pickle: bool
-    full = {"config": model.cfg.to_dict(), "labels": list(LABELS), "feature_version": FEATURE_VERSION, "sample_rate": SAMPLE_RATE, **meta}
+    cfg: SpeechModelConfig = model.cfg  # type: ignore[assignment]  # both speech networks carry their config
+    full = {"config": cfg.to_dict(), "labels": list(LABELS), "feature_version": FEATURE_VERSION, "sample_rate": SAMPLE_RATE, **meta}
     (out / META).write_text(json.dumps(full, indent=2, default=str))
     return out
 
@@ -77,18 +84,23 @@ class Prediction:
 class SpeechRecognizer:
     """A loaded speech model: clip -> emotion and probabilities. Thread-safe for inference."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, int8: bool | None = None) -> None:
+        """Load the artifact at `path`; `int8` (default `settings.speech_int8`): run its Whisper encoders int8-quantized."""
+        from catalog.settings import get_settings
+
         self.path = Path(path)
         self.meta = read_meta(self.path)
         cfg = SpeechModelConfig.from_dict(self.meta["config"])
-        self.model = SpeechEmotionNet(cfg)
+        self.model = build(cfg)
         self.model.load_state_dict(torch.load(self.path / WEIGHTS, map_location="cpu", weights_only=True))
         self.model.eval()
         with np.load(self.path / NORM) as z:
             self.normaliser = Normaliser.from_arrays(z)
         self.labels: list[str] = list(self.meta["labels"])
         self._lock = threading.Lock()
-        self.whisper = load_whisper(self.meta) if cfg.use_whisper else None
+        self.int8 = get_settings().speech_int8 if int8 is None else int8
+        self.whisper = load_whisper(self.meta, self.int8) if cfg.use_whisper else None
+        self.handcrafted = cfg.use_handcrafted  # the Whisper-only probes never compute the spectrogram and HSF
 
     @property
     def name(self) -> str:
@@ -101,7 +113,7 @@ class SpeechRecognizer:
 
     def predict_array(self, y: np.ndarray) -> Prediction:
         """Emotion of preprocessed speech at 16 kHz."""
-        raw = F.extract(y)
+        raw = F.extract(y) if self.handcrafted else no_handcrafted()
         if self.whisper is not None:
             raw.whisper = whisper_frames(y, self.whisper)
         feats = self.normaliser.apply(raw)

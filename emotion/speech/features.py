@@ -60,12 +60,17 @@ def _stft_power(y: np.ndarray, sr: int, win_s: float, n_fft: int) -> np.ndarray:
     return np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop, win_length=win, window="hamming", center=True)) ** 2
 
 
+def spec_bins(sr: int = SAMPLE_RATE, max_hz: float = SPEC_MAX_HZ) -> int:
+    """Frequency rows of `spectrogram` (81 at 16 kHz)."""
+    win = int(round(FRAME_S * sr))
+    return int(np.floor(max_hz / (sr / win))) + 1
+
+
 def spectrogram(y: np.ndarray, sr: int = SAMPLE_RATE, max_hz: float = SPEC_MAX_HZ) -> np.ndarray:
     """Log power spectrogram (dB), 20 ms Hamming frames, 10 ms hop, bins up to `max_hz`: shape (F, T)."""
     win = int(round(FRAME_S * sr))
     power = _stft_power(y, sr, FRAME_S, win)
-    bins = int(np.floor(max_hz / (sr / win))) + 1
-    return (10 * np.log10(power[:bins] + 1e-10)).astype(np.float32)
+    return (10 * np.log10(power[: spec_bins(sr, max_hz)] + 1e-10)).astype(np.float32)
 
 
 @lru_cache(maxsize=4)

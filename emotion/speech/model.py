@@ -12,6 +12,9 @@ Fusion: the channel vectors concatenated -> hidden layer -> logits over the four
 (default) the Whisper model also carries a frozen linear probe (logistic regression on the clip's mean and std of
 the frames, fitted by scikit-learn on the training clips); when scoring, the output is the mean of the network's and
 the probe's class probabilities (returned as log-probabilities), a late fusion of the two.
+Whisper-only probes (`STACKS`, the default `whisper-tiny-base`): no HSF or CRNN channel and no trained network;
+the frames of several frozen Whisper encoders (tiny.en and base, each stopped after layer 2, concatenated per frame)
+-> mean and std -> a linear probe fitted by scikit-learn (`WhisperProbeNet`).
 Artifacts written before the pooling fix stored `pool_stride: 2` and load with that (old) behaviour.
 """
 
@@ -22,8 +25,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-MODEL_NAMES: tuple[str, ...] = ("whisper-hsf-crnn", "hsf-crnn", "crnn", "hsf-crnn-noattn")
-DEFAULT_MODEL = "whisper-hsf-crnn"
+# Whisper-only probe models: the frozen encoders (packaged model, layer) whose hidden states they pool, in order
+STACKS: dict[str, tuple[tuple[str, int], ...]] = {"whisper-tiny-base": (("tiny.en", 2), ("base", 2))}
+MODEL_NAMES: tuple[str, ...] = ("whisper-tiny-base", "whisper-hsf-crnn", "hsf-crnn", "crnn", "hsf-crnn-noattn")
+DEFAULT_MODEL = "whisper-tiny-base"
 
 
 @dataclass
@@ -65,6 +70,11 @@ class SpeechModelConfig:
     @property
     def use_whisper(self) -> bool:
         return self.name.startswith("whisper")
+
+    @property
+    def use_handcrafted(self) -> bool:
+        """Whether the model reads spectrogram segments and HSF (every model but the Whisper-only probes)."""
+        return self.name not in STACKS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -197,13 +207,56 @@ class WhisperChannel(nn.Module):
         return self.hidden(pooled), probe
 
 
+class LinearProbe(nn.Module):
+    """A frozen linear map of the clip's mean and std of Whisper frames (B, T, d) -> logits (B, classes), installed
+    from a scikit-learn logistic regression by `set_probe` (never trained by gradient)."""
+
+    def __init__(self, dim: int, classes: int) -> None:
+        super().__init__()
+        self.probe = nn.Linear(2 * dim, classes)
+        self.probe.requires_grad_(False)
+
+    def set_probe(self, weight: Tensor, bias: Tensor) -> None:
+        """Install a fitted linear probe: logits = pooled @ weight.T + bias (weight (classes, 2d))."""
+        with torch.no_grad():
+            self.probe.weight.copy_(weight)
+            self.probe.bias.copy_(bias)
+
+    def forward(self, frames: Tensor, mask: Tensor) -> Tensor:
+        return self.probe(WhisperChannel.pooled(frames, mask))
+
+
+class WhisperProbeNet(nn.Module):
+    """A Whisper-only probe model (`STACKS`): the frames of its frozen encoders (concatenated per frame) -> mean and
+    std -> the fitted linear probe. Same call as `SpeechEmotionNet`; the spectrogram and HSF arguments are ignored."""
+
+    def __init__(self, cfg: SpeechModelConfig) -> None:
+        super().__init__()
+        if cfg.name not in STACKS or cfg.whisper_dim <= 0:
+            raise ValueError(f"{cfg.name} is not a Whisper probe model with a whisper_dim")
+        self.cfg = cfg
+        self.whisper = LinearProbe(cfg.whisper_dim, cfg.classes)
+
+    def forward(self, spec: Tensor, hsf: Tensor, lengths: Tensor, whisper: Tensor | None = None,
+                whisper_lengths: Tensor | None = None) -> Tensor:
+        if whisper is None or whisper_lengths is None:
+            raise ValueError(f"{self.cfg.name} needs Whisper frames")
+        mask = torch.arange(whisper.shape[1], device=whisper.device).unsqueeze(0) < whisper_lengths.unsqueeze(1)
+        return self.whisper(whisper, mask)
+
+
+def build(cfg: SpeechModelConfig) -> nn.Module:
+    """The network of `cfg.name`: a `WhisperProbeNet` for the Whisper-only probes, else a `SpeechEmotionNet`."""
+    return WhisperProbeNet(cfg) if cfg.name in STACKS else SpeechEmotionNet(cfg)
+
+
 class SpeechEmotionNet(nn.Module):
     """whisper-hsf-crnn (Whisper + HSF + CRNN), hsf-crnn (HSF + CRNN, attention), hsf-crnn-noattn (both, mean
     pooling) or crnn (the CRNN channel alone, mean pooling)."""
 
     def __init__(self, cfg: SpeechModelConfig) -> None:
         super().__init__()
-        if cfg.name not in MODEL_NAMES:
+        if cfg.name not in MODEL_NAMES or cfg.name in STACKS:
             raise ValueError(f"unknown speech model {cfg.name!r}; choose one of {', '.join(MODEL_NAMES)}")
         if cfg.use_whisper and cfg.whisper_dim <= 0:
             raise ValueError(f"{cfg.name} needs whisper_dim (the Whisper layer width)")
