@@ -123,12 +123,6 @@ def run_benchmark(manifest_path: str | Path, models: list[str], out: str | Path,
         rows["whisper-probe"] = sklearn_cv("whisper-probe", pooled_whisper(examples), examples, fold_list)
         rows["whisper-probe"]["seconds"] = round(time.perf_counter() - t0, 1)
         t0 = time.perf_counter()
-        try:
-            import opensmile  # noqa: F401 - only to know whether the eGeMAPS baseline can run
-        except ImportError:
-            log.warning("egemaps-svm left out: the opensmile package is not installed")
-            return _run_models(out, manifest, enc, items, examples, speakers, fold_list, rows, report.failed, models, epochs,
-                               seed, device, cache_dir, progress)
         feats = egemaps([it for it in items if it.id in {e.id for e in examples}], cache_dir / "egemaps" if cache_dir else None)
         usable = [e for e in examples if e.id in feats]
         rows["egemaps-svm"] = sklearn_cv("egemaps-svm", np.stack([feats[e.id] for e in usable]), usable, fold_list)
