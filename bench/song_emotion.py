@@ -41,6 +41,7 @@ SHARED = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared" / "d
 
 VIEWS = {"pen": slice(0, 200), "tags": slice(200, 250), "pen+tags": slice(0, 250), "all": slice(0, None),
          "sent": slice(0, 384), "sent-mean": slice(0, 384)}  # lyrics: bert-cnn's MiniLM sentence half (mean ++ std / mean only)
+EMOPIA_PER_SONG = int(os.environ.get("BENCH_EMOPIA_PER_SONG", "0"))  # 0: every clip
 EMOPIA_RENDERS = Path(os.environ.get("MUSICREC_STORE_DIR", REPO / "var")) / "renders" / "emopia"
 
 
@@ -60,7 +61,17 @@ def manifest_for(name: str, folder: Path) -> Path:
     elif name == "emopia":
         from catalog.importers.emopia import import_emopia
 
-        import_emopia(SHARED / "emopia-dev", out, audio_dir=EMOPIA_RENDERS, workers=1)
+        root = SHARED / "emopia-dev"
+        if EMOPIA_PER_SONG:  # the first N clips of every song (rendering all 712 costs ~1 s of CPU each)
+            root = folder / "emopia-subset"
+            root.mkdir(exist_ok=True)
+            seen: dict[str, int] = {}
+            for midi in sorted((SHARED / "emopia-dev").rglob("*.mid")):
+                song = midi.stem.rsplit("_", 1)[0]
+                seen[song] = seen.get(song, 0) + 1
+                if seen[song] <= EMOPIA_PER_SONG:
+                    (root / midi.name).symlink_to(midi)
+        import_emopia(root, out, audio_dir=EMOPIA_RENDERS, workers=1)
     else:
         raise SystemExit(f"unknown set {name!r} (q4, mirex, nju, emopia)")
     return out
