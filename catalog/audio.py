@@ -25,6 +25,9 @@ SUPPORTED_FORMATS = ("wav", "flac", "ogg", "mp3", "webm", "m4a", "aac")
 FFMPEG_FORMATS = ("webm", "m4a", "aac")  # containers/codecs libsndfile cannot read
 FFMPEG_CODECS = ("opus", "vorbis", "aac", "mp3", "flac", "alac")  # plus pcm_*
 SILENCE_PEAK = 1e-4
+# The one rate song LLD frames (emotion.features.lld) are computed at, by the emotion models, the worker pipeline and
+# the topics alike: the same frames are never analysed twice at two rates (the workers and topics used 22,050 Hz).
+LLD_SR = 16000
 BLOCK_FRAMES = 65536
 FFMPEG_MAX_S = 1800.0  # longest decode of the ffmpeg path when the caller sets no duration cap
 FFMPEG_TIMEOUT_S = 120

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from catalog.audio import AudioError, load
+from catalog.audio import LLD_SR, AudioError, load
 from catalog.db import session_scope
 from catalog.models import FeatureSet, Song
 from catalog.store import FileStore
@@ -21,11 +21,11 @@ from topics.errors import NoFramesError, TopicsError
 log = logging.getLogger(__name__)
 
 FrameEncoder = Callable[[np.ndarray, int], np.ndarray]
-FRAME_SR = 22050  # the rate the worker pipeline computes and caches song LLD frames at
+FRAME_SR = LLD_SR  # the rate the worker pipeline and the emotion models compute song LLD frames at (16 kHz)
 # Persisted song frames shared with the worker pipeline (workers/stages.py): feature_sets rows with this
 # encoder name/version whose file is an .npy [n_frames, 62] in the store (kind "features").
 CACHE_ENCODER = "lld62-frames"
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 16 kHz frames (version 1: 22,050 Hz, no longer read)
 
 
 def lld_encoder(frame_s: float = 3.0) -> FrameEncoder:

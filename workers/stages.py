@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.audio import AudioError, load
+from catalog.audio import LLD_SR, AudioError, load
 from catalog.db import session_scope
 from catalog.models import FeatureSet, Song
 from catalog.store import FileStore
@@ -41,8 +41,7 @@ from catalog.store import FileStore
 log = logging.getLogger(__name__)
 
 LLD_ENCODER = "lld62-frames"
-LLD_VERSION = "1"
-LLD_SR = 22050
+LLD_VERSION = "2"  # frames at catalog.audio.LLD_SR (16 kHz); version 1 was 22,050 Hz and is never read
 
 
 class PermanentError(Exception):

@@ -30,6 +30,7 @@ import librosa
 import numpy as np
 from scipy.signal import lfilter, resample_poly
 
+from catalog.audio import LLD_SR
 from emotion.features.segments import SegmentSpec, windows
 
 LLD_DIM = 62
@@ -297,7 +298,7 @@ class LLDEncoder:
     name = "lld"
     version = "1"
     dim = HSF_DIM
-    sample_rate = 16000
+    sample_rate = LLD_SR
     cpu_parallel = True  # pure numpy: extract.py runs it inside worker processes
 
     def __init__(self, frame_s: float = FRAME_S, hop_s: float | None = None) -> None:

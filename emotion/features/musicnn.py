@@ -42,6 +42,9 @@ PATCH_FRAMES = 187
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default
 WEIGHTS = "musicnn_msd.safetensors"
 POOLED = 2 * (2 * 204 + 3 * 51 + 3 * 64)  # max and mean over time of the 753 front-end + mid-end channels
+TIME_BLOCK = 32  # output frames per timbral conv call: a patch's [204, F, 32] map fits a core's L2 cache
+FREQ_BLOCK = 16  # frequency bands per temporal conv call, for the same reason
+CPU_BATCH = 4  # patches per forward on a CPU: with the blocks above, small batches keep the maps in cache
 
 MSD_LABELS: tuple[str, ...] = (
     "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock", "jazz",
@@ -68,22 +71,39 @@ class _ConvBN(nn.Module):
         return self.bn(torch.relu(self.conv(x)))
 
     def forward_max_freq(self, x: torch.Tensor) -> torch.Tensor:
-        """`forward(x).amax(dim=3)` for the 2-D front-end, computed on [B, C, T] instead of [B, C, T, F].
+        """`forward(x).amax(dim=3)` for the 2-D front-end: [B, 1, T, F] -> [B, C, T] (the plain order, any mode)."""
+        return self.forward(x).amax(dim=3)
+
+    def max_freq_blocked(self, xt: torch.Tensor) -> torch.Tensor:
+        """The same numbers from the frequency-major input [B, 1, F, T] with less work (eval mode only).
 
         In eval mode batch norm is a per-channel affine map: increasing where its scale is positive, decreasing
-        where negative; ReLU is non-decreasing. So the max over frequency can be taken on the conv output first
-        (the min for channels with a negative scale), and ReLU + batch norm applied to the 3-D result: the same
-        numbers with far less elementwise work. Training mode (batch statistics) uses the plain order.
+        where negative; ReLU is non-decreasing. So the max over frequency is taken on the conv output first (the
+        min where the scale is negative: the max of the conv with that channel's kernel and bias negated, negated
+        back), and ReLU + batch norm run on the [B, C, T] result. The conv runs in blocks - TIME_BLOCK output
+        frames of a timbral filter, FREQ_BLOCK bands of a temporal one - so each block's [B, C, F, T] map stays in
+        the core's cache while it is reduced; the blocks do not change a single value.
         """
-        if self.training:
-            return self.forward(x).amax(dim=3)
-        c = self.conv(x)
         bn = self.bn
         running_var = bn.running_var
         assert running_var is not None  # built with track_running_stats: eval mode uses the running statistics
-        scale = bn.weight / torch.sqrt(running_var + bn.eps)
-        pooled = torch.where((scale >= 0)[None, :, None], c.amax(dim=3), c.amin(dim=3))
-        return F.batch_norm(torch.relu(pooled), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        sign = torch.where(bn.weight / torch.sqrt(running_var + bn.eps) >= 0, 1.0, -1.0)
+        weight, bias = self.conv.weight, self.conv.bias
+        assert isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)  # a conv layer with a bias
+        w = (weight * sign[:, None, None, None]).transpose(2, 3)  # [C, 1, k_freq, k_time]
+        b = bias * sign
+        k_freq, k_time = w.shape[2], w.shape[3]
+        if k_freq > 1:  # timbral: blocks of output frames (k_time - 1 frames of overlap)
+            t_out = xt.shape[3] - k_time + 1
+            pooled = torch.cat([F.conv2d(xt[..., t0 : t0 + TIME_BLOCK + k_time - 1], w, b).amax(dim=2)
+                                for t0 in range(0, t_out, TIME_BLOCK)], dim=2)
+        else:  # temporal: blocks of frequency bands, max of the blocks' maxima
+            blocks = [F.conv2d(xt[:, :, f0 : f0 + FREQ_BLOCK], w, b).amax(dim=2) for f0 in range(0, xt.shape[2], FREQ_BLOCK)]
+            pooled = blocks[0]
+            for blk in blocks[1:]:
+                pooled = torch.maximum(pooled, blk)
+        pooled = pooled * sign[None, :, None]
+        return F.batch_norm(torch.relu(pooled), bn.running_mean, running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 def _same_pad(k: int) -> tuple[int, int]:
@@ -111,9 +131,21 @@ class Musicnn(nn.Module):
         self.dense = nn.Linear(pooled, backend_units)
         self.dense_bn = nn.BatchNorm1d(backend_units, eps=BN_EPS)
         self.out = nn.Linear(backend_units, n_classes)
+        self.blocked = True  # eval-mode front-end in cache-sized blocks (identical values); False: musicnn's plain order
 
     def frontend(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, F] -> [B, 561, T]."""
+        """[B, T, F] -> [B, 561, T]: the blocked computation in eval mode, the plain one in training mode."""
+        if self.training or not self.blocked:
+            return self.frontend_plain(x)
+        xt = self.input_bn(x.unsqueeze(1)).transpose(2, 3)  # [B, 1, F, T]: frequency-major
+        padded7 = F.pad(xt, (3, 3))
+        feats = [self.timbral74.max_freq_blocked(padded7), self.timbral77.max_freq_blocked(padded7)]
+        for block, k in ((self.temporal128, 128), (self.temporal64, 64), (self.temporal32, 32)):
+            feats.append(block.max_freq_blocked(F.pad(xt, _same_pad(k))))
+        return torch.cat(feats, dim=1)
+
+    def frontend_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] -> [B, 561, T] in musicnn's own order (conv -> ReLU -> batch norm -> max over frequency)."""
         x = self.input_bn(x.unsqueeze(1))  # [B, 1, T, F]
         padded7 = F.pad(x, (0, 0, 3, 3))
         feats = [self.timbral74.forward_max_freq(padded7), self.timbral77.forward_max_freq(padded7)]
@@ -188,14 +220,16 @@ class MusicnnEncoder:
     sample_rate = SR
     labels = MSD_LABELS
 
-    def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int = 64,
+    def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int | None = None,
                  pool: bool = False) -> None:
         from catalog.settings import get_settings
         from emotion.features.cache import weights_fingerprint
 
         self.device = device or get_settings().torch_device()
         self.model = load_musicnn(weights).to(self.device)
-        self.batch_size = batch_size
+        on_cpu = str(self.device).startswith("cpu")
+        self.model.blocked = on_cpu  # cache-sized blocks pay on a CPU core; an accelerator wants the big batch
+        self.batch_size = batch_size or (CPU_BATCH if on_cpu else 64)
         self.pool = pool
         if pool:
             self.name, self.dim = "musicnn-pool", 250 + POOLED

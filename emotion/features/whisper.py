@@ -335,16 +335,23 @@ class WhisperEncoderRunner:
     @torch.inference_mode()
     def run_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """[n_mels, T] log-Mel (T <= 3000) -> hidden states [ceil(T / 2), d_model] after `layers` blocks."""
+        return self.run_mel_layers(mel, (self.layers,))[self.layers]
+
+    @torch.inference_mode()
+    def run_mel_layers(self, mel: torch.Tensor, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
+        """The hidden states after each of `layers` blocks (each <= the runner's `layers`), from one pass."""
         enc = self.encoder
         x = mel.to(self.device).unsqueeze(0)
         x = torch.nn.functional.gelu(enc.conv1(x))
         x = torch.nn.functional.gelu(enc.conv2(x)).transpose(1, 2)  # [1, T', d]
         x = x + enc.embed_positions.weight[: x.shape[1]]
-        for block in enc.layers[: self.layers]:
-            x = block(x, None)
-        if self.layers == self.n_layers:
-            x = enc.layer_norm(x)
-        return x[0].float()
+        out: dict[int, torch.Tensor] = {}
+        for i in range(max(layers) + 1):
+            if i:
+                x = enc.layers[i - 1](x, None)
+            if i in layers:
+                out[i] = (enc.layer_norm(x) if i == self.n_layers else x)[0].float()
+        return out
 
     def frames(self, y: np.ndarray) -> np.ndarray:
         """Hidden states of 16 kHz audio, one row per 20 ms: float32 [frames, d_model]; 30 s chunks beyond 30 s."""
@@ -394,6 +401,24 @@ class WhisperEncoderFeatures:
         """[frames, d_model] hidden states of the configured layer (20 ms per frame)."""
         with self._lock:
             return self.runner.frames(y)
+
+    def version_at(self, layer: int) -> str:
+        """The cache version of this encoder at another layer (what `WhisperEncoderFeatures(model, layer)` has)."""
+        return f"{self.model}.L{layer}.{self.source[:12]}.{CONVERSION_VERSION}"
+
+    def encode_layers(self, segments: list[np.ndarray], layers: tuple[int, ...]) -> dict[int, np.ndarray]:
+        """`encode` at each of `layers` (<= this encoder's layer) from one pass per segment (segments under 30 s)."""
+        out = {k: np.zeros((len(segments), self.dim), dtype=np.float32) for k in layers}
+        for i, seg in enumerate(segments):
+            mel = log_mel(seg, self.runner.n_mels)
+            if mel.shape[1] < 2 or mel.shape[1] > 2 * MAX_FRAMES:
+                raise EncoderError("encode_layers takes segments of 20 ms to 30 s")
+            with self._lock:
+                states = self.runner.run_mel_layers(mel, layers)
+            for k, h in states.items():
+                out[k][i, : self.d_model] = h.mean(0).cpu().numpy()
+                out[k][i, self.d_model :] = h.std(0, unbiased=False).cpu().numpy()
+        return out
 
     def encode(self, segments: list[np.ndarray]) -> np.ndarray:
         """float32 [len(segments), 2 * d_model]: mean then std over each segment's frames."""

@@ -8,7 +8,7 @@ from typing import Any
 from emotion.models.base import SongModel
 from emotion.models.fusion import FeatureAverage, FeatureCross, LateFusion
 from emotion.models.joint import JointMTL
-from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead
+from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead, PooledLyricsHead
 from emotion.models.sequence import CNNLSTM, LSTMAttention
 from emotion.models.songgatnet import SongGATNet
 
@@ -61,6 +61,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "audio-only": ModelSpec(AudioOnly, {}, "audio segment vectors + MLP"),
     "pooled-mlp": ModelSpec(PooledHead, {}, "mean+std of audio segment vectors (3 s musicnn patches) + MLP", DEFAULT_RECIPE),
     "lyrics-only": ModelSpec(LyricsOnly, {}, "lyric segment vectors + CNN (3, 4, 5)"),
+    "pooled-lyrics": ModelSpec(PooledLyricsHead, {}, "mean+std of lyric segment vectors (bert-cnn, 10 s windows) + MLP",
+                               {**DEFAULT_RECIPE, "segment_s": 0.0}),
 }
 
 

@@ -47,18 +47,28 @@ class PooledHead(SongModel):
     """
 
     uses = frozenset({"audio"})
+    modality = "audio"
 
     def __init__(self, dims: dict[str, int], hidden: int = 256, dropout: float = 0.5, in_dropout: float = 0.2, n_classes: int = 4) -> None:
         super().__init__()
-        sizes = [2 * dims["audio"], hidden, n_classes] if hidden else [2 * dims["audio"], n_classes]
+        d = dims[self.modality]
+        sizes = [2 * d, hidden, n_classes] if hidden else [2 * d, n_classes]
         self.net = nn.Sequential(nn.Dropout(in_dropout), mlp(sizes, dropout))
 
     def pooled(self, batch: SongBatch) -> torch.Tensor:
-        mean = masked_mean(batch.audio, batch.audio_mask)
-        return torch.cat([mean, masked_std(batch.audio, batch.audio_mask, mean)], dim=-1)
+        x, mask = (batch.audio, batch.audio_mask) if self.modality == "audio" else (batch.lyrics, batch.lyrics_mask)
+        mean = masked_mean(x, mask)
+        return torch.cat([mean, masked_std(x, mask, mean)], dim=-1)
 
     def forward(self, batch: SongBatch) -> torch.Tensor:
         return self.net(self.pooled(batch))
+
+
+class PooledLyricsHead(PooledHead):
+    """PooledHead over the lyric segment vectors: the default for a manifest that has lyrics and no audio (NJU)."""
+
+    uses = frozenset({"lyrics"})
+    modality = "lyrics"
 
 
 class LyricsOnly(SongModel):

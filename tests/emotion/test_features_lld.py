@@ -108,3 +108,17 @@ def test_faster_than_50x_realtime() -> None:
     lld_frames(y, SR)
     rtf = 60.0 / (time.process_time() - t0)
     assert rtf > 50, f"lld ran at {rtf:.0f}x real time"
+
+
+def test_song_lld_frames_have_one_rate_everywhere() -> None:
+    """The emotion models, the worker pipeline and the topics analyse a song's LLD frames at one rate (16 kHz), so
+    the same frames are never computed twice at two rates; the workers' cache version names the rate change."""
+    from catalog.audio import LLD_SR
+    from emotion import inputs
+    from emotion.features.lld import LLDEncoder
+    from topics import frames
+    from workers import stages
+
+    assert LLD_SR == 16000
+    assert LLDEncoder.sample_rate == stages.LLD_SR == frames.FRAME_SR == inputs.RAW_SR == LLD_SR
+    assert stages.LLD_ENCODER == frames.CACHE_ENCODER and stages.LLD_VERSION == frames.CACHE_VERSION == "2"

@@ -83,3 +83,22 @@ def test_patching_rules() -> None:
 def test_missing_weights_message(tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match="convert_musicnn"):
         load_musicnn(tmp_path / "none.safetensors")
+
+
+def test_blocked_front_end_equals_musicnn_plain_order(ref: dict[str, np.ndarray]) -> None:
+    """The eval-mode front-end (max over frequency before ReLU + BN, conv in cache-sized blocks, any batch size)
+    gives musicnn's own conv -> ReLU -> BN -> max numbers; training mode keeps the plain order."""
+    model = load_musicnn()
+    x = torch.from_numpy(np.concatenate([ref["patches"], ref["patches"][:, ::-1].copy()]))
+    with torch.inference_mode():
+        model.blocked = False
+        plain = model.forward_all(x)
+        model.blocked = True
+        blocked = model.forward_all(x)
+        one_by_one = [model.forward_all(x[i : i + 1]) for i in range(len(x))]
+    for p, b in zip(plain, blocked, strict=True):
+        np.testing.assert_allclose(b.numpy(), p.numpy(), rtol=1e-5, atol=1e-4)
+    for i, outs in enumerate(one_by_one):
+        for p, b in zip(plain, outs, strict=True):
+            np.testing.assert_allclose(b.numpy()[0], p.numpy()[i], rtol=1e-5, atol=1e-4)
+    assert MusicnnEncoder(device="cpu").model.blocked

@@ -121,3 +121,17 @@ def test_local_transformers_checkpoint_setting(tmp_path: Path, monkeypatch: pyte
     reload_settings()
     with pytest.raises(EncoderError, match="MUSICREC_WHISPER_CHECKPOINT"):
         WhisperEncoderFeatures()
+
+
+def test_encode_layers_one_pass_equals_each_pinned_layer(shared_data: Path) -> None:
+    """`encode_layers` (one run to the deepest wanted layer) gives each layer's own `encode` and cache version."""
+    from catalog.audio import load
+    from emotion.features.registry import make_audio_encoder
+
+    y = load(shared_data / "emodb-dev" / "wav" / "03a01Fa.wav", 16000)
+    deepest = make_audio_encoder("whisper-tiny.en-l4")
+    both = deepest.encode_layers([y, y[: len(y) // 2]], (2, 4))  # type: ignore[attr-defined]  # whisper-only
+    for layer in (2, 4):
+        alone = make_audio_encoder(f"whisper-tiny.en-l{layer}")
+        assert deepest.version_at(layer) == alone.version  # type: ignore[attr-defined]  # whisper-only
+        np.testing.assert_allclose(both[layer], alone.encode([y, y[: len(y) // 2]]), rtol=1e-4, atol=1e-4)
