@@ -227,7 +227,7 @@ def _models_app() -> typer.Typer:
         """The model names `--model` accepts."""
         from emotion.models import DEFAULT_MODEL, REGISTRY
 
-        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn 3 s patches)")
+        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn + Whisper tiny.en layer 2, 3 s segments)")
         for name, spec in REGISTRY.items():
             typer.echo(f"{name:<16} {spec.description}")
 

@@ -59,6 +59,12 @@ def lyrics_encoder(name: str, cnn_state: str = "") -> Any:
     return make_lyrics_encoder(name, cnn_state=cnn_state) if cnn_state else make_lyrics_encoder(name)
 
 
+def part_dims(name: str) -> list[int]:
+    """The widths of a combined audio encoder's parts in order ("musicnn+whisper-tiny.en-l2": [250, 768])."""
+    enc = audio_encoder(name)
+    return [int(p.dim) for p in getattr(enc, "parts", [enc])]
+
+
 def default_audio_encoder() -> str:
     from emotion.features.registry import default_audio_encoder_name
 

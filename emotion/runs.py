@@ -12,7 +12,8 @@ import numpy as np
 from catalog.manifest import Item, Manifest, assign_splits, read, validate
 from emotion import artifact
 from emotion.evaluate import plot_confusion, scores
-from emotion.inputs import Built, Failure, InputSpec, build_samples
+from emotion.inputs import Built, Failure, InputSpec, build_samples, part_dims
+from emotion.models import ProbeEnsemble
 from emotion.models import spec as model_spec
 from emotion.train import TrainConfig, plot_curves, train_model
 
@@ -107,6 +108,8 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     lyrics_cnn = train_lyrics_branch(ispec, train_items, val_items, cfg, Path(out), progress)
     if lyrics_cnn is not None:
         ispec = replace(ispec, lyrics_cnn=str(lyrics_cnn.path))
+    if issubclass(model_spec(cfg.model).cls, ProbeEnsemble) and "parts" not in cfg.model_params and ispec.audio_encoder:
+        cfg = replace(cfg, model_params={**cfg.model_params, "parts": part_dims(ispec.audio_encoder)})
     built_train = build_samples(train_items, ispec, progress, "features train")
     built_val = build_samples(val_items, ispec, progress, "features val")
     if not built_train.samples:
@@ -125,12 +128,14 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
         "n_train": len(built_train.samples),
         "n_val": len(built_val.samples),
         "best_epoch": result.best_epoch,
+        **({"fit": result.fit} if result.fit else {}),
         "lyrics_cnn": None if lyrics_cnn is None else {"best_epoch": lyrics_cnn.best_epoch, "val_macro_f1": lyrics_cnn.val_macro_f1,
                                                        "n_train": lyrics_cnn.n_train, "n_val": lyrics_cnn.n_val},
     }
     metrics = {"val": result.val_metrics, "best_epoch": result.best_epoch, "failures": [str(f) for f in built_train.failures + built_val.failures]}
     artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)
-    plot_curves(result.history, out / artifact.CURVES, f"{cfg.model} ({len(built_train.samples)} train / {len(built_val.samples)} val)")
+    if result.history:
+        plot_curves(result.history, out / artifact.CURVES, f"{cfg.model} ({len(built_train.samples)} train / {len(built_val.samples)} val)")
     model_id = artifact.register(out) if register else None
     return TrainReport(
         out, model_id, result.val_metrics, result.best_epoch, len(built_train.samples), len(built_val.samples), built_train.failures + built_val.failures

@@ -22,7 +22,7 @@ from emotion.data import SongBatch, SongSample, Standardizer, collate, modality_
 from emotion.evaluate import scores
 from emotion.graphs import song_graph
 from emotion.losses import DEFAULT_CLASS_WEIGHTS, FocalLoss, class_weight_tensor
-from emotion.models import SongModel, build_model, model_params
+from emotion.models import ProbeEnsemble, SongModel, build_model, model_params
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     val_metrics: dict[str, Any]
+    fit: dict[str, Any] = field(default_factory=dict)  # closed-form models: what their inner CV chose
 
 
 def seed_everything(seed: int) -> None:
@@ -238,6 +239,8 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     if bad:
         raise ValueError(f"labels {bad} are not in the label set {cfg.label_set} ({', '.join(labels)})")
     model = build_model(cfg.model, dims, cfg.params()).to(device)
+    if isinstance(model, ProbeEnsemble):
+        return fit_probes(model.cpu(), train_s, val_s, cfg, std, dims)
     criterion = FocalLoss(class_weight_tensor(cfg.class_weights, labels), cfg.focal_gamma).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     fn = make_collate(model, dims)
@@ -261,6 +264,17 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
                       plateau_patience=cfg.plateau_patience, early_stop=cfg.early_stop, desc=f"train {cfg.model}", progress=progress)
     val_metrics = scores(np.array([s.y for s in val_s]), predict(model, val_s, dims, device, cfg.eval_batch_size), labels) if val_s else {}
     return TrainResult(model.cpu(), std, dims, result.history, result.best_epoch, val_metrics)
+
+
+def fit_probes(model: ProbeEnsemble, train: list[SongSample], val: list[SongSample], cfg: TrainConfig, std: Standardizer,
+               dims: dict[str, int]) -> TrainResult:
+    """The probe ensemble has no epochs: C and weight chosen by inner grouped CV on `train`, scored on `val`, then
+    refitted with those choices on every labelled song (train + val), as the speech probe is."""
+    chosen = model.fit(train, cfg.seed)
+    val_metrics = scores(np.array([s.y for s in val]), predict(model, val, dims), cfg.labels) if val else {}
+    if val:
+        model.fit(train + val, cfg.seed, chosen)
+    return TrainResult(model.eval(), std, dims, [], 0, val_metrics, chosen)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emotion.models.base import SongModel
+from emotion.models.ensemble import ProbeEnsemble
 from emotion.models.fusion import FeatureAverage, FeatureCross, LateFusion
 from emotion.models.joint import JointMTL
 from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead, PooledLyricsHead
@@ -20,9 +21,8 @@ RECIPE_TRAINING_KEYS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_s
 # Adam at 1e-3, batch 16, no weight decay, clipping at 5 as usual for LSTMs
 LSTM_RECIPE: dict[str, Any] = {"lr": 1e-3, "batch_size": 16, "weight_decay": 0.0, "focal_gamma": 0.0,
                                "class_weights": {}, "grad_clip": 5.0}
-# `musicrec train emotion --model default`: the song model the project ships as its best (README, docs/emotion.md):
-# mean+std of musicnn's 3 s patch vectors (penultimate layer + 50 MSD tags) and an MLP head, chosen by
-# artist-grouped cross-validation on the q4 and mirex dev sets (bench/song_emotion.py).
+# pooled-mlp's recipe (the shipped default until the probe ensemble): mean+std of musicnn's 3 s patch vectors
+# (penultimate layer + 50 MSD tags) and an MLP head trained by fit_loop.
 DEFAULT_RECIPE: dict[str, Any] = {
     "audio_encoder": "musicnn",
     "segment_s": 3.0,
@@ -34,6 +34,16 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "plateau_patience": 8,
     "focal_gamma": 0.0,
     "class_weights": {},
+}
+
+# `musicrec train emotion --model default`: the song model the project ships as its best (README, docs/emotion.md):
+# per 3 s segment musicnn (250) ++ Whisper tiny.en layer 2 (mean ++ std of its frames, 768); one logistic-regression
+# probe per encoder on the song's mean ++ std, probabilities averaged, C and weight by inner artist-grouped CV;
+# chosen by artist-grouped 5-fold CV on the q4 and mirex dev sets (bench/song_emotion.py, `ens@` rows).
+ENSEMBLE_RECIPE: dict[str, Any] = {
+    "audio_encoder": "musicnn+whisper-tiny.en-l2",
+    "segment_s": 3.0,
+    "standardize": False,  # each probe standardises its pooled vector itself
 }
 
 
@@ -60,14 +70,16 @@ REGISTRY: dict[str, ModelSpec] = {
     "joint-mtl": ModelSpec(JointMTL, {}, "private/shared layers, self-attention, valence+arousal auxiliary tasks"),
     "audio-only": ModelSpec(AudioOnly, {}, "audio segment vectors + MLP"),
     "pooled-mlp": ModelSpec(PooledHead, {}, "mean+std of audio segment vectors (3 s musicnn patches) + MLP", DEFAULT_RECIPE),
+    "probe-ensemble": ModelSpec(ProbeEnsemble, {}, "musicnn + Whisper tiny.en layer 2 (3 s segments): a logistic-regression "
+                                "probe on each encoder's pooled mean+std, probabilities averaged (weight by inner grouped CV)", ENSEMBLE_RECIPE),
     "lyrics-only": ModelSpec(LyricsOnly, {}, "lyric segment vectors + CNN (3, 4, 5)"),
     "pooled-lyrics": ModelSpec(PooledLyricsHead, {}, "mean+std of lyric segment vectors (bert-cnn, 10 s windows) + MLP",
                                {**DEFAULT_RECIPE, "segment_s": 0.0}),
 }
 
 
-# `--model default` names the song model the project ships as its best (its recipe: DEFAULT_RECIPE)
-DEFAULT_MODEL = "pooled-mlp"
+# `--model default` names the song model the project ships as its best (its recipe: ENSEMBLE_RECIPE)
+DEFAULT_MODEL = "probe-ensemble"
 
 
 def resolve(name: str) -> str:
@@ -102,10 +114,12 @@ def build_model(name: str, dims: dict[str, int], params: dict[str, Any] | None =
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_RECIPE",
+    "ENSEMBLE_RECIPE",
     "RECIPE_TRAINING_KEYS",
     "REGISTRY",
     "resolve",
     "ModelSpec",
+    "ProbeEnsemble",
     "SongModel",
     "UnknownModel",
     "build_model",

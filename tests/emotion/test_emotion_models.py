@@ -108,4 +108,6 @@ def test_lstm_attention_trains_with_its_own_recipe_and_default_resolves() -> Non
     gat = _config("songgatnet", None, None, None, None, None, None, None, [], [], None)
     assert (gat.lr, gat.focal_gamma) == (5e-5, 2.0)
     default = _config("default", None, None, None, None, None, None, None, [], ["epochs=5"], None)
-    assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("pooled-mlp", "musicnn", 3.0, 5)
+    assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2", 3.0, 5)
+    pooled = _config("pooled-mlp", None, None, None, None, None, None, None, [], [], None)
+    assert (pooled.audio_encoder, pooled.segment_s, pooled.epochs) == ("musicnn", 3.0, 80)

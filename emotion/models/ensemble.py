@@ -1,0 +1,173 @@
+"""The shipped song model: frozen-encoder probes, one per part of a combined audio encoder, probabilities averaged.
+
+`ProbeEnsemble` reads the audio segment vectors of a combined encoder ("musicnn+whisper-tiny.en-l2": per 3 s
+segment musicnn's 250 values, then Whisper tiny.en layer 2's 768) and splits each vector into its `parts`. Per part:
+mean ++ std over the song's segments, standardised (StandardScaler), logistic regression (scikit-learn); the parts'
+class probabilities are averaged with `mix` weights. It has no epochs: `fit` chooses each probe's C and the weight by
+an inner artist-grouped cross-validation of the training songs (bench/song_emotion.py's `ens@` rows) and stores
+scalers, coefficients and weights as buffers, so the artifact (safetensors) and `predict` are those of every model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from emotion.data import SongBatch, SongSample
+from emotion.models.base import SongModel, masked_mean
+from emotion.models.mlp import masked_std
+
+log = logging.getLogger(__name__)
+
+PROBE_CS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)  # C of each probe, chosen by inner grouped CV
+WEIGHTS: tuple[float, ...] = tuple(i / 20 for i in range(21))  # the first part's share, chosen by inner grouped CV
+INNER_FOLDS = 3
+
+
+class ProbeEnsemble(SongModel):
+    """Per part of the audio vector: pooled mean ++ std -> standardise -> logistic regression; probabilities mixed.
+
+    `parts`: the widths of the combined encoder's parts, in order (empty: the whole vector is one part).
+    forward returns log-probabilities (softmax of them is the mixture itself).
+    """
+
+    uses = frozenset({"audio"})
+
+    def __init__(self, dims: dict[str, int], parts: list[int] | tuple[int, ...] = (), n_classes: int = 4) -> None:
+        super().__init__()
+        self.parts = [int(p) for p in parts] or [dims["audio"]]
+        if sum(self.parts) != dims["audio"]:
+            raise ValueError(f"parts {self.parts} do not add up to the {dims['audio']}-d audio vectors")
+        self.n_classes = n_classes
+        for i, d in enumerate(self.parts):
+            self.register_buffer(f"mean{i}", torch.zeros(2 * d))
+            self.register_buffer(f"scale{i}", torch.ones(2 * d))
+            self.register_buffer(f"coef{i}", torch.zeros(n_classes, 2 * d))
+            self.register_buffer(f"bias{i}", torch.zeros(n_classes))
+        self.register_buffer("mix", torch.full((len(self.parts),), 1.0 / len(self.parts)))
+        self.register_buffer("c", torch.zeros(len(self.parts)))  # each probe's C (a record; not used to predict)
+
+    def _buf(self, name: str, i: int | str = "") -> torch.Tensor:
+        t = getattr(self, f"{name}{i}")
+        assert isinstance(t, torch.Tensor)
+        return t
+
+    def part_probs(self, batch: SongBatch) -> list[torch.Tensor]:
+        """Each probe's class probabilities [B, C]."""
+        out, start = [], 0
+        for i, d in enumerate(self.parts):
+            x = batch.audio[..., start : start + d]
+            start += d
+            mean = masked_mean(x, batch.audio_mask)
+            z = (torch.cat([mean, masked_std(x, batch.audio_mask, mean)], dim=-1) - self._buf("mean", i)) / self._buf("scale", i)
+            out.append(torch.softmax(z @ self._buf("coef", i).T + self._buf("bias", i), dim=-1))
+        return out
+
+    def forward(self, batch: SongBatch) -> torch.Tensor:
+        probs = torch.stack(self.part_probs(batch), dim=0)  # [parts, B, C]
+        return torch.log((self._buf("mix")[:, None, None] * probs).sum(0).clamp(min=1e-12))
+
+    # --- fitting (scikit-learn) -------------------------------------------------------------------------
+
+    def pooled(self, samples: list[SongSample]) -> list[np.ndarray]:
+        """Per part: [n, 2d] mean ++ std of each song's segment vectors (what forward computes)."""
+        out, start = [], 0
+        for d in self.parts:
+            cols = [s.audio[:, start : start + d].astype(np.float64) for s in samples if s.audio is not None]
+            out.append(np.stack([np.concatenate([x.mean(0), x.std(0)]) for x in cols]))
+            start += d
+        return out
+
+    def fit(self, samples: list[SongSample], seed: int = 42, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fit every probe on `samples` (songs with audio). Without `chosen`, each probe's C and the first part's
+        weight are chosen by an inner artist-grouped CV (groups = `sample.group`; plain stratified folds when the
+        songs have too few groups): C by macro-F1, the weight by the log-loss of out-of-fold probabilities.
+        `chosen` (a previous fit's return value) refits with those choices. Returns {"c": [..], "mix": [..]}."""
+        samples = [s for s in samples if s.audio is not None]
+        if not samples:
+            raise ValueError("no training song has audio")
+        xs, y = self.pooled(samples), np.array([s.y for s in samples])
+        groups = np.array([s.group or s.id for s in samples])
+        if chosen is None:
+            chosen = choose(xs, y, groups, seed)
+            log.info("probe ensemble: C %s, weights %s (inner CV log-loss %.4f)", chosen["c"], chosen["mix"], chosen.get("log_loss", float("nan")))
+        for i, (x, c) in enumerate(zip(xs, chosen["c"], strict=True)):
+            scaler, lr = _probe(x, y, c)
+            coef, bias = _full_classes(lr, self.n_classes)
+            self._buf("mean", i).copy_(torch.as_tensor(scaler.mean_, dtype=torch.float32))
+            self._buf("scale", i).copy_(torch.as_tensor(scaler.scale_, dtype=torch.float32))
+            self._buf("coef", i).copy_(torch.as_tensor(coef, dtype=torch.float32))
+            self._buf("bias", i).copy_(torch.as_tensor(bias, dtype=torch.float32))
+        self._buf("mix").copy_(torch.as_tensor(chosen["mix"], dtype=torch.float32))
+        self._buf("c").copy_(torch.as_tensor(chosen["c"], dtype=torch.float32))
+        return chosen
+
+
+def _probe(x: np.ndarray, y: np.ndarray, c: float) -> tuple[Any, Any]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    return scaler, LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
+
+
+def _full_classes(lr: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients [C, d] and intercepts [C] over every class (a class absent from training is never predicted)."""
+    coef = np.zeros((n_classes, lr.coef_.shape[1]))
+    bias = np.full(n_classes, -1e4)
+    two = len(lr.classes_) == 2
+    coef[lr.classes_] = np.vstack([-lr.coef_, lr.coef_]) if two else lr.coef_
+    bias[lr.classes_] = np.r_[-lr.intercept_, lr.intercept_] if two else lr.intercept_
+    return coef, bias
+
+
+def inner_folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Artist-grouped stratified folds of the training songs (plain stratified folds when every song is its own
+    group); [] when there are too few songs per class or groups for two folds."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    k = min(INNER_FOLDS, min((int(np.sum(y == c)) for c in np.unique(y)), default=0), len(set(groups)))
+    if k < 2:
+        return []
+    if len(set(groups)) == len(groups):
+        return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+
+
+def choose(xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, Any]:
+    """Each probe's C (macro-F1) and the mixture weights (log-loss of out-of-fold probabilities), by inner folds."""
+    from sklearn.metrics import f1_score, log_loss
+
+    folds = inner_folds(y, groups, seed)
+    if not folds:
+        log.warning("probe ensemble: too few songs per class or group for inner folds; C 0.1, equal weights")
+        return {"c": [0.1] * len(xs), "mix": [1.0 / len(xs)] * len(xs)}
+    classes = np.unique(y)
+    cs, oof = [], []
+    for x in xs:
+        best: tuple[float, float, np.ndarray] | None = None
+        for c in PROBE_CS:
+            probs = np.zeros((len(y), len(classes)))
+            f1s = []
+            for tr, va in folds:
+                scaler, lr = _probe(x[tr], y[tr], c)
+                p = np.zeros((len(va), len(classes)))
+                p[:, np.searchsorted(classes, lr.classes_)] = lr.predict_proba(scaler.transform(x[va]))
+                probs[va] = p
+                f1s.append(f1_score(y[va], classes[p.argmax(1)], average="macro"))
+            if best is None or float(np.mean(f1s)) > best[0]:
+                best = (float(np.mean(f1s)), c, probs)
+        assert best is not None
+        cs.append(best[1])
+        oof.append(best[2])
+    if len(xs) == 1:
+        return {"c": cs, "mix": [1.0]}
+    # two parts (the shipped ensemble): the first part's share w, the second 1 - w; more parts: equal weights
+    if len(xs) > 2:
+        return {"c": cs, "mix": [1.0 / len(xs)] * len(xs)}
+    losses = [log_loss(y, w * oof[0] + (1 - w) * oof[1], labels=classes) for w in WEIGHTS]
+    k = int(np.argmin(losses))
+    return {"c": cs, "mix": [WEIGHTS[k], 1.0 - WEIGHTS[k]], "log_loss": float(losses[k])}

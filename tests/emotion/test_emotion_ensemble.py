@@ -1,0 +1,148 @@
+"""The shipped song model (`--model default` = probe-ensemble): fit, artifact round trip, labelling inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from emotion import artifact
+from emotion.data import LABELS, SongSample, collate
+from emotion.models import DEFAULT_MODEL, ENSEMBLE_RECIPE, ProbeEnsemble, resolve
+from emotion.models.ensemble import inner_folds
+from emotion.train import TrainConfig, predict, train_model
+
+QUAD = {"Q1": "happy", "Q2": "angry", "Q3": "sad", "Q4": "relaxed"}
+
+
+def synthetic(n: int, seed: int = 0) -> list[SongSample]:
+    """Songs whose first part (3-d) and second part (5-d) both carry the class a little (shape + sanity only)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        y = i % 4
+        x = rng.normal(size=(int(rng.integers(2, 6)), 8)).astype(np.float32)
+        x[:, y % 3] += 1.5
+        x[:, 3 + y] += 1.5
+        out.append(SongSample(id=str(i), label=LABELS[y], audio=x, group=f"artist{i // 2}"))
+    return out
+
+
+def test_default_is_the_probe_ensemble_on_musicnn_and_whisper() -> None:
+    assert resolve("default") == DEFAULT_MODEL == "probe-ensemble"
+    assert ENSEMBLE_RECIPE["audio_encoder"] == "musicnn+whisper-tiny.en-l2" and ENSEMBLE_RECIPE["segment_s"] == 3.0
+
+
+def test_inner_folds_keep_artists_together_and_fall_back() -> None:
+    y = np.array([0, 1] * 6)
+    groups = np.array([f"a{i // 2}" for i in range(12)])
+    for tr, va in inner_folds(y, groups, 0):
+        assert not set(groups[tr]) & set(groups[va])
+    assert len(inner_folds(y, np.array([str(i) for i in range(12)]), 0)) == 3  # no groups: plain stratified folds
+    assert inner_folds(np.array([0, 1, 1]), np.array(["a", "b", "c"]), 0) == []  # one song of class 0: no folds
+
+
+def test_fit_choose_save_load_same_probabilities(tmp_path: Path) -> None:
+    train, val = synthetic(48), synthetic(16, seed=1)
+    cfg = TrainConfig(model="probe-ensemble", model_params={"parts": [3, 5]}, standardize=False)
+    result = train_model(train, val, cfg, progress=False)
+    model = result.model
+    assert isinstance(model, ProbeEnsemble) and model.parts == [3, 5]
+    assert set(result.fit) >= {"c", "mix"} and sum(result.fit["mix"]) == pytest.approx(1.0)
+    assert result.val_metrics["accuracy"] > 0.5
+    probs = predict(model, val, result.dims)
+    # the mixture is exactly the weighted average of the two probes (forward returns its log)
+    parts = [p.numpy() for p in model.part_probs(collate(val, result.dims))]
+    assert np.allclose(probs, result.fit["mix"][0] * parts[0] + result.fit["mix"][1] * parts[1], atol=1e-5)
+    config = {**cfg.to_json(), "modalities": ["audio"], "encoders": {"audio": {"name": "x+y", "version": "1", "dim": 8}}}
+    artifact.save(tmp_path / "m", model, config, result.standardizer, result.dims, {"val": result.val_metrics})
+    loaded = artifact.load(tmp_path / "m")
+    assert isinstance(loaded.model, ProbeEnsemble) and loaded.model.parts == [3, 5]
+    assert np.allclose(loaded.predict(val), probs, atol=1e-6)
+
+
+def q4_manifest(shared: Path, out: Path, per_quadrant: int = 6) -> Path:
+    """A small manifest of real q4 clips: per quadrant the first clips by name; 2 per quadrant are the val split,
+    artists as groups."""
+    root = shared / "q4-audio-dev"
+    with (root / "panda_dataset_taffc_metadata.csv").open(encoding="latin-1", newline="") as fh:
+        meta = {row["Song"]: row for row in csv.DictReader(fh)}
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "label", "audio", "lyrics", "group", "split"])
+        for quad, emotion in QUAD.items():
+            for k, path in enumerate(sorted((root / quad).glob("*.opus"))[:per_quadrant]):
+                w.writerow([path.stem, emotion, str(path), "", meta.get(path.stem, {}).get("Artist") or path.stem,
+                            "val" if k < 2 else "train"])
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_default_trains_on_real_q4_clips_round_trips_and_labels(shared_data: Path, tmp_path: Path, db_url: str) -> None:
+    from cli.emotion_cmd import _config
+    from emotion.inputs import build_samples
+    from emotion.runs import evaluate_manifest, train_manifest
+
+    manifest = q4_manifest(shared_data, tmp_path / "q4.csv")
+    cfg = _config("default", None, None, None, None, None, None, None, [], [], None)
+    assert (cfg.model, cfg.audio_encoder, cfg.segment_s, cfg.standardize) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2", 3.0, False)
+    report = train_manifest(manifest, tmp_path / "model", cfg, progress=False, register=False)
+    assert (report.n_train, report.n_val) == (16, 8) and not report.failures
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["model_params"]["parts"] == [250, 768] and config["dims"]["audio"] == 1018
+    enc = config["encoders"]["audio"]
+    assert enc["name"] == "musicnn+whisper-tiny.en-l2" and "tiny.en.L2." in enc["version"]  # the Whisper weights' fingerprint
+    assert sum(config["fit"]["mix"]) == pytest.approx(1.0)
+
+    art = artifact.load(tmp_path / "model")
+    spec = art.input_spec()  # what the labeller and the workers extract for new songs
+    assert (spec.audio_encoder, spec.segment_s, spec.lyrics_encoder) == ("musicnn+whisper-tiny.en-l2", 3.0, "")
+    from catalog.manifest import read
+
+    items = read(manifest).items
+    samples = build_samples(items, spec, progress=False).samples
+    probs = art.predict(samples)
+    assert probs.shape == (24, 4) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    evaluation = evaluate_manifest(tmp_path / "model", manifest, progress=False)
+    assert np.allclose([p["probabilities"] for p in evaluation.predictions], probs, atol=1e-6)
+    assert evaluation.metrics["n"] == 24 and evaluation.metrics["model"] == "probe-ensemble"
+
+    # activated, it labels catalog songs (emotion.label) and drives the workers' labeller with the same inputs
+    from catalog.db import session_scope
+    from catalog.models import AudioAsset, EmotionLabel, Song
+    from catalog.store import FileStore
+    from emotion.label import label_songs
+    from workers.stages import ActiveModelLabeller
+
+    artifact.register(tmp_path / "model", db_url, activate=True)
+    clips = [it for it in items if it.split == "val"][:2]
+    with session_scope(db_url) as s:
+        ids = []
+        for it in clips:
+            assert it.audio is not None
+            data = it.audio.read_bytes()
+            song = Song(title=it.id, fingerprint=it.id.ljust(64, "0")[:64], status="new")
+            s.add(song)
+            s.flush()
+            digest, dest = FileStore().put_bytes("audio", data, ".opus")
+            s.add(AudioAsset(song_id=song.id, sha256=digest, path=FileStore().relative(dest), format="opus", sample_rate=48000,
+                             channels=2, duration_s=30.0, size_bytes=len(data)))
+            ids.append(song.id)
+    report = label_songs("new", url=db_url, progress=False)
+    assert (report.labelled, report.failed) == (2, 0)
+    expected = {sid: probs[[it.id for it in items].index(it.id)] for sid, it in zip(ids, clips, strict=True)}
+    with session_scope(db_url) as s:
+        for row in s.scalars(select(EmotionLabel)):
+            assert np.allclose([row.probabilities[k] for k in LABELS], expected[row.song_id], atol=1e-5)
+    labeller = ActiveModelLabeller()
+    assert labeller.spec.audio_encoder == "musicnn+whisper-tiny.en-l2"
+    predicted = labeller.predict(ids)
+    for sid in ids:
+        p = predicted[sid]
+        assert not isinstance(p, str)
+        assert np.allclose([p.probabilities[k] for k in LABELS], expected[sid], atol=1e-5)
