@@ -36,7 +36,7 @@ def batch_for(model, samples):
     return collate(samples, DIMS, model.needs, builder)
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", [n for n in REGISTRY if n != "probe-ensemble"])  # closed form, no gradients: test_emotion_ensemble.py
 def test_forward_backward_shapes(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, DIMS)
