@@ -69,7 +69,8 @@ def whisper_table(speech: np.ndarray, n: int) -> dict[str, dict[str, float]]:
     """p50/p95 ms of the Whisper encoder alone on the clip, tiny.en and base, at layer 2 (the default) and all layers.
 
     Accuracy beside it comes from `musicrec benchmark speech` (README: Whisper tiny.en vs base)."""
-    from emotion.features.whisper import WHISPER_MODELS, WhisperEncoderFeatures
+    from emotion.features.whisper import WhisperEncoderFeatures
+    from emotion.features.whisper_weights import WHISPER_MODELS
 
     out: dict[str, dict[str, float]] = {}
     print(f"{'Whisper encoder, 1 thread':28s}{'p50 ms':>9s}{'p95 ms':>9s}")

@@ -60,7 +60,7 @@ def extract(args: argparse.Namespace) -> None:
     from bench.speech_whisper_layers import hidden_states
     from catalog.audio import AudioError
     from catalog.manifest import read
-    from emotion.features.whisper import WHISPER_MODELS, load_packaged
+    from emotion.features.whisper_weights import WHISPER_MODELS, load_packaged
     from emotion.speech import features as F
     from emotion.speech.preprocess import prepare
     from emotion.speech.train import LABELS
@@ -115,7 +115,8 @@ def int8(args: argparse.Namespace) -> None:
 
     from bench.speech_probe_variants import lr, run
     from catalog.manifest import corpus_of, read
-    from emotion.features.whisper import WhisperEncoderRunner, load_packaged, log_mel, quantize_int8
+    from emotion.features.whisper import WhisperEncoderRunner, log_mel, quantize_int8
+    from emotion.features.whisper_weights import load_packaged
     from emotion.speech.preprocess import prepare
     from emotion.speech.train import metrics, speaker_folds
 

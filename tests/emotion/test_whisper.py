@@ -26,7 +26,8 @@ def test_converted_encoder_matches_ctranslate2(model: str, reference: dict[str, 
     """Our conversion, run through transformers' WhisperEncoder, gives CTranslate2's own encoder output."""
     from whisper_ct2_reference import reference_audio
 
-    from emotion.features.whisper import WhisperEncoderRunner, load_packaged, log_mel
+    from emotion.features.whisper import WhisperEncoderRunner, log_mel
+    from emotion.features.whisper_weights import load_packaged
 
     mel = log_mel(reference_audio())
     assert mel.shape == (80, 3000)
@@ -43,7 +44,8 @@ def test_stopping_early_equals_transformers_hidden_state() -> None:
     """Running only the first 2 blocks gives transformers' own hidden_states[2] (same 30 s window)."""
     from whisper_ct2_reference import reference_audio
 
-    from emotion.features.whisper import WhisperEncoderRunner, load_packaged, log_mel
+    from emotion.features.whisper import WhisperEncoderRunner, log_mel
+    from emotion.features.whisper_weights import load_packaged
 
     enc = load_packaged("tiny.en")
     mel = log_mel(reference_audio())
@@ -82,7 +84,7 @@ def test_encoder_interface_own_length_and_cache(shared_data: Path) -> None:
 def test_corrupt_or_missing_weights_say_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
-    from emotion.features import whisper as W
+    from emotion.features import whisper_weights as W
 
     good = W.WHISPER_MODELS["tiny.en"]
     monkeypatch.setitem(W.WHISPER_MODELS, "tiny.en", dataclasses.replace(good, sha256="0" * 64))
