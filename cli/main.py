@@ -29,7 +29,17 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
 
 
 def main() -> None:
-    app()
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    try:
+        app()
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(exc.orig)
+        if "no such table" not in text and not ("relation" in text and "does not exist" in text):
+            raise
+        # a catalog without its schema: say how to fix it instead of a driver traceback
+        typer.echo("error: the catalog database has no schema yet; run `musicrec db upgrade` first", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
