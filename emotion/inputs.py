@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from catalog.audio import LLD_SR
 from catalog.fingerprint import sha256_bytes, sha256_file
 from emotion.data import SongSample
 
 log = logging.getLogger(__name__)
 
-RAW_SR = 16000  # = catalog.audio.LLD_SR
+RAW_SR = LLD_SR  # one decode serves the LLD frames and the log-Mel
 MEL_BANDS = 64
 MEL_HOP = 1600  # 10 frames per second
 MAX_TOKENS = 256
@@ -170,7 +171,7 @@ def log_mel(y: np.ndarray, sr: int = RAW_SR) -> np.ndarray:
 
 
 def _raw_audio(path: Path, needs: frozenset[str], cache: Any, sample: SongSample) -> None:
-    from catalog.audio import LLD_SR, load
+    from catalog.audio import load
     from emotion.features.lld import lld_frames
 
     sha = sha256_file(path)
@@ -181,7 +182,7 @@ def _raw_audio(path: Path, needs: frozenset[str], cache: Any, sample: SongSample
             held["y"] = load(path, sr=RAW_SR)
         return held["y"]
 
-    if "lld" in needs:  # RAW_SR is LLD_SR: one decode serves the LLD frames and the log-Mel
+    if "lld" in needs:
         sample.lld = cache.get_or_extract("audio", sha, LLD_FRAMES, lambda: lld_frames(audio(), LLD_SR)).vectors
     if "mel" in needs:
         sample.mel = cache.get_or_extract("audio", sha, LOG_MEL, lambda: log_mel(audio()).T).vectors.T
