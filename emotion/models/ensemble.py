@@ -19,6 +19,7 @@ import torch
 from emotion.data import SongBatch, SongSample
 from emotion.models.base import SongModel, masked_mean
 from emotion.models.mlp import masked_std
+from emotion.probes import fit_linear_probe, full_class_coefficients
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ class ProbeEnsemble(SongModel):
             chosen = choose(xs, y, groups, seed)
             log.info("probe ensemble: C %s, weights %s (inner CV log-loss %.4f)", chosen["c"], chosen["mix"], chosen.get("log_loss", float("nan")))
         for i, (x, c) in enumerate(zip(xs, chosen["c"], strict=True)):
-            scaler, lr = _probe(x, y, c)
-            coef, bias = _full_classes(lr, self.n_classes)
+            scaler, lr = fit_linear_probe(x, y, c, max_iter=2000)
+            coef, bias = full_class_coefficients(lr, self.n_classes)
             self._buf("mean", i).copy_(torch.as_tensor(scaler.mean_, dtype=torch.float32))
             self._buf("scale", i).copy_(torch.as_tensor(scaler.scale_, dtype=torch.float32))
             self._buf("coef", i).copy_(torch.as_tensor(coef, dtype=torch.float32))
@@ -104,24 +105,6 @@ class ProbeEnsemble(SongModel):
         self._buf("mix").copy_(torch.as_tensor(chosen["mix"], dtype=torch.float32))
         self._buf("c").copy_(torch.as_tensor(chosen["c"], dtype=torch.float32))
         return chosen
-
-
-def _probe(x: np.ndarray, y: np.ndarray, c: float) -> tuple[Any, Any]:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(x)
-    return scaler, LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
-
-
-def _full_classes(lr: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coefficients [C, d] and intercepts [C] over every class (a class absent from training is never predicted)."""
-    coef = np.zeros((n_classes, lr.coef_.shape[1]))
-    bias = np.full(n_classes, -1e4)
-    two = len(lr.classes_) == 2
-    coef[lr.classes_] = np.vstack([-lr.coef_, lr.coef_]) if two else lr.coef_
-    bias[lr.classes_] = np.r_[-lr.intercept_, lr.intercept_] if two else lr.intercept_
-    return coef, bias
 
 
 def inner_folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -153,7 +136,7 @@ def choose(xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, seed: int) -
             probs = np.zeros((len(y), len(classes)))
             f1s = []
             for tr, va in folds:
-                scaler, lr = _probe(x[tr], y[tr], c)
+                scaler, lr = fit_linear_probe(x[tr], y[tr], c, max_iter=2000)
                 p = np.zeros((len(va), len(classes)))
                 p[:, np.searchsorted(classes, lr.classes_)] = lr.predict_proba(scaler.transform(x[va]))
                 probs[va] = p

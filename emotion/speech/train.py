@@ -22,6 +22,7 @@ from torch import nn
 
 from catalog.manifest import corpus_of
 from emotion.evaluate import scores
+from emotion.probes import fit_linear_probe, full_class_coefficients
 from emotion.speech import features as F
 from emotion.speech.data import (  # noqa: F401 - re-exported: callers import the data helpers from here too
     FEATURE_VERSION,
@@ -153,17 +154,9 @@ def fit_probe(model: SpeechEmotionNet | WhisperProbeNet, feats: list[F.SpeechFea
     """Fit the Whisper probe: standardised mean + std of each clip's (normalised) frames -> logistic regression
     (scikit-learn, C = `c`), folded into the model's frozen linear probe. Uses every labelled clip given (training and
     validation speakers: the probe has no epochs to select)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     x = np.stack([np.concatenate([f.whisper.mean(0), f.whisper.std(0)]) for f in feats])  # type: ignore[union-attr]
-    y = np.asarray(labels)
-    scaler = StandardScaler().fit(x)
-    lr = LogisticRegression(C=c, max_iter=3000).fit(scaler.transform(x), y)
-    coef = np.zeros((len(LABELS), x.shape[1]))
-    intercept = np.full(len(LABELS), -1e4)  # a class absent from training is never predicted by the probe
-    coef[lr.classes_] = lr.coef_ if len(lr.classes_) > 2 else np.vstack([-lr.coef_, lr.coef_])
-    intercept[lr.classes_] = lr.intercept_ if len(lr.classes_) > 2 else np.r_[-lr.intercept_, lr.intercept_]
+    scaler, lr = fit_linear_probe(x, np.asarray(labels), c)
+    coef, intercept = full_class_coefficients(lr, len(LABELS))
     weight = coef / scaler.scale_
     bias = intercept - (scaler.mean_ / scaler.scale_) @ coef.T
     model.whisper.set_probe(torch.tensor(weight, dtype=torch.float32), torch.tensor(bias, dtype=torch.float32))  # type: ignore[union-attr]
