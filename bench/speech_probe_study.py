@@ -90,7 +90,7 @@ def extract(args: argparse.Namespace) -> None:
         out["hsf"].append(F.hsf(F.lld_frames(y)))
         if smile is not None:
             out["egemaps"].append(smile.process_signal(y, 16000).to_numpy()[0].astype(np.float32))
-        for a in AUGMENTS:
+        for a in args.augments.split(","):
             ya = augment(y, a, rng)
             for m, enc in encoders.items():
                 states = hidden_states(enc, ya)
@@ -154,6 +154,7 @@ def main() -> None:
     e.add_argument("--manifest", type=Path, required=True)
     e.add_argument("--cache", type=Path, required=True)
     e.add_argument("--keep-frames", default="tiny.en:2,base:2", help="model:layer,... whose frames are kept")
+    e.add_argument("--augments", default=",".join(AUGMENTS), help="copies to encode (orig only: no augmentation rows)")
     h = sub.add_parser("history", help="causal per-speaker centring against the emotion mix of the history")
     h.add_argument("--cache", type=Path, required=True)
     q = sub.add_parser("int8")
