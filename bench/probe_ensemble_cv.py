@@ -116,7 +116,7 @@ def main() -> None:
             raise SystemExit(f"{p}: {len(ids) - len(by_part[p])} songs without features")
     first = by_part[parts[0]]
     # a combined encoder's segment vectors are its parts' side by side (what CombinedEncoder builds from the cache)
-    samples = {enc: [replace(s, audio=np.concatenate([by_part[p][i].audio for p in enc.split("+")], axis=1))  # type: ignore[misc]  # every sample has audio
+    samples = {enc: [replace(s, audio=np.concatenate([by_part[p][i].audio for p in enc.split("+")], axis=1))
                      for i, s in enumerate(first)] for enc in encoders}
     y, g = np.array([s.y for s in first]), np.array([s.group for s in first])
     pooled = {p: ProbeEnsemble({"audio": int(by_part[p][0].audio.shape[1])}).pooled(by_part[p])[0] for p in parts}  # type: ignore[union-attr]  # every sample has audio
