@@ -3,9 +3,10 @@
 `ProbeEnsemble` reads the audio segment vectors of a combined encoder ("musicnn+whisper-tiny.en-l2": per 3 s
 segment musicnn's 250 values, then Whisper tiny.en layer 2's 768) and splits each vector into its `parts`. Per part:
 mean ++ std over the song's segments, standardised (StandardScaler), logistic regression (scikit-learn); the parts'
-class probabilities are averaged with `mix` weights. It has no epochs: `fit` chooses each probe's C and the weight by
-an inner artist-grouped cross-validation of the training songs (bench/song_emotion.py's `ens@` rows) and stores
-scalers, coefficients and weights as buffers, so the artifact (safetensors) and `predict` are those of every model.
+class probabilities are averaged with `mix` weights. It has no epochs: `fit` chooses each probe's C and the weights
+(any number of parts: a grid on the simplex, `simplex`) by an inner artist-grouped cross-validation of the training
+songs (bench/probe_ensemble_cv.py measures it under outer folds) and stores scalers, coefficients and weights as
+buffers, so the artifact (safetensors) and `predict` are those of every model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from emotion.probes import fit_linear_probe, full_class_coefficients
 log = logging.getLogger(__name__)
 
 PROBE_CS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)  # C of each probe, chosen by inner grouped CV
-WEIGHTS: tuple[float, ...] = tuple(i / 20 for i in range(21))  # the first part's share, chosen by inner grouped CV
+STEPS = 20  # mixture weights on the simplex in steps of 1/20, chosen by inner grouped CV
 INNER_FOLDS = 3
 
 
@@ -83,9 +84,9 @@ class ProbeEnsemble(SongModel):
         return out
 
     def fit(self, samples: list[SongSample], seed: int = 42, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Fit every probe on `samples` (songs with audio). Without `chosen`, each probe's C and the first part's
-        weight are chosen by an inner artist-grouped CV (groups = `sample.group`; plain stratified folds when the
-        songs have too few groups): C by macro-F1, the weight by the log-loss of out-of-fold probabilities.
+        """Fit every probe on `samples` (songs with audio). Without `chosen`, each probe's C and the
+        parts' weights are chosen by an inner artist-grouped CV (groups = `sample.group`; plain stratified folds when
+        the songs have too few groups): C by macro-F1, the weights by the log-loss of out-of-fold probabilities.
         `chosen` (a previous fit's return value) refits with those choices. Returns {"c": [..], "mix": [..]}."""
         samples = [s for s in samples if s.audio is not None]
         if not samples:
@@ -120,37 +121,70 @@ def inner_folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.n
     return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
 
 
-def choose(xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, Any]:
-    """Each probe's C (macro-F1) and the mixture weights (log-loss of out-of-fold probabilities), by inner folds."""
+def simplex(n: int, steps: int = STEPS) -> list[list[float]]:
+    """Every mixture of `n` parts in steps of 1/`steps` (shares >= 0, summing to 1), in lexicographic order of the
+    shares (the first part's ascending, then the second's, ..); the last share is 1 - the others'. Two parts:
+    [0, 1], [0.05, 0.95], .., [1, 0]."""
+
+    def counts(parts: int, total: int) -> list[tuple[int, ...]]:
+        if parts == 1:
+            return [(total,)]
+        return [(i, *rest) for i in range(total + 1) for rest in counts(parts - 1, total - i)]
+
+    out = []
+    for c in counts(n, steps):
+        w = [k / steps for k in c[:-1]]
+        out.append([*w, max(0.0, 1.0 - sum(w))])
+    return out
+
+
+def part_oof(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], by: str = "macro_f1") -> tuple[float, np.ndarray]:
+    """One probe's C (best mean macro-F1 over the inner folds; `by="log_loss"`: lowest log-loss of the out-of-fold
+    probabilities) and its out-of-fold class probabilities at that C."""
     from sklearn.metrics import f1_score, log_loss
 
+    classes = np.unique(y)
+    best: tuple[float, float, np.ndarray] | None = None
+    for c in PROBE_CS:
+        probs = np.zeros((len(y), len(classes)))
+        f1s = []
+        for tr, va in folds:
+            scaler, lr = fit_linear_probe(x[tr], y[tr], c, max_iter=2000)
+            p = np.zeros((len(va), len(classes)))
+            p[:, np.searchsorted(classes, lr.classes_)] = lr.predict_proba(scaler.transform(x[va]))
+            probs[va] = p
+            f1s.append(f1_score(y[va], classes[p.argmax(1)], average="macro"))
+        score = float(np.mean(f1s)) if by == "macro_f1" else -float(log_loss(y, probs, labels=classes))
+        if best is None or score > best[0]:
+            best = (score, c, probs)
+    assert best is not None
+    return best[1], best[2]
+
+
+def mix_weights(oof: list[np.ndarray], y: np.ndarray) -> tuple[list[float], float]:
+    """The mixture on the simplex grid (`simplex`) whose average of the parts' out-of-fold probabilities has the
+    lowest log-loss (the first such in grid order); (weights, that log-loss). The log-loss is scikit-learn's
+    (probabilities clipped to [eps, 1 - eps], rows normalised), computed for the whole grid at once."""
+    classes = np.unique(y)
+    grid = simplex(len(oof))
+    idx = np.searchsorted(classes, y)
+    true = np.stack([p[np.arange(len(y)), idx] for p in oof])  # [parts, n]: each part's probability of the true class
+    total = np.stack([p.sum(1) for p in oof])  # [parts, n]: row sums (1 up to rounding)
+    w = np.array(grid)
+    eps = np.finfo(np.float64).eps
+    losses = -(np.log(np.clip(w @ true, eps, 1 - eps)) - np.log(w @ total)).mean(1)
+    k = int(np.argmin(losses))
+    return grid[k], float(losses[k])
+
+
+def choose(xs: list[np.ndarray], y: np.ndarray, groups: np.ndarray, seed: int) -> dict[str, Any]:
+    """Each probe's C (macro-F1) and the mixture weights (log-loss of out-of-fold probabilities), by inner folds."""
     folds = inner_folds(y, groups, seed)
     if not folds:
         log.warning("probe ensemble: too few songs per class or group for inner folds; C 0.1, equal weights")
         return {"c": [0.1] * len(xs), "mix": [1.0 / len(xs)] * len(xs)}
-    classes = np.unique(y)
-    cs, oof = [], []
-    for x in xs:
-        best: tuple[float, float, np.ndarray] | None = None
-        for c in PROBE_CS:
-            probs = np.zeros((len(y), len(classes)))
-            f1s = []
-            for tr, va in folds:
-                scaler, lr = fit_linear_probe(x[tr], y[tr], c, max_iter=2000)
-                p = np.zeros((len(va), len(classes)))
-                p[:, np.searchsorted(classes, lr.classes_)] = lr.predict_proba(scaler.transform(x[va]))
-                probs[va] = p
-                f1s.append(f1_score(y[va], classes[p.argmax(1)], average="macro"))
-            if best is None or float(np.mean(f1s)) > best[0]:
-                best = (float(np.mean(f1s)), c, probs)
-        assert best is not None
-        cs.append(best[1])
-        oof.append(best[2])
+    cs, oof = zip(*(part_oof(x, y, folds) for x in xs), strict=True)
     if len(xs) == 1:
-        return {"c": cs, "mix": [1.0]}
-    # two parts (the shipped ensemble): the first part's share w, the second 1 - w; more parts: equal weights
-    if len(xs) > 2:
-        return {"c": cs, "mix": [1.0 / len(xs)] * len(xs)}
-    losses = [log_loss(y, w * oof[0] + (1 - w) * oof[1], labels=classes) for w in WEIGHTS]
-    k = int(np.argmin(losses))
-    return {"c": cs, "mix": [WEIGHTS[k], 1.0 - WEIGHTS[k]], "log_loss": float(losses[k])}
+        return {"c": list(cs), "mix": [1.0]}
+    mix, loss = mix_weights(list(oof), y)
+    return {"c": list(cs), "mix": mix, "log_loss": loss}

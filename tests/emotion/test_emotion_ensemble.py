@@ -13,7 +13,7 @@ from sqlalchemy import select
 from emotion import artifact
 from emotion.data import LABELS, SongSample, collate
 from emotion.models import DEFAULT_MODEL, ENSEMBLE_RECIPE, ProbeEnsemble, resolve
-from emotion.models.ensemble import inner_folds
+from emotion.models.ensemble import inner_folds, mix_weights, simplex
 from emotion.train import TrainConfig, predict, train_model
 
 QUAD = {"Q1": "happy", "Q2": "angry", "Q3": "sad", "Q4": "relaxed"}
@@ -63,6 +63,19 @@ def test_fit_choose_save_load_same_probabilities(tmp_path: Path) -> None:
     loaded = artifact.load(tmp_path / "m")
     assert isinstance(loaded.model, ProbeEnsemble) and loaded.model.parts == [3, 5]
     assert np.allclose(loaded.predict(val), probs, atol=1e-6)
+
+
+def test_mix_weights_on_the_simplex_grid() -> None:
+    assert simplex(2) == [[i / 20, 1.0 - i / 20] for i in range(21)]  # the two-part grid: the first part's share
+    grid = simplex(3)
+    assert len(grid) == 231 and all(min(w) >= 0 and sum(w) == pytest.approx(1.0) for w in grid)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    good = np.full((200, 4), 0.1)
+    good[np.arange(200), y] = 0.7  # right 70 %, the others spread
+    noise = [rng.dirichlet(np.ones(4), 200) for _ in range(2)]
+    mix, loss = mix_weights([noise[0], good, noise[1]], y)
+    assert mix[1] >= 0.8 and loss < mix_weights([noise[0], noise[1]], y)[1]
 
 
 def q4_manifest(shared: Path, out: Path, per_quadrant: int = 6) -> Path:
