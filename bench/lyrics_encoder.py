@@ -11,6 +11,8 @@ Rows:
   layer, the word embeddings frozen), the CNN + head at --lr, BERT at --bert-lr, early stopping on the
   macro-F1 of a performer-grouped validation part (15 %) of each training fold. The classifier's own predictions
   are scored on the test fold.
+- probe-chunk<N>: the probe on other sentence vectors: MiniLM (mean-pooled, normalised, as bert-cnn's sentence half)
+  over the song's cleaned lines packed into chunks of up to N tokens (time tags ignored), mean over the chunks.
 The frozen part's token states are computed once per k for all songs. The last line of stdout is one JSON object.
 """
 
@@ -27,6 +29,25 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+
+def chunk_vectors(model: Any, raw: bytes, max_tokens: int) -> Any:
+    """MiniLM sentence vectors [n_chunks, 384] of the song's cleaned lines packed into chunks of <= max_tokens tokens."""
+    from emotion.features.cleaning import prepare_lyrics
+
+    chunks: list[str] = []
+    current: list[str] = []
+    used = 0
+    for line in (ln.text for ln in prepare_lyrics(raw).lines):
+        n = len(model.encoder.tokenizer.tokenize(line))
+        if current and used + n > max_tokens - 2:  # room for [CLS] and [SEP]
+            chunks.append("\n".join(current))
+            current, used = [], 0
+        current.append(line)
+        used += n
+    chunks.append("\n".join(current))
+    hidden, mask = model.lower(chunks)
+    return model.encoder.features(hidden, mask)[:, :384].detach().numpy()
 
 
 def main() -> None:
@@ -75,6 +96,14 @@ def main() -> None:
                 raise SystemExit(f"{len(samples) - len(got)} songs have features but no usable lyric segments")
             states[k] = got
             print(f"frozen part of tune{k}: {time.process_time() - t0:.0f} s CPU", flush=True)
+    chunked: dict[str, list[Any]] = {}
+    for name in rows:
+        if name.startswith("probe-chunk"):
+            t0 = time.process_time()
+            base = LyricsClassifier(len(labels), 0)
+            chunked[name] = [replace(s, lyrics=chunk_vectors(base, by_id[s.id].lyrics.read_bytes(), int(name[len("probe-chunk"):])))  # type: ignore[union-attr]  # items with lyrics only
+                             for s in samples]
+            print(f"{name} vectors: {time.process_time() - t0:.0f} s CPU", flush=True)
     only = {int(f) for f in args.only_folds.split(",") if f}
     out: dict[str, Any] = {"benchmark": "lyrics_encoder", "n": len(samples), "groups": len(set(g)), "args": {k: str(v) for k, v in vars(args).items()},
                            "seeds": {}}
@@ -93,6 +122,9 @@ def main() -> None:
                 best = 0
                 if name == "probe-sent-mean":
                     probs, _ = probe([samples[i] for i in tr_idx], [samples[i] for i in te_idx], VIEWS["sent-mean"], seed + fold, True)
+                elif name in chunked:
+                    got = chunked[name]
+                    probs, _ = probe([got[i] for i in tr_idx], [got[i] for i in te_idx], VIEWS["sent-mean"], seed + fold, True)
                 elif name.startswith("tune"):
                     k = int(name[4:])
                     model = LyricsClassifier(len(labels), k, BertCNN(freeze_encoder=True))
