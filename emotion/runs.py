@@ -51,11 +51,12 @@ def manifest_label_set(manifest: Manifest) -> str:
 
 def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: list[Item], cfg: TrainConfig, out: Path,
                         progress: bool = True) -> LyricsCNNResult | None:
-    """Train bert-cnn's CNN on the labelled training lyrics (val lyrics pick the epoch); None when not applicable."""
+    """Train bert-cnn's CNN (and its top `cfg.lyrics_tune_layers` MiniLM layers) on the labelled training lyrics (val
+    lyrics pick the epoch); None when not applicable."""
     if ispec.lyrics_encoder != "bert-cnn" or cfg.lyrics_cnn_epochs <= 0:
         return None
     from emotion.data import SET_INDEX
-    from emotion.lyrics_cnn import STATE_FILE, train_lyrics_cnn
+    from emotion.lyrics_cnn import STATE_FILE, TUNED_EPOCHS, TUNED_PATIENCE, train_lyrics_cnn
 
     def rows(items: list[Item]) -> list[tuple[bytes, int]]:
         return [(it.lyrics.read_bytes(), SET_INDEX[it.label]) for it in items if it.lyrics is not None and it.lyrics.is_file()]
@@ -63,9 +64,12 @@ def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: li
     train_rows = rows(train_items)
     if not train_rows:
         return None
+    tuned = cfg.lyrics_tune_layers > 0  # a fine-tuned encoder's recipe: few epochs, short patience (docs/emotion.md, NJU)
     result = train_lyrics_cnn(train_rows, rows(val_items), len(cfg.labels), out / STATE_FILE, spec=ispec.segments(),
-                              epochs=cfg.lyrics_cnn_epochs, seed=cfg.seed, progress=progress)
-    log.info("bert-cnn CNN trained on %d lyrics: best epoch %d, val macro-F1 %s", result.n_train, result.best_epoch, result.val_macro_f1)
+                              epochs=min(cfg.lyrics_cnn_epochs, TUNED_EPOCHS) if tuned else cfg.lyrics_cnn_epochs,
+                              patience=TUNED_PATIENCE if tuned else 6, train_layers=cfg.lyrics_tune_layers, seed=cfg.seed, progress=progress)
+    log.info("bert-cnn lyrics encoder trained on %d lyrics (%d MiniLM layers tuned): best epoch %d, val macro-F1 %s",
+             result.n_train, result.train_layers, result.best_epoch, result.val_macro_f1)
     return result
 
 
@@ -130,7 +134,8 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
         "best_epoch": result.best_epoch,
         **({"fit": result.fit} if result.fit else {}),
         "lyrics_cnn": None if lyrics_cnn is None else {"best_epoch": lyrics_cnn.best_epoch, "val_macro_f1": lyrics_cnn.val_macro_f1,
-                                                       "n_train": lyrics_cnn.n_train, "n_val": lyrics_cnn.n_val},
+                                                       "n_train": lyrics_cnn.n_train, "n_val": lyrics_cnn.n_val,
+                                                       "train_layers": lyrics_cnn.train_layers},
     }
     metrics = {"val": result.val_metrics, "best_epoch": result.best_epoch, "failures": [str(f) for f in built_train.failures + built_val.failures]}
     artifact.save(out, result.model, config, result.standardizer, result.dims, metrics, result.history)

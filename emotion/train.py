@@ -57,6 +57,7 @@ class TrainConfig:
     label_set: str = "quadrants"  # catalog.manifest.LABEL_SETS; the manifest's own set when trained from one
     segment_s: float = 0.0  # segment length of the encoders' inputs; 0 = the default 10 s windows
     lyrics_cnn_epochs: int = 20  # train bert-cnn's CNN on the labelled lyrics first (0 = keep the seeded random CNN)
+    lyrics_tune_layers: int = 0  # MiniLM layers fine-tuned with that CNN (0 = frozen, 6 = all; emotion.lyrics_cnn)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -168,6 +169,7 @@ def fit_loop(
     early_stop: int = 0,
     desc: str = "train",
     progress: bool = True,
+    params: list[dict[str, Any]] | None = None,
 ) -> LoopResult:
     """The one training loop of every emotion model (songs and speech): Adam, gradient clipping, a plateau schedule
     on the evaluation's macro-F1, the best epoch's weights kept (loaded into `model` at the end), optional early stop.
@@ -178,8 +180,9 @@ def fit_loop(
         step: (model, batch) -> (mean loss tensor, batch size), or None to skip the batch; moves the batch itself.
         evaluate: model -> a metrics dict with "macro_f1" and "accuracy" (the shared `emotion.evaluate.scores`);
             None: no validation data, every epoch counts as the best so far (the last weights are kept, no schedule).
+        params: Adam parameter groups (e.g. a smaller learning rate for a pretrained part); default: every parameter at `lr`.
     """
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(params or model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=plateau_factor, patience=plateau_patience)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor], dict[str, Any]] = (-1.0, 0, copy.deepcopy(model.state_dict()), {})

@@ -5,7 +5,8 @@
 sizes 3, 4, 5]`: 384 + 3 x 128 = 768 values with the default all-MiniLM-L6-v2 encoder and 128 filters,
 the node size of SongGATNet's graph.
 
-What the CNN weights are: unless trained weights are loaded (`load_cnn_state`), the CNN is a fixed
+What the CNN weights are: unless trained weights are loaded (`load_cnn_state`: the CNN, and with a fine-tuned
+encoder also its trained BERT layers, as `emotion.lyrics_cnn` writes them), the CNN is a fixed
 *random* projection: PyTorch's default Conv1d initialisation drawn from a private generator seeded with
 `seed` (0), so every process builds the same weights and features are reproducible and cacheable. These
 untrained conv features are not learned emotion detectors; the sentence-vector half carries the
@@ -94,6 +95,7 @@ class BertCNN(nn.Module):
         self.hidden_size = hidden
         self.out_dim = hidden + n_filters * len(self.kernel_sizes)
         self.freeze_encoder = freeze_encoder
+        self.tuned_bert: dict[str, torch.Tensor] = {}  # fine-tuned BERT weights loaded with load_cnn_state
         if freeze_encoder:
             self.bert.requires_grad_(False)
             self.bert.eval()
@@ -141,15 +143,17 @@ class BertCNN(nn.Module):
         return torch.cat([sentence, *pooled], dim=-1)
 
     def cnn_digest(self) -> str:
-        """Short hash of the CNN weights (part of the encoder version)."""
+        """Short hash of the trained weights (part of the encoder version): the CNN, and any fine-tuned BERT
+        layers loaded with `load_cnn_state` (the random CNN of an untrained encoder hashes as it always did)."""
         h = hashlib.sha256()
-        for name, tensor in sorted(self.convs.state_dict().items()):
+        for name, tensor in sorted([*self.convs.state_dict().items(), *((f"bert.{k}", v) for k, v in self.tuned_bert.items())]):
             h.update(name.encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:10]
 
     def load_cnn_state(self, path: str | Path) -> None:
-        """Load trained CNN weights (a state dict of `convs`, torch or safetensors file)."""
+        """Load trained lyrics-branch weights (torch or safetensors file): either a state dict of `convs`, or
+        `convs.*` plus fine-tuned BERT layers as `bert.<name>` (what `emotion.lyrics_cnn` writes)."""
         path = Path(path)
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -157,7 +161,18 @@ class BertCNN(nn.Module):
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        self.convs.load_state_dict(state)
+        if not any(k.startswith("convs.") for k in state):
+            self.convs.load_state_dict(state)
+            return
+        self.convs.load_state_dict({k[len("convs."):]: v for k, v in state.items() if k.startswith("convs.")})
+        bert = {k[len("bert."):]: v for k, v in state.items() if k.startswith("bert.")}
+        unknown = sorted(set(state) - {f"convs.{k}" for k in self.convs.state_dict()} - {f"bert.{k}" for k in bert})
+        own = self.bert.state_dict()
+        unknown += sorted(k for k in bert if k not in own or own[k].shape != bert[k].shape)
+        if unknown:
+            raise EncoderError(f"{path}: weights that do not fit the bert-cnn encoder: {', '.join(unknown[:5])}")
+        self.bert.load_state_dict(bert, strict=False)
+        self.tuned_bert = bert
 
 
 class BertCNNEncoder:
