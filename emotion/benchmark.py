@@ -18,7 +18,7 @@ from emotion.evaluate import scores
 from emotion.inputs import InputSpec, build_samples
 from emotion.models import RECIPE_TRAINING_KEYS, REGISTRY
 from emotion.models import spec as model_spec
-from emotion.runs import RunError, manifest_label_set, train_lyrics_branch, train_val_items, trained_modalities
+from emotion.runs import RunError, manifest_label_set, train_lyrics_branch, train_val_items, trained_modalities, with_parts
 from emotion.train import TrainConfig, plot_curves, predict, train_model
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,17 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
 
 
 def train_and_score(
-    name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool
+    name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any],
+    progress: bool, override: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
+    """Train one model with the shared settings, score it on the test songs, optionally keep its artifact.
+    `override`: {"model_params": {..}, training keys (RECIPE_TRAINING_KEYS)} on top of the model's own recipe."""
     own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
-    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {}, **own)
+    override = dict(override or {})
+    params = with_parts(name, {**(base.model_params if name == base.model else {}), **override.pop("model_params", {})}, base.audio_encoder)
+    if set(override) - RECIPE_TRAINING_KEYS:
+        raise RunError(f"{name}: not a training setting a recipe may set: {sorted(set(override) - RECIPE_TRAINING_KEYS)}")
+    cfg = replace(base, model=name, model_params=params, **{**own, **override})
     if base.threads:
         import torch
 
@@ -88,8 +94,10 @@ def run_benchmark(
     progress: bool = True,
     keep_artifacts: bool = True,
     jobs: int = 1,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Train each model with `base` settings on one split and score it on the test rows."""
+    """Train each model with `base` settings on one split and score it on the test rows (`overrides`: per model name,
+    see `train_and_score`)."""
     manifest = read(manifest_path)
     base = replace(base, label_set=manifest_label_set(manifest))
     out = Path(out)
@@ -116,7 +124,8 @@ def run_benchmark(
     todo = sorted((name for name in models if name not in rows), key=slow_first) if jobs > 1 else [n for n in models if n not in rows]
     context = {"manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how,
                "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids()}
-    args = [(name, base, tr, va, te, out if keep_artifacts else None, context, progress and jobs <= 1) for name in todo]
+    args = [(name, base, tr, va, te, out if keep_artifacts else None, context, progress and jobs <= 1, (overrides or {}).get(name))
+            for name in todo]
     if jobs <= 1:
         for a in args:
             rows[a[0]] = train_and_score(*a)

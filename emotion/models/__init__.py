@@ -10,13 +10,14 @@ from emotion.models.ensemble import ProbeEnsemble
 from emotion.models.fusion import FeatureAverage, FeatureCross, LateFusion
 from emotion.models.joint import JointMTL
 from emotion.models.mlp import AudioOnly, ConcatMLP, LyricsOnly, PooledHead, PooledLyricsHead
+from emotion.models.probe_fusion import ProbeFusion
 from emotion.models.sequence import CNNLSTM, LSTMAttention
 from emotion.models.songgatnet import SongGATNet
 
 # Training settings of the recipes below: the ones a model's own recipe may set (the benchmark keeps its
 # shared feature settings and epoch budget, and applies only these).
 RECIPE_TRAINING_KEYS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "focal_gamma", "class_weights",
-                                                  "plateau_patience", "grad_clip"})
+                                                  "plateau_patience", "grad_clip", "label_smoothing"})
 # the attention-LSTM baseline's own recipe (not SongGATNet's focal loss at lr 5e-5): plain cross-entropy,
 # Adam at 1e-3, batch 16, no weight decay, clipping at 5 as usual for LSTMs
 LSTM_RECIPE: dict[str, Any] = {"lr": 1e-3, "batch_size": 16, "weight_decay": 0.0, "focal_gamma": 0.0,
@@ -46,6 +47,10 @@ ENSEMBLE_RECIPE: dict[str, Any] = {
     "standardize": False,  # each probe standardises its pooled vector itself
 }
 
+# `probe-fusion`, the closed-form bimodal baseline: the shipped audio probes + a lyrics probe on the pooled MiniLM
+# sentence vectors (bert-cnn's first half), so the lyrics CNN is not trained for it.
+PROBE_FUSION_RECIPE: dict[str, Any] = {**ENSEMBLE_RECIPE, "lyrics_cnn_epochs": 0}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -72,6 +77,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "pooled-mlp": ModelSpec(PooledHead, {}, "mean+std of audio segment vectors (3 s musicnn patches) + MLP", DEFAULT_RECIPE),
     "probe-ensemble": ModelSpec(ProbeEnsemble, {}, "musicnn + Whisper tiny.en layer 2 (3 s segments): a logistic-regression "
                                 "probe on each encoder's pooled mean+std, probabilities averaged (weight by inner grouped CV)", ENSEMBLE_RECIPE),
+    "probe-fusion": ModelSpec(ProbeFusion, {}, "late fusion of frozen probes: the probe ensemble on audio + a logistic-regression "
+                              "probe on the pooled MiniLM sentence vectors of the lyrics, probabilities averaged (weight by inner grouped CV)",
+                              PROBE_FUSION_RECIPE),
     "lyrics-only": ModelSpec(LyricsOnly, {}, "lyric segment vectors + CNN (3, 4, 5)"),
     "pooled-lyrics": ModelSpec(PooledLyricsHead, {}, "mean+std of lyric segment vectors (bert-cnn, 10 s windows) + MLP",
                                {**DEFAULT_RECIPE, "segment_s": 0.0}),
@@ -120,6 +128,7 @@ __all__ = [
     "resolve",
     "ModelSpec",
     "ProbeEnsemble",
+    "ProbeFusion",
     "SongModel",
     "UnknownModel",
     "build_model",
