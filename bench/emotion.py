@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--early-stop", type=int, default=0, help="Stop after this many epochs without val macro-F1 gain.")
     ap.add_argument("--segment-s", type=float, default=0.0, help="Segment length (3 = one musicnn patch; 0 = 10 s).")
     ap.add_argument("--lyrics-cnn-epochs", type=int, default=20, help="Train bert-cnn's CNN first (0: the seeded random CNN).")
+    ap.add_argument("--recipe", type=json.loads, default={}, metavar="JSON",
+                    help='Shared training settings of every model without its own recipe, e.g. \'{"lr": 3e-4, "focal_gamma": 0}\'.')
     ap.add_argument("--graph-params", type=json.loads, default={}, metavar="JSON",
                     help='Model parameters for SongGATNet and every ablation alike, e.g. \'{"probe": true, "in_dropout": 0.3}\'.')
     ap.add_argument("--graph-recipe", type=json.loads, default={}, metavar="JSON",
@@ -85,8 +87,12 @@ def main() -> None:
         manifest = args.manifest or nju_manifest(6 if args.quick else 100, tmp)
     epochs = 3 if args.quick else args.epochs
     names = list(REGISTRY) if args.models == "all" else args.models.split(",")
+    from emotion.models import RECIPE_TRAINING_KEYS
+
+    if set(args.recipe) - RECIPE_TRAINING_KEYS:
+        ap.error(f"--recipe: not training settings: {sorted(set(args.recipe) - RECIPE_TRAINING_KEYS)}")
     cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, threads=1 if args.jobs > 1 else 0,
-                      early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs)
+                      early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs, **args.recipe)
     args.overrides = graph_overrides(names, args.graph_params, args.graph_recipe)
     if args.seeds > 1:
         print(json.dumps(multi_seed(manifest, names, args, cfg)))
@@ -141,6 +147,7 @@ def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg: 
                        "macro_f1": round(float(f1.mean()), 4), "macro_f1_std": round(float(f1.std()), 4),
                        "val_macro_f1": round(float(val.mean()), 4), "val_macro_f1_std": round(float(val.std()), 4),
                        "params": done[0]["params"], "per_seed_accuracy": [round(float(a), 4) for a in acc],
+                       **({"fit": [m["fit"] for m in done]} if "fit" in done[0] else {}),
                        "best_epochs": [m["best_epoch"] for m in done], "train_seconds": round(sum(m["train_seconds"] for m in done), 1)}
     lines = [f"{manifest.name}: {args.seeds} seeds, up to {cfg.epochs} epochs, early stop {cfg.early_stop}, "
              f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder} "

@@ -74,7 +74,7 @@ def train_and_score(
     probs = predict(result.model, [result.standardizer.apply(s) for s in te], result.dims, "cpu", cfg.eval_batch_size)
     m = scores(np.array([s.y for s in te]), probs, cfg.labels)
     m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics.get("macro_f1"),
-             params=sum(p.numel() for p in result.model.parameters()))
+             params=sum(p.numel() for p in result.model.parameters()), **({"fit": result.fit} if result.fit else {}))
     log.info("%s: acc %.3f macro-F1 %.3f (%.0f s)", name, m["accuracy"], m["macro_f1"], seconds)
     if out is not None:
         folder = out / "models" / name

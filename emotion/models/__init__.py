@@ -62,6 +62,12 @@ GAT_PARAMS: dict[str, Any] = {"hidden": 64, "heads": 4, "head_hidden": 64, "drop
 GAT_RECIPE: dict[str, Any] = {"lr": 3e-4, "batch_size": 16, "weight_decay": 1e-3, "focal_gamma": 0.0, "class_weights": {},
                               "label_smoothing": 0.1, "plateau_patience": 8}
 
+# the paper's own training recipe (TrainConfig's defaults), pinned for `songgatnet-paper` so that a shared recipe
+# given to the other models (bench/emotion.py --recipe) never changes it
+PAPER_RECIPE: dict[str, Any] = {"lr": 5e-5, "batch_size": 8, "weight_decay": 0.01, "focal_gamma": 2.0,
+                                "class_weights": {"happy": 1.3, "angry": 1.0, "sad": 1.0, "relaxed": 1.3},
+                                "label_smoothing": 0.0, "plateau_patience": 15}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -80,7 +86,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "single-layer": ModelSpec(SongGATNet, {**GAT_PARAMS, "layers": 1}, "ablation: first GAT layer only", GAT_RECIPE),
     "sparse-gat": ModelSpec(SongGATNet, {**GAT_PARAMS, "sparse_threshold": 0.55, "sparse_k": 12}, "edges with cosine > 0.55, at most 12 per node",
                             GAT_RECIPE),
-    "songgatnet-paper": ModelSpec(SongGATNet, {}, "the paper's SongGATNet and recipe: 128-d nodes, GAT 8 heads then 1, focal loss, lr 5e-5"),
+    "songgatnet-paper": ModelSpec(SongGATNet, {}, "the paper's SongGATNet and recipe: 128-d nodes, GAT 8 heads then 1, focal loss, lr 5e-5",
+                                  PAPER_RECIPE),
     "concat-mlp": ModelSpec(ConcatMLP, {}, "song vectors concatenated, MLP 1024-512-256"),
     "cnn-lstm": ModelSpec(CNNLSTM, {}, "2-D CNN on log-Mel + BERT tokens, 2-layer BiLSTM"),
     "lstm-attention": ModelSpec(LSTMAttention, {}, "62-d LLD frames, 2 LSTM layers, additive attention", LSTM_RECIPE),
@@ -140,6 +147,7 @@ __all__ = [
     "ENSEMBLE_RECIPE",
     "GAT_PARAMS",
     "GAT_RECIPE",
+    "PAPER_RECIPE",
     "RECIPE_TRAINING_KEYS",
     "REGISTRY",
     "resolve",

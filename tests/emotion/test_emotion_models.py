@@ -73,6 +73,13 @@ def test_songgatnet_paper_layout_follows_the_paper() -> None:
     assert build_model("homogeneous", DIMS).typed is False
 
 
+def test_paper_recipe_is_train_configs_defaults() -> None:
+    from emotion.models import PAPER_RECIPE
+    from emotion.train import TrainConfig
+
+    assert {k: getattr(TrainConfig(), k) for k in PAPER_RECIPE} == PAPER_RECIPE
+
+
 def test_songgatnet_and_its_ablations_share_the_small_data_recipe() -> None:
     from emotion.models import GAT_PARAMS, GAT_RECIPE
 
