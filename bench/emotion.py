@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--early-stop", type=int, default=0, help="Stop after this many epochs without val macro-F1 gain.")
     ap.add_argument("--segment-s", type=float, default=0.0, help="Segment length (3 = one musicnn patch; 0 = 10 s).")
     ap.add_argument("--lyrics-cnn-epochs", type=int, default=20, help="Train bert-cnn's CNN first (0: the seeded random CNN).")
+    ap.add_argument("--lyrics-cnn-from", type=Path, metavar="DIR",
+                    help="Reuse DIR/seed<N>/lyrics_cnn.safetensors of an earlier run on the same set and seeds (same splits).")
     ap.add_argument("--recipe", type=json.loads, default={}, metavar="JSON",
                     help='Shared training settings of every model without its own recipe, e.g. \'{"lr": 3e-4, "focal_gamma": 0}\'.')
     ap.add_argument("--graph-params", type=json.loads, default={}, metavar="JSON",
@@ -97,7 +99,8 @@ def main() -> None:
     if args.seeds > 1:
         print(json.dumps(multi_seed(manifest, names, args, cfg)))
         return
-    result = run_benchmark(manifest, names, args.out, cfg, progress=not args.quick, jobs=args.jobs, overrides=args.overrides)
+    result = run_benchmark(manifest, names, args.out, cfg, progress=not args.quick, jobs=args.jobs, overrides=args.overrides,
+                           lyrics_cnn=reused_cnn(args, cfg.seed))
     print((args.out / "benchmark.md").read_text())
     summary = {
         "benchmark": "emotion",
@@ -110,6 +113,18 @@ def main() -> None:
                        if "skipped" not in m else m) for n, m in result["models"].items()},
     }
     print(json.dumps(summary))
+
+
+def reused_cnn(args: argparse.Namespace, seed: int) -> Path | None:
+    """The lyrics CNN an earlier run trained for this seed's split (--lyrics-cnn-from), or None."""
+    if args.lyrics_cnn_from is None:
+        return None
+    from emotion.lyrics_cnn import STATE_FILE
+
+    path = args.lyrics_cnn_from / f"seed{seed}" / STATE_FILE
+    if not path.is_file():
+        raise SystemExit(f"--lyrics-cnn-from: {path} is missing")
+    return path
 
 
 def graph_overrides(names: list[str], params: dict[str, Any], recipe: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -134,7 +149,7 @@ def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg: 
     for k in range(args.seeds):
         seed = cfg.seed + k
         runs.append(run_benchmark(manifest, names, args.out / f"seed{seed}", replace(cfg, seed=seed), progress=False,
-                                  keep_artifacts=False, jobs=args.jobs, overrides=args.overrides))
+                                  keep_artifacts=False, jobs=args.jobs, overrides=args.overrides, lyrics_cnn=reused_cnn(args, seed)))
     table: dict[str, dict] = {}
     for name in names:
         done = [r["models"][name] for r in runs if "skipped" not in r["models"][name]]
@@ -151,7 +166,8 @@ def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg: 
                        "best_epochs": [m["best_epoch"] for m in done], "train_seconds": round(sum(m["train_seconds"] for m in done), 1)}
     lines = [f"{manifest.name}: {args.seeds} seeds, up to {cfg.epochs} epochs, early stop {cfg.early_stop}, "
              f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder} "
-             f"(CNN {'trained ' + str(cfg.lyrics_cnn_epochs) + ' epochs' if cfg.lyrics_cnn_epochs else 'random, untrained'}); "
+             f"(CNN {'trained ' + str(cfg.lyrics_cnn_epochs) + ' epochs' if cfg.lyrics_cnn_epochs else 'random, untrained'}"
+             f"{', reused from ' + str(args.lyrics_cnn_from) if args.lyrics_cnn_from else ''}); "
              f"n train/val/test per seed: " + ", ".join(f"{r['n_train']}/{r['n_val']}/{r['n_test']}" for r in runs), "",
              f"command: python {' '.join(sys.argv)}", "",
              "| model | accuracy | macro-F1 | val macro-F1 | best epochs | params |", "|---|---|---|---|---|---|"]

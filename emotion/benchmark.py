@@ -95,9 +95,11 @@ def run_benchmark(
     keep_artifacts: bool = True,
     jobs: int = 1,
     overrides: dict[str, dict[str, Any]] | None = None,
+    lyrics_cnn: Path | None = None,
 ) -> dict[str, Any]:
     """Train each model with `base` settings on one split and score it on the test rows (`overrides`: per model name,
-    see `train_and_score`)."""
+    see `train_and_score`; `lyrics_cnn`: bert-cnn CNN weights already trained on this split's training lyrics, e.g. by
+    an earlier run with the same manifest and seed, instead of training them again)."""
     manifest = read(manifest_path)
     base = replace(base, label_set=manifest_label_set(manifest))
     out = Path(out)
@@ -107,7 +109,9 @@ def run_benchmark(
         raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
     needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
     spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
-    if any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
+    if lyrics_cnn is not None:  # a CNN trained on this very split before (same manifest and seed)
+        spec = replace(spec, lyrics_cnn=str(lyrics_cnn))
+    elif any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
         trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
         if trained_cnn is not None:
             spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
