@@ -242,6 +242,9 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     model = build_model(cfg.model, dims, cfg.params()).to(device)
     if isinstance(model, ProbeEnsemble | ProbeFusion):  # closed-form probes: no epochs
         return fit_probes(model.cpu(), train_s, val_s, cfg, std, dims)
+    prior = getattr(model, "prior", None)
+    if prior is not None:  # frozen closed-form probes inside the model (SongGATNet `prior`): fitted on the training songs
+        prior.fit(train_s, cfg.seed)
     criterion = FocalLoss(class_weight_tensor(cfg.class_weights, labels), cfg.focal_gamma, cfg.label_smoothing).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     fn = make_collate(model, dims)

@@ -62,10 +62,15 @@ class ProbeFusion(SongModel):
     def fit(self, samples: list[SongSample], seed: int = 42, chosen: dict[str, Any] | None = None) -> dict[str, Any]:
         """Fit both probes on `samples`; without `chosen`, their settings and the lyrics weight by inner grouped CV.
         Returns {"audio": .., "lyrics": .., "w_lyrics": w} (a previous return value refits with those choices)."""
-        with_audio = [s for s in samples if s.audio is not None]
-        ca = self.audio.fit(with_audio, seed, None if chosen is None else chosen["audio"])
-        cl = self.lyrics.fit(self._lyrics_samples(samples), seed, None if chosen is None else chosen["lyrics"])
-        w = self.choose_weight(samples, ca, cl, seed) if chosen is None else float(chosen["w_lyrics"])
+        with_audio, with_lyrics = [s for s in samples if s.audio is not None], self._lyrics_samples(samples)
+        if not with_audio and not with_lyrics:
+            raise ValueError("no training song has audio or lyrics")
+        ca = self.audio.fit(with_audio, seed, None if chosen is None else chosen["audio"]) if with_audio else {}
+        cl = self.lyrics.fit(with_lyrics, seed, None if chosen is None else chosen["lyrics"]) if with_lyrics else {}
+        if not (with_audio and with_lyrics):  # one modality: its probe alone
+            w = 0.0 if with_audio else 1.0
+        else:
+            w = self.choose_weight(samples, ca, cl, seed) if chosen is None else float(chosen["w_lyrics"])
         self.w_lyrics.fill_(w)  # type: ignore[operator]  # a registered buffer (Tensor)
         log.info("probe fusion: audio %s, lyrics %s, lyrics weight %.2f", ca, cl, w)
         return {"audio": ca, "lyrics": cl, "w_lyrics": w}

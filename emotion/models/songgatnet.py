@@ -12,12 +12,14 @@ from emotion.data import SongBatch
 from emotion.graphs import AUDIO, LYRIC, sparse_edges
 from emotion.models.base import SongModel, masked_mean
 from emotion.models.mlp import masked_std
+from emotion.models.probe_fusion import ProbeFusion
 
 
 class SongGATNet(SongModel):
     """Two GATConv layers (8 heads, then 1) with residuals and ELU; typed nodes/edges unless `typed=False`.
 
-    `in_dropout` drops node input features; `probe` adds a residual linear probe of the pooled inputs to the logits.
+    `in_dropout` drops node input features; `probe` adds a residual linear probe of the pooled inputs to the logits;
+    `prior` adds the log-probabilities of frozen closed-form probes (`ProbeFusion`, fitted before training).
     """
 
     def __init__(
@@ -36,6 +38,8 @@ class SongGATNet(SongModel):
         sparse_k: int = 12,
         in_dropout: float = 0.0,
         probe: bool = False,
+        prior: bool = False,
+        lyrics_dim: int = 384,
         n_classes: int = 4,
     ) -> None:
         super().__init__()
@@ -56,14 +60,20 @@ class SongGATNet(SongModel):
         ed = edge_dim if typed else None
         self.gat1 = GATConv(hidden, hidden // heads, heads=heads, concat=True, dropout=attn_dropout, edge_dim=ed)
         self.gat2 = GATConv(hidden, hidden, heads=1, dropout=attn_dropout, edge_dim=ed) if layers == 2 else None
-        self.head = nn.Sequential(
-            nn.Linear(2 * hidden, head_hidden), nn.BatchNorm1d(head_hidden), nn.ELU(), nn.Dropout(dropout), nn.Linear(head_hidden, n_classes)
-        )
+        last = nn.Linear(head_hidden, n_classes)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, head_hidden), nn.BatchNorm1d(head_hidden), nn.ELU(), nn.Dropout(dropout), last)
         self.in_drop = nn.Dropout(in_dropout)
         # residual linear probe: logits += W [mean ++ std of the audio segments, mean ++ std of the lyric segments]
         # (zeros for a missing modality), so the graph learns a correction to what a linear read-out of the pooled
         # inputs already gives (450 training songs are few for 300 k graph parameters alone)
         self.probe = nn.Linear(2 * (dims["audio"] + dims["lyrics"]), n_classes) if probe else None
+        # `prior`: frozen closed-form probes (ProbeFusion, fitted by train_model on the training songs before the
+        # epochs) whose log-probabilities are added to the logits; the head's last layer starts at zero, so training
+        # starts from the probes and the graph learns only a correction to them
+        self.prior = ProbeFusion(dims, (), lyrics_dim, n_classes) if prior else None
+        if prior:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def embed(self, g: Batch) -> torch.Tensor:
         """Project each node's features to the hidden width (per modality when typed)."""
@@ -97,6 +107,8 @@ class SongGATNet(SongModel):
         logits = self.head(pooled)
         if self.probe is not None:
             logits = logits + self.probe(self.in_drop(torch.cat(pooled_inputs(batch), dim=-1)))
+        if self.prior is not None:
+            logits = logits + self.prior(batch)
         return logits
 
 

@@ -99,6 +99,26 @@ def test_songgatnet_probe_residual_and_input_dropout() -> None:
     assert logits.shape == (5, 4) and probed.probe.weight.grad is not None and torch.isfinite(probed.probe.weight.grad).all()
 
 
+def test_songgatnet_prior_starts_from_the_fitted_probes() -> None:
+    from emotion.train import TrainConfig, predict, train_model
+
+    labels = ("happy", "angry", "sad", "relaxed")
+    rng = np.random.default_rng(0)
+    train = []
+    for i in range(40):
+        a, lyr = rng.normal(size=(3, 10)).astype(np.float32), rng.normal(size=(2, 6)).astype(np.float32)
+        a[:, i % 4] += 2.0
+        lyr[:, i % 4] += 2.0
+        train.append(SongSample(id=str(i), label=labels[i % 4], audio=a, lyrics=None if i % 5 == 0 else lyr, group=f"g{i // 2}"))
+    cfg = TrainConfig(model="songgatnet", model_params={"prior": True, "probe": False, "lyrics_dim": 4}, epochs=0, threads=1)
+    model = train_model(train, [], cfg, progress=False).model  # no epochs: the fitted probes and a zero correction
+    assert model.prior is not None and 0.0 <= float(model.prior.w_lyrics) <= 1.0
+    probs = predict(model, train, {"audio": 10, "lyrics": 6})
+    with torch.no_grad():
+        expected = torch.softmax(model.prior(collate(train, {"audio": 10, "lyrics": 6})), -1).numpy()
+    assert np.allclose(probs, expected, atol=1e-5) and (probs.argmax(1) == [s.y for s in train]).mean() > 0.8
+
+
 def test_label_smoothing_mixes_in_the_mean_log_probability() -> None:
     logits, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 3])
     expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2)
