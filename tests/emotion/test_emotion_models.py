@@ -85,7 +85,7 @@ def test_songgatnet_and_its_ablations_share_the_small_data_recipe() -> None:
 
     for name in ("songgatnet", "homogeneous", "no-cross", "single-layer", "sparse-gat"):
         m = build_model(name, DIMS)
-        assert m.probe is not None and m.gat1.heads == GAT_PARAMS["heads"] and REGISTRY[name].recipe == GAT_RECIPE
+        assert m.prior is not None and m.probe is None and m.gat1.heads == GAT_PARAMS["heads"] and REGISTRY[name].recipe == GAT_RECIPE
 
 
 def test_songgatnet_probe_residual_and_input_dropout() -> None:
