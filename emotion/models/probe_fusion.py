@@ -38,7 +38,8 @@ class ProbeFusion(SongModel):
         self.n_classes = n_classes
         self.dims = {"audio": int(dims["audio"]), "lyrics": int(dims["lyrics"])}
         self.lyrics_dim = min(int(lyrics_dim), int(dims["lyrics"]))
-        self.audio = ProbeEnsemble({"audio": dims["audio"]}, parts, n_classes)
+        no_audio = int(dims["audio"]) <= 1  # modality_dims' placeholder: no song of this data set has audio
+        self.audio = ProbeEnsemble({"audio": dims["audio"]}, () if no_audio else parts, n_classes)
         self.lyrics = ProbeEnsemble({"audio": self.lyrics_dim}, (), n_classes)  # reads the lyrics view (below)
         self.register_buffer("w_lyrics", torch.tensor(0.5))
 

@@ -99,6 +99,13 @@ def test_probe_fusion_mixes_audio_and_lyrics_probes_and_round_trips(tmp_path: Pa
     assert np.allclose(artifact.load(tmp_path / "m").predict(val), probs, atol=1e-6)
 
 
+def test_probe_fusion_on_lyrics_only_songs_is_the_lyrics_probe() -> None:
+    lyrics_only = [SongSample(id=s.id, label=s.label, lyrics=s.lyrics, group=s.group) for s in bimodal(64) if s.lyrics is not None]
+    cfg = TrainConfig(model="probe-fusion", model_params={"parts": [3, 5], "lyrics_dim": 4}, standardize=False)
+    result = train_model(lyrics_only[:40], lyrics_only[40:], cfg, progress=False)  # e.g. NJU: no audio at all
+    assert result.fit["w_lyrics"] == 1.0 and result.val_metrics["accuracy"] > 0.5
+
+
 def q4_manifest(shared: Path, out: Path, per_quadrant: int = 6) -> Path:
     """A small manifest of real q4 clips: per quadrant the first clips by name; 2 per quadrant are the val split,
     artists as groups."""
