@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "emotion")
     ap.add_argument("--set", choices=("q4", "mirex"), help="Import this shared dev set (grouped by artist).")
     ap.add_argument("--seeds", type=int, default=1, help="Seeds (split + initialisation); mean +- std when > 1.")
+    ap.add_argument("--seed", type=int, default=42, help="The first seed (--seeds N runs seed .. seed + N - 1).")
     ap.add_argument("--early-stop", type=int, default=0, help="Stop after this many epochs without val macro-F1 gain.")
     ap.add_argument("--segment-s", type=float, default=0.0, help="Segment length (3 = one musicnn patch; 0 = 10 s).")
     ap.add_argument("--lyrics-cnn-epochs", type=int, default=20, help="Train bert-cnn's CNN first (0: the seeded random CNN).")
@@ -94,7 +95,8 @@ def main() -> None:
     if set(args.recipe) - RECIPE_TRAINING_KEYS:
         ap.error(f"--recipe: not training settings: {sorted(set(args.recipe) - RECIPE_TRAINING_KEYS)}")
     cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, threads=1 if args.jobs > 1 else 0,
-                      early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs, **args.recipe)
+                      early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs, seed=args.seed,
+                      **args.recipe)
     args.overrides = graph_overrides(names, args.graph_params, args.graph_recipe)
     if args.seeds > 1:
         print(json.dumps(multi_seed(manifest, names, args, cfg)))
