@@ -18,7 +18,7 @@ from emotion.evaluate import scores
 from emotion.inputs import InputSpec, build_samples
 from emotion.models import RECIPE_TRAINING_KEYS, REGISTRY
 from emotion.models import spec as model_spec
-from emotion.runs import RunError, manifest_label_set, train_lyrics_branch, train_val_items, trained_modalities
+from emotion.runs import RunError, manifest_label_set, train_lyrics_branch, train_val_items, trained_modalities, with_parts
 from emotion.train import TrainConfig, plot_curves, predict, train_model
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,17 @@ def applicable(name: str, samples: list[SongSample]) -> str | None:
 
 
 def train_and_score(
-    name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any], progress: bool
+    name: str, base: TrainConfig, tr: list[SongSample], va: list[SongSample], te: list[SongSample], out: Path | None, context: dict[str, Any],
+    progress: bool, override: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Train one model with the shared settings, score it on the test songs, optionally keep its artifact."""
+    """Train one model with the shared settings, score it on the test songs, optionally keep its artifact.
+    `override`: {"model_params": {..}, training keys (RECIPE_TRAINING_KEYS)} on top of the model's own recipe."""
     own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
-    cfg = replace(base, model=name, model_params=dict(base.model_params) if name == base.model else {}, **own)
+    override = dict(override or {})
+    params = with_parts(name, {**(base.model_params if name == base.model else {}), **override.pop("model_params", {})}, base.audio_encoder)
+    if set(override) - RECIPE_TRAINING_KEYS:
+        raise RunError(f"{name}: not a training setting a recipe may set: {sorted(set(override) - RECIPE_TRAINING_KEYS)}")
+    cfg = replace(base, model=name, model_params=params, **{**own, **override})
     if base.threads:
         import torch
 
@@ -68,7 +74,7 @@ def train_and_score(
     probs = predict(result.model, [result.standardizer.apply(s) for s in te], result.dims, "cpu", cfg.eval_batch_size)
     m = scores(np.array([s.y for s in te]), probs, cfg.labels)
     m.update(best_epoch=result.best_epoch, train_seconds=round(seconds, 1), val_macro_f1=result.val_metrics.get("macro_f1"),
-             params=sum(p.numel() for p in result.model.parameters()))
+             params=sum(p.numel() for p in result.model.parameters()), **({"fit": result.fit} if result.fit else {}))
     log.info("%s: acc %.3f macro-F1 %.3f (%.0f s)", name, m["accuracy"], m["macro_f1"], seconds)
     if out is not None:
         folder = out / "models" / name
@@ -88,8 +94,12 @@ def run_benchmark(
     progress: bool = True,
     keep_artifacts: bool = True,
     jobs: int = 1,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    lyrics_cnn: Path | None = None,
 ) -> dict[str, Any]:
-    """Train each model with `base` settings on one split and score it on the test rows."""
+    """Train each model with `base` settings on one split and score it on the test rows (`overrides`: per model name,
+    see `train_and_score`; `lyrics_cnn`: bert-cnn CNN weights already trained on this split's training lyrics, e.g. by
+    an earlier run with the same manifest and seed, instead of training them again)."""
     manifest = read(manifest_path)
     base = replace(base, label_set=manifest_label_set(manifest))
     out = Path(out)
@@ -99,7 +109,9 @@ def run_benchmark(
         raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
     needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
     spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
-    if any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
+    if lyrics_cnn is not None:  # a CNN trained on this very split before (same manifest and seed)
+        spec = replace(spec, lyrics_cnn=str(lyrics_cnn))
+    elif any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
         trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
         if trained_cnn is not None:
             spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
@@ -116,7 +128,8 @@ def run_benchmark(
     todo = sorted((name for name in models if name not in rows), key=slow_first) if jobs > 1 else [n for n in models if n not in rows]
     context = {"manifest": str(manifest.path), "manifest_sha256": manifest.digest(), "val_split": how,
                "modalities": trained_modalities(tr + va), "encoders": spec.encoder_ids()}
-    args = [(name, base, tr, va, te, out if keep_artifacts else None, context, progress and jobs <= 1) for name in todo]
+    args = [(name, base, tr, va, te, out if keep_artifacts else None, context, progress and jobs <= 1, (overrides or {}).get(name))
+            for name in todo]
     if jobs <= 1:
         for a in args:
             rows[a[0]] = train_and_score(*a)

@@ -18,16 +18,21 @@ def class_weight_tensor(weights: dict[str, float] | None = None, labels: tuple[s
 
 
 class FocalLoss(nn.Module):
-    """mean_i w_{y_i} (1 - p_{y_i})^gamma (-log p_{y_i}); gamma=0 gives weighted cross-entropy."""
+    """mean_i w_{y_i} (1 - p_{y_i})^gamma (-log p_{y_i}); gamma=0 gives weighted cross-entropy.
+
+    `smoothing` e > 0: -log p_{y_i} becomes (1 - e)(-log p_{y_i}) + e mean_c(-log p_c) (label smoothing)."""
 
     weight: torch.Tensor  # registered buffer [C]
 
-    def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0) -> None:
+    def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0, smoothing: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("weight", weight if weight is not None else torch.ones(len(LABELS)))
         self.gamma = gamma
+        self.smoothing = smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logp = F.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1)
+        all_logp = F.log_softmax(logits, dim=-1)
+        logp = all_logp.gather(1, target[:, None]).squeeze(1)
         focal = (1.0 - logp.exp()).clamp(min=0.0) ** self.gamma
-        return (self.weight.to(logits.device)[target] * focal * -logp).mean()
+        nll = (1.0 - self.smoothing) * -logp + self.smoothing * -all_logp.mean(-1) if self.smoothing else -logp
+        return (self.weight.to(logits.device)[target] * focal * nll).mean()

@@ -13,7 +13,7 @@ from catalog.manifest import Item, Manifest, assign_splits, read, validate
 from emotion import artifact
 from emotion.evaluate import plot_confusion, scores
 from emotion.inputs import Built, Failure, InputSpec, build_samples, part_dims
-from emotion.models import ProbeEnsemble
+from emotion.models import ProbeEnsemble, ProbeFusion
 from emotion.models import spec as model_spec
 from emotion.train import TrainConfig, plot_curves, train_model
 
@@ -85,6 +85,13 @@ def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers:
     )
 
 
+def with_parts(model: str, params: dict[str, Any], audio_encoder: str) -> dict[str, Any]:
+    """`params` plus, for the probe models, the widths of the combined audio encoder's parts (one probe each)."""
+    if issubclass(model_spec(model).cls, ProbeEnsemble | ProbeFusion) and "parts" not in params and audio_encoder:
+        return {**params, "parts": part_dims(audio_encoder)}
+    return params
+
+
 def trained_modalities(samples: list) -> list[str]:
     """Modalities at least one training song has."""
     return [m for m in ("audio", "lyrics") if any(getattr(s, m) is not None for s in samples)]
@@ -112,8 +119,7 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     lyrics_cnn = train_lyrics_branch(ispec, train_items, val_items, cfg, Path(out), progress)
     if lyrics_cnn is not None:
         ispec = replace(ispec, lyrics_cnn=str(lyrics_cnn.path))
-    if issubclass(model_spec(cfg.model).cls, ProbeEnsemble) and "parts" not in cfg.model_params and ispec.audio_encoder:
-        cfg = replace(cfg, model_params={**cfg.model_params, "parts": part_dims(ispec.audio_encoder)})
+    cfg = replace(cfg, model_params=with_parts(cfg.model, cfg.model_params, ispec.audio_encoder))
     built_train = build_samples(train_items, ispec, progress, "features train")
     built_val = build_samples(val_items, ispec, progress, "features val")
     if not built_train.samples:

@@ -22,7 +22,7 @@ from emotion.data import SongBatch, SongSample, Standardizer, collate, modality_
 from emotion.evaluate import scores
 from emotion.graphs import song_graph
 from emotion.losses import DEFAULT_CLASS_WEIGHTS, FocalLoss, class_weight_tensor
-from emotion.models import ProbeEnsemble, SongModel, build_model, model_params
+from emotion.models import ProbeEnsemble, ProbeFusion, SongModel, build_model, model_params
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class TrainConfig:
     plateau_patience: int = 15
     early_stop: int = 0  # epochs without val improvement before stopping; 0 = never
     focal_gamma: float = 2.0
+    label_smoothing: float = 0.0
     class_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CLASS_WEIGHTS))
     seed: int = 42
     val_fraction: float = 0.15
@@ -242,9 +243,12 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     if bad:
         raise ValueError(f"labels {bad} are not in the label set {cfg.label_set} ({', '.join(labels)})")
     model = build_model(cfg.model, dims, cfg.params()).to(device)
-    if isinstance(model, ProbeEnsemble):
+    if isinstance(model, ProbeEnsemble | ProbeFusion):  # closed-form probes: no epochs
         return fit_probes(model.cpu(), train_s, val_s, cfg, std, dims)
-    criterion = FocalLoss(class_weight_tensor(cfg.class_weights, labels), cfg.focal_gamma).to(device)
+    prior = getattr(model, "prior", None)
+    if prior is not None:  # frozen closed-form probes inside the model (SongGATNet `prior`): fitted on the training songs
+        prior.fit(train_s, cfg.seed)
+    criterion = FocalLoss(class_weight_tensor(cfg.class_weights, labels), cfg.focal_gamma, cfg.label_smoothing).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     fn = make_collate(model, dims)
     loader = _batches(train_s, cfg.batch_size, gen, fn)
@@ -269,9 +273,9 @@ def train_model(train: list[SongSample], val: list[SongSample], cfg: TrainConfig
     return TrainResult(model.cpu(), std, dims, result.history, result.best_epoch, val_metrics)
 
 
-def fit_probes(model: ProbeEnsemble, train: list[SongSample], val: list[SongSample], cfg: TrainConfig, std: Standardizer,
+def fit_probes(model: ProbeEnsemble | ProbeFusion, train: list[SongSample], val: list[SongSample], cfg: TrainConfig, std: Standardizer,
                dims: dict[str, int]) -> TrainResult:
-    """The probe ensemble has no epochs: C and weight chosen by inner grouped CV on `train`, scored on `val`, then
+    """The probe models have no epochs: C and weight chosen by inner grouped CV on `train`, scored on `val`, then
     refitted with those choices on every labelled song (train + val), as the speech probe is."""
     chosen = model.fit(train, cfg.seed)
     val_metrics = scores(np.array([s.y for s in val]), predict(model, val, dims), cfg.labels) if val else {}

@@ -10,11 +10,17 @@ from torch_geometric.nn import GATConv, global_max_pool, global_mean_pool
 
 from emotion.data import SongBatch
 from emotion.graphs import AUDIO, LYRIC, sparse_edges
-from emotion.models.base import SongModel
+from emotion.models.base import SongModel, masked_mean
+from emotion.models.mlp import masked_std
+from emotion.models.probe_fusion import ProbeFusion
 
 
 class SongGATNet(SongModel):
-    """Two GATConv layers (8 heads, then 1) with residuals and ELU; typed nodes/edges unless `typed=False`."""
+    """Two GATConv layers (8 heads, then 1) with residuals and ELU; typed nodes/edges unless `typed=False`.
+
+    `in_dropout` drops node input features; `probe` adds a residual linear probe of the pooled inputs to the logits;
+    `prior` adds the log-probabilities of frozen closed-form probes (`ProbeFusion`, fitted before training).
+    """
 
     def __init__(
         self,
@@ -30,6 +36,10 @@ class SongGATNet(SongModel):
         graph: str = "hetero",
         sparse_threshold: float | None = None,
         sparse_k: int = 12,
+        in_dropout: float = 0.0,
+        probe: bool = False,
+        prior: bool = False,
+        lyrics_dim: int = 384,
         n_classes: int = 4,
     ) -> None:
         super().__init__()
@@ -50,22 +60,33 @@ class SongGATNet(SongModel):
         ed = edge_dim if typed else None
         self.gat1 = GATConv(hidden, hidden // heads, heads=heads, concat=True, dropout=attn_dropout, edge_dim=ed)
         self.gat2 = GATConv(hidden, hidden, heads=1, dropout=attn_dropout, edge_dim=ed) if layers == 2 else None
-        self.head = nn.Sequential(
-            nn.Linear(2 * hidden, head_hidden), nn.BatchNorm1d(head_hidden), nn.ELU(), nn.Dropout(dropout), nn.Linear(head_hidden, n_classes)
-        )
+        last = nn.Linear(head_hidden, n_classes)
+        self.head = nn.Sequential(nn.Linear(2 * hidden, head_hidden), nn.BatchNorm1d(head_hidden), nn.ELU(), nn.Dropout(dropout), last)
+        self.in_drop = nn.Dropout(in_dropout)
+        # residual linear probe: logits += W [mean ++ std of the audio segments, mean ++ std of the lyric segments]
+        # (zeros for a missing modality), so the graph learns a correction to what a linear read-out of the pooled
+        # inputs already gives (450 training songs are few for 300 k graph parameters alone)
+        self.probe = nn.Linear(2 * (dims["audio"] + dims["lyrics"]), n_classes) if probe else None
+        # `prior`: frozen closed-form probes (ProbeFusion, fitted by train_model on the training songs before the
+        # epochs) whose log-probabilities are added to the logits; the head's last layer starts at zero, so training
+        # starts from the probes and the graph learns only a correction to them
+        self.prior = ProbeFusion(dims, (), lyrics_dim, n_classes) if prior else None
+        if prior:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def embed(self, g: Batch) -> torch.Tensor:
         """Project each node's features to the hidden width (per modality when typed)."""
         is_a, is_l = g.node_type == AUDIO, g.node_type == LYRIC
         if self.typed:
             h = g.x_audio.new_zeros(g.num_nodes, self.proj_audio.out_features)
-            h[is_a] = self.proj_audio(g.x_audio)
-            h[is_l] = self.proj_lyrics(g.x_lyrics)
+            h[is_a] = self.proj_audio(self.in_drop(g.x_audio))
+            h[is_l] = self.proj_lyrics(self.in_drop(g.x_lyrics))
             return h + self.node_type(g.node_type)
         x = g.x_audio.new_zeros(g.num_nodes, self.proj.in_features)
         x[is_a, : g.x_audio.shape[1]] = g.x_audio
         x[is_l, : g.x_lyrics.shape[1]] = g.x_lyrics
-        return self.proj(x)
+        return self.proj(self.in_drop(x))
 
     def encode(self, g: Batch) -> torch.Tensor:
         """Node states after the GAT layers."""
@@ -83,4 +104,18 @@ class SongGATNet(SongModel):
         g = batch.graph
         h = self.encode(g)
         pooled = torch.cat([global_mean_pool(h, g.batch), global_max_pool(h, g.batch)], dim=-1)
-        return self.head(pooled)
+        logits = self.head(pooled)
+        if self.probe is not None:
+            logits = logits + self.probe(self.in_drop(torch.cat(pooled_inputs(batch), dim=-1)))
+        if self.prior is not None:
+            logits = logits + self.prior(batch)
+        return logits
+
+
+def pooled_inputs(batch: SongBatch) -> list[torch.Tensor]:
+    """Mean and std of each modality's segment vectors ([B, d] each; zeros where the song lacks the modality)."""
+    out = []
+    for x, mask in ((batch.audio, batch.audio_mask), (batch.lyrics, batch.lyrics_mask)):
+        mean = masked_mean(x, mask)
+        out += [mean, masked_std(x, mask, mean)]
+    return out

@@ -78,6 +78,47 @@ def test_mix_weights_on_the_simplex_grid() -> None:
     assert mix[1] >= 0.8 and loss < mix_weights([noise[0], noise[1]], y)[1]
 
 
+def bimodal(n: int, seed: int = 0) -> list[SongSample]:
+    """Audio (3 + 5 values) and lyrics (4 sentence values + 2 CNN values) that carry the class; every 4th song
+    has no lyrics (shape + sanity only)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in synthetic(n, seed):
+        lyr = rng.normal(size=(3, 6)).astype(np.float32)
+        lyr[:, s.y] += 1.5
+        out.append(SongSample(id=s.id, label=s.label, audio=s.audio, lyrics=None if int(s.id) % 4 == 3 else lyr, group=s.group))
+    return out
+
+
+def test_probe_fusion_mixes_audio_and_lyrics_probes_and_round_trips(tmp_path: Path) -> None:
+    from emotion.models import ProbeFusion
+
+    train, val = bimodal(64), bimodal(20, seed=1)
+    cfg = TrainConfig(model="probe-fusion", model_params={"parts": [3, 5], "lyrics_dim": 4}, standardize=False)
+    result = train_model(train, val, cfg, progress=False)
+    model = result.model
+    assert isinstance(model, ProbeFusion) and model.audio.parts == [3, 5] and model.lyrics.parts == [4]
+    assert set(result.fit) == {"audio", "lyrics", "w_lyrics"} and 0.0 <= result.fit["w_lyrics"] <= 1.0
+    assert result.val_metrics["accuracy"] > 0.5
+    batch = collate(val, result.dims)
+    pa, pl = model.audio(batch).exp().numpy(), model.lyrics(model.lyrics_view(batch)).exp().numpy()
+    w = result.fit["w_lyrics"]
+    expected = np.where(np.array([s.lyrics is not None for s in val])[:, None], (1 - w) * pa + w * pl, pa)
+    probs = predict(model, val, result.dims)
+    assert np.allclose(probs, expected, atol=1e-5)  # a song without lyrics gets the audio probes alone
+    config = {**cfg.to_json(), "modalities": ["audio", "lyrics"],
+              "encoders": {"audio": {"name": "x+y", "version": "1", "dim": 8}, "lyrics": {"name": "bert-cnn", "version": "1", "dim": 6}}}
+    artifact.save(tmp_path / "m", model, config, result.standardizer, result.dims, {"val": result.val_metrics})
+    assert np.allclose(artifact.load(tmp_path / "m").predict(val), probs, atol=1e-6)
+
+
+def test_probe_fusion_on_lyrics_only_songs_is_the_lyrics_probe() -> None:
+    lyrics_only = [SongSample(id=s.id, label=s.label, lyrics=s.lyrics, group=s.group) for s in bimodal(64) if s.lyrics is not None]
+    cfg = TrainConfig(model="probe-fusion", model_params={"parts": [3, 5], "lyrics_dim": 4}, standardize=False)
+    result = train_model(lyrics_only[:40], lyrics_only[40:], cfg, progress=False)  # e.g. NJU: no audio at all
+    assert result.fit["w_lyrics"] == 1.0 and result.val_metrics["accuracy"] > 0.5
+
+
 def q4_manifest(shared: Path, out: Path, per_quadrant: int = 6) -> Path:
     """A small manifest of real q4 clips: per quadrant the first clips by name; 2 per quadrant are the val split,
     artists as groups."""

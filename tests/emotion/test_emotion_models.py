@@ -36,7 +36,7 @@ def batch_for(model, samples):
     return collate(samples, DIMS, model.needs, builder)
 
 
-@pytest.mark.parametrize("name", [n for n in REGISTRY if n != "probe-ensemble"])  # closed form, no gradients: test_emotion_ensemble.py
+@pytest.mark.parametrize("name", [n for n in REGISTRY if n not in ("probe-ensemble", "probe-fusion")])  # closed form: test_emotion_ensemble.py
 def test_forward_backward_shapes(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, DIMS)
@@ -61,15 +61,68 @@ def test_registry_names_and_unknown_model() -> None:
         build_model("gat9", DIMS)
 
 
-def test_songgatnet_layout_follows_the_paper() -> None:
-    m = build_model("songgatnet", DIMS)
+def test_songgatnet_paper_layout_follows_the_paper() -> None:
+    m = build_model("songgatnet-paper", DIMS)
     assert m.gat1.heads == 8 and m.gat2.heads == 1
     head = list(m.head)
     assert head[0].out_features == 256 and isinstance(head[1], torch.nn.BatchNorm1d)
     assert isinstance(head[2], torch.nn.ELU) and head[3].p == 0.6 and head[4].out_features == 4
     assert head[0].in_features == 2 * 128  # mean ++ max readout of 128-d nodes
+    assert m.probe is None
     assert build_model("single-layer", DIMS).gat2 is None
     assert build_model("homogeneous", DIMS).typed is False
+
+
+def test_paper_recipe_is_train_configs_defaults() -> None:
+    from emotion.models import PAPER_RECIPE
+    from emotion.train import TrainConfig
+
+    assert {k: getattr(TrainConfig(), k) for k in PAPER_RECIPE} == PAPER_RECIPE
+
+
+def test_songgatnet_and_its_ablations_share_the_small_data_recipe() -> None:
+    from emotion.models import GAT_PARAMS, GAT_RECIPE
+
+    for name in ("songgatnet", "homogeneous", "no-cross", "single-layer", "sparse-gat"):
+        m = build_model(name, DIMS)
+        assert m.prior is not None and m.probe is None and m.gat1.heads == GAT_PARAMS["heads"] and REGISTRY[name].recipe == GAT_RECIPE
+
+
+def test_songgatnet_probe_residual_and_input_dropout() -> None:
+    torch.manual_seed(0)
+    plain, probed = build_model("songgatnet-paper", DIMS), build_model("songgatnet-paper", DIMS, {"probe": True, "in_dropout": 0.3})
+    assert plain.probe is None and probed.probe is not None and probed.probe.in_features == 2 * (10 + 6)
+    probed.train()
+    batch = batch_for(probed, songs())
+    loss, logits = probed.loss(batch, FocalLoss(class_weight_tensor(), 0.0, smoothing=0.1))
+    loss.backward()
+    assert logits.shape == (5, 4) and probed.probe.weight.grad is not None and torch.isfinite(probed.probe.weight.grad).all()
+
+
+def test_songgatnet_prior_starts_from_the_fitted_probes() -> None:
+    from emotion.train import TrainConfig, predict, train_model
+
+    labels = ("happy", "angry", "sad", "relaxed")
+    rng = np.random.default_rng(0)
+    train = []
+    for i in range(40):
+        a, lyr = rng.normal(size=(3, 10)).astype(np.float32), rng.normal(size=(2, 6)).astype(np.float32)
+        a[:, i % 4] += 2.0
+        lyr[:, i % 4] += 2.0
+        train.append(SongSample(id=str(i), label=labels[i % 4], audio=a, lyrics=None if i % 5 == 0 else lyr, group=f"g{i // 2}"))
+    cfg = TrainConfig(model="songgatnet", model_params={"prior": True, "probe": False, "lyrics_dim": 4}, epochs=0, threads=1)
+    model = train_model(train, [], cfg, progress=False).model  # no epochs: the fitted probes and a zero correction
+    assert model.prior is not None and 0.0 <= float(model.prior.w_lyrics) <= 1.0
+    probs = predict(model, train, {"audio": 10, "lyrics": 6})
+    with torch.no_grad():
+        expected = torch.softmax(model.prior(collate(train, {"audio": 10, "lyrics": 6})), -1).numpy()
+    assert np.allclose(probs, expected, atol=1e-5) and (probs.argmax(1) == [s.y for s in train]).mean() > 0.8
+
+
+def test_label_smoothing_mixes_in_the_mean_log_probability() -> None:
+    logits, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 3])
+    expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.2)
+    assert FocalLoss(torch.ones(4), gamma=0.0, smoothing=0.2)(logits, y).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_focal_loss_reduces_to_weighted_cross_entropy() -> None:
@@ -106,7 +159,9 @@ def test_lstm_attention_trains_with_its_own_recipe_and_default_resolves() -> Non
     cfg = _config("lstm-attention", None, None, None, None, None, None, None, [], [], None)
     assert (cfg.lr, cfg.focal_gamma, cfg.batch_size, cfg.class_weights) == (1e-3, 0.0, 16, {})
     gat = _config("songgatnet", None, None, None, None, None, None, None, [], [], None)
-    assert (gat.lr, gat.focal_gamma) == (5e-5, 2.0)
+    assert (gat.lr, gat.focal_gamma, gat.label_smoothing) == (3e-4, 0.0, 0.1)
+    paper = _config("songgatnet-paper", None, None, None, None, None, None, None, [], [], None)
+    assert (paper.lr, paper.focal_gamma, paper.label_smoothing) == (5e-5, 2.0, 0.0)
     default = _config("default", None, None, None, None, None, None, None, [], ["epochs=5"], None)
     assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2", 3.0, 5)
     pooled = _config("pooled-mlp", None, None, None, None, None, None, None, [], [], None)
