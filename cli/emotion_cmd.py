@@ -43,13 +43,21 @@ def _config(
     params: list[str],
     settings: list[str],
     workers: int | None,
+    manifest: Path | None = None,
 ) -> TrainConfig:
     from dataclasses import fields
 
     from emotion.inputs import default_audio_encoder
-    from emotion.models import REGISTRY, resolve
+    from emotion.models import REGISTRY, default_for, resolve
     from emotion.train import TrainConfig
 
+    if model == "default" and manifest is not None:  # the shipped best for this manifest's modalities
+        from catalog.manifest import ManifestError, read
+
+        try:
+            model = default_for(read(manifest).items)
+        except ManifestError as exc:
+            _fail(str(exc))
     model = resolve(model)
     if model not in REGISTRY:
         _fail(f"unknown --model {model!r}; choose one of default, {', '.join(REGISTRY)}")
@@ -91,7 +99,8 @@ WORKERS = typer.Option(None, "--workers", min=1, help="Feature extraction proces
 
 def train_emotion(
     manifest: Path = MANIFEST,
-    model: str = typer.Option("songgatnet", "--model", help="Model name (see `musicrec models names`); 'default' is the shipped best song model."),
+    model: str = typer.Option("songgatnet", "--model", help="Model name (see `musicrec models names`); 'default' is the shipped best song model "
+                              "(probe-fusion for a manifest of audio + lyrics)."),
     out: Path = typer.Option(..., "--out", help="Artifact folder to write."),
     epochs: int | None = EPOCHS, seed: int | None = SEED, device: str | None = DEVICE, batch_size: int | None = BATCH,
     audio_encoder: str | None = AUDIO_ENC, lyrics_encoder: str | None = LYRICS_ENC, lr: float | None = LR,
@@ -103,7 +112,7 @@ def train_emotion(
     from catalog.manifest import ManifestError
     from emotion.runs import RunError, train_manifest
 
-    cfg = _config(model, epochs, seed, device, batch_size, audio_encoder, lyrics_encoder, lr, param, set_, workers)
+    cfg = _config(model, epochs, seed, device, batch_size, audio_encoder, lyrics_encoder, lr, param, set_, workers, manifest)
     try:
         report = train_manifest(manifest, out, cfg, register=register_model)
     except (ManifestError, RunError, ValueError) as exc:
@@ -225,9 +234,10 @@ def _models_app() -> typer.Typer:
     @app.command("names")
     def names() -> None:
         """The model names `--model` accepts."""
-        from emotion.models import DEFAULT_MODEL, REGISTRY
+        from emotion.models import BIMODAL_DEFAULT_MODEL, DEFAULT_MODEL, REGISTRY
 
-        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn + Whisper tiny.en layer 2, 3 s segments)")
+        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn + Whisper tiny.en layer 2, 3 s segments); "
+                   f"{BIMODAL_DEFAULT_MODEL} for a manifest whose songs mostly have audio and lyrics")
         for name, spec in REGISTRY.items():
             typer.echo(f"{name:<16} {spec.description}")
 

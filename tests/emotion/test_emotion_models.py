@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -166,3 +168,29 @@ def test_lstm_attention_trains_with_its_own_recipe_and_default_resolves() -> Non
     assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2", 3.0, 5)
     pooled = _config("pooled-mlp", None, None, None, None, None, None, None, [], [], None)
     assert (pooled.audio_encoder, pooled.segment_s, pooled.epochs) == ("musicnn", 3.0, 80)
+
+
+def test_default_follows_the_manifests_modalities(shared_data: Path, tmp_path: Path) -> None:
+    """`--model default` on real manifests: mirex (audio + lyrics for most songs) gets the bimodal probe fusion, q4
+    (audio only) the audio probe ensemble, and a manifest where under half the songs have lyrics stays audio-only."""
+    from catalog.importers.mirex import import_mirex
+    from catalog.importers.q4 import import_q4
+    from catalog.manifest import read
+    from cli.emotion_cmd import _config
+
+    mirex, q4 = tmp_path / "mirex.csv", tmp_path / "q4.csv"
+    import_mirex(shared_data / "mirex-bimodal-dev", mirex)
+    import_q4(shared_data / "q4-audio-dev", q4)
+    fusion = _config("default", None, None, None, None, None, None, None, [], [], None, mirex)
+    assert (fusion.model, fusion.audio_encoder, fusion.segment_s, fusion.lyrics_cnn_epochs) == ("probe-fusion", "musicnn+whisper-tiny.en-l2", 3.0, 0)
+    audio = _config("default", None, None, None, None, None, None, None, [], [], None, q4)
+    assert (audio.model, audio.audio_encoder) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2")
+    from emotion.models import default_for
+
+    items = read(mirex).items
+    with_lyrics = [it for it in items if it.lyrics is not None and it.audio is not None]
+    without = [it for it in items if it.lyrics is None]
+    assert len(with_lyrics) > len(items) / 2 and without  # the real set: 478 of 568 songs have lyrics
+    assert default_for(with_lyrics[: len(without)] + without) == "probe-fusion"  # half and half
+    assert default_for(with_lyrics[: len(without) - 1] + without) == "probe-ensemble"
+    assert default_for([]) == "probe-ensemble"
