@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from emotion.data import SongBatch, SongSample
-from emotion.models.base import SongModel, masked_mean
-from emotion.models.mlp import masked_std
+from emotion.models.base import SongModel
+from emotion.models.mlp import masked_mean_std
 from emotion.probes import fit_linear_probe, full_class_coefficients
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ class ProbeEnsemble(SongModel):
         for i, d in enumerate(self.parts):
             x = batch.audio[..., start : start + d]
             start += d
-            mean = masked_mean(x, batch.audio_mask)
-            z = (torch.cat([mean, masked_std(x, batch.audio_mask, mean)], dim=-1) - self._buf("mean", i)) / self._buf("scale", i)
+            z = (masked_mean_std(x, batch.audio_mask) - self._buf("mean", i)) / self._buf("scale", i)
             out.append(torch.softmax(z @ self._buf("coef", i).T + self._buf("bias", i), dim=-1))
         return out
 

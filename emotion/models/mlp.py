@@ -39,6 +39,12 @@ def masked_std(x: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor) -> torch
     return masked_mean((x - mean.unsqueeze(1)) ** 2, mask).clamp(min=0.0).sqrt()
 
 
+def masked_mean_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, N, D] segments -> [B, 2D]: mean ++ std over the mask==True rows (the pooled vector of every probe/head)."""
+    mean = masked_mean(x, mask)
+    return torch.cat([mean, masked_std(x, mask, mean)], dim=-1)
+
+
 class PooledHead(SongModel):
     """Mean and std of the audio segment vectors (3 s musicnn patches in the default recipe) -> MLP.
 
@@ -57,8 +63,7 @@ class PooledHead(SongModel):
 
     def pooled(self, batch: SongBatch) -> torch.Tensor:
         x, mask = (batch.audio, batch.audio_mask) if self.modality == "audio" else (batch.lyrics, batch.lyrics_mask)
-        mean = masked_mean(x, mask)
-        return torch.cat([mean, masked_std(x, mask, mean)], dim=-1)
+        return masked_mean_std(x, mask)
 
     def forward(self, batch: SongBatch) -> torch.Tensor:
         return self.net(self.pooled(batch))

@@ -10,8 +10,8 @@ from torch_geometric.nn import GATConv, global_max_pool, global_mean_pool
 
 from emotion.data import SongBatch
 from emotion.graphs import AUDIO, LYRIC, sparse_edges
-from emotion.models.base import SongModel, masked_mean
-from emotion.models.mlp import masked_std
+from emotion.models.base import SongModel
+from emotion.models.mlp import masked_mean_std
 from emotion.models.probe_fusion import ProbeFusion
 
 
@@ -106,16 +106,12 @@ class SongGATNet(SongModel):
         pooled = torch.cat([global_mean_pool(h, g.batch), global_max_pool(h, g.batch)], dim=-1)
         logits = self.head(pooled)
         if self.probe is not None:
-            logits = logits + self.probe(self.in_drop(torch.cat(pooled_inputs(batch), dim=-1)))
+            logits = logits + self.probe(self.in_drop(pooled_inputs(batch)))
         if self.prior is not None:
             logits = logits + self.prior(batch)
         return logits
 
 
-def pooled_inputs(batch: SongBatch) -> list[torch.Tensor]:
-    """Mean and std of each modality's segment vectors ([B, d] each; zeros where the song lacks the modality)."""
-    out = []
-    for x, mask in ((batch.audio, batch.audio_mask), (batch.lyrics, batch.lyrics_mask)):
-        mean = masked_mean(x, mask)
-        out += [mean, masked_std(x, mask, mean)]
-    return out
+def pooled_inputs(batch: SongBatch) -> torch.Tensor:
+    """[B, 2 (d_audio + d_lyrics)]: mean ++ std of each modality's segment vectors (zeros where a song lacks one)."""
+    return torch.cat([masked_mean_std(batch.audio, batch.audio_mask), masked_mean_std(batch.lyrics, batch.lyrics_mask)], dim=-1)
