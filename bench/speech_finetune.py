@@ -55,14 +55,12 @@ class TunedWhisper(torch.nn.Module):
 
     def pooled(self, mel: torch.Tensor) -> torch.Tensor:
         """[n_mels, T] log-Mel -> [dim] mean ++ std of every encoder's last kept block."""
+        from emotion.features.whisper import encoder_states
+
         out = []
         for enc in self.encs:
-            x = torch.nn.functional.gelu(enc.conv1(mel.unsqueeze(0)))
-            x = torch.nn.functional.gelu(enc.conv2(x)).transpose(1, 2)
-            x = x + enc.embed_positions.weight[: x.shape[1]]
-            for block in enc.layers:
-                x = block(x, None)
-            out += [x[0].mean(0), x[0].std(0)]
+            x = encoder_states(enc, mel, (len(enc.layers),))[len(enc.layers)][0]
+            out += [x.mean(0), x.std(0)]
         return torch.cat(out)
 
     def forward(self, mels: list[torch.Tensor]) -> torch.Tensor:

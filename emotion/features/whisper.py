@@ -67,6 +67,24 @@ def quantize_int8(encoder: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def encoder_states(encoder: Any, mel: torch.Tensor, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """The hidden states [1, ceil(T / 2), d_model] after each of `layers` blocks of a `WhisperEncoder`, from one pass
+    over the log-Mel `mel` [n_mels, T] (T <= 3000; positional embeddings cut to the frames). Layer 0 is the stem
+    (convs + positions); the final layer norm applies only after the model's last block (`config.encoder_layers`).
+    Differentiable: the inference runner wraps it in `inference_mode`, fine-tuning calls it as is."""
+    x = torch.nn.functional.gelu(encoder.conv1(mel.unsqueeze(0)))
+    x = torch.nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)  # [1, T', d]
+    x = x + encoder.embed_positions.weight[: x.shape[1]]
+    last = int(encoder.config.encoder_layers)
+    out: dict[int, torch.Tensor] = {}
+    for i in range(max(layers) + 1):
+        if i:
+            x = encoder.layers[i - 1](x, None)
+        if i in layers:
+            out[i] = encoder.layer_norm(x) if i == last else x
+    return out
+
+
 class WhisperEncoderRunner:
     """A `WhisperEncoder` run on inputs of any length, stopping after `layers` blocks."""
 
@@ -88,18 +106,7 @@ class WhisperEncoderRunner:
     @torch.inference_mode()
     def run_mel_layers(self, mel: torch.Tensor, layers: tuple[int, ...]) -> dict[int, torch.Tensor]:
         """The hidden states after each of `layers` blocks (each <= the runner's `layers`), from one pass."""
-        enc = self.encoder
-        x = mel.to(self.device).unsqueeze(0)
-        x = torch.nn.functional.gelu(enc.conv1(x))
-        x = torch.nn.functional.gelu(enc.conv2(x)).transpose(1, 2)  # [1, T', d]
-        x = x + enc.embed_positions.weight[: x.shape[1]]
-        out: dict[int, torch.Tensor] = {}
-        for i in range(max(layers) + 1):
-            if i:
-                x = enc.layers[i - 1](x, None)
-            if i in layers:
-                out[i] = (enc.layer_norm(x) if i == self.n_layers else x)[0].float()
-        return out
+        return {i: x[0].float() for i, x in encoder_states(self.encoder, mel.to(self.device), layers).items()}
 
     def frames(self, y: np.ndarray) -> np.ndarray:
         """Hidden states of 16 kHz audio, one row per 20 ms: float32 [frames, d_model]; 30 s chunks beyond 30 s."""

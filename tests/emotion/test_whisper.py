@@ -31,7 +31,9 @@ def test_converted_encoder_matches_ctranslate2(model: str, reference: dict[str, 
 
     mel = log_mel(reference_audio())
     assert mel.shape == (80, 3000)
-    np.testing.assert_allclose(mel.numpy(), reference["mel"], atol=1e-5)
+    # float32 noise between library builds reaches 3e-5 (numpy 2.4 / librosa 0.11 against the recording's); a wrong
+    # window, filter bank or clamp differs by more than 1e-2
+    np.testing.assert_allclose(mel.numpy(), reference["mel"], atol=1e-4)
     enc = load_packaged(model)
     out = WhisperEncoderRunner(enc, len(enc.layers)).run_mel(mel).numpy()
     assert out.shape == (1500, {"tiny.en": 384, "base": 512}[model])
