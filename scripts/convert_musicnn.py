@@ -1,4 +1,4 @@
-"""Convert musicnn's MSD_musicnn TensorFlow checkpoint to safetensors for the PyTorch port, with TF reference outputs.
+"""Convert a musicnn TensorFlow checkpoint (MSD_musicnn or MTT_musicnn) to safetensors for the PyTorch port, with TF reference outputs.
 
 Run once, at conversion time only, in a throwaway environment that has TensorFlow 2.x with tf.compat.v1
 (2.15 works) and the `musicnn` package (its code targets TF1 through tf.compat.v1):
@@ -6,11 +6,14 @@ Run once, at conversion time only, in a throwaway environment that has TensorFlo
     python3.11 -m venv /tmp/tfvenv
     /tmp/tfvenv/bin/pip install "tensorflow-cpu==2.15.1" "numpy<2" "librosa==0.10.2.post1" safetensors soundfile
     /tmp/tfvenv/bin/pip install --no-deps musicnn==0.1.0
-    /tmp/tfvenv/bin/python scripts/convert_musicnn.py
+    /tmp/tfvenv/bin/python scripts/convert_musicnn.py                        # MSD_musicnn (the default)
+    /tmp/tfvenv/bin/python scripts/convert_musicnn.py --model MTT_musicnn
 
-Writes emotion/features/weights/musicnn_msd.safetensors (inference variables only: conv kernels, biases,
-batch-norm gamma/beta/moving statistics; Adam slots dropped), LICENSE-musicnn.md (ISC, from the package)
-and musicnn_msd_reference.npz: a fixed synthetic input (`reference_audio()`), the input patches exactly
+Writes emotion/features/weights/musicnn_msd.safetensors (MSD_musicnn; musicnn_mtt.safetensors for MTT_musicnn:
+the same architecture, trained on MagnaTagATune's 50 tags) with the tag labels in its metadata (inference
+variables only: conv kernels, biases, batch-norm gamma/beta/moving statistics; Adam slots dropped),
+LICENSE-musicnn.md (ISC, from the package) and musicnn_msd_reference.npz (musicnn_mtt_reference.npz): a fixed
+synthetic input (`reference_audio()`), the input patches exactly
 as musicnn's own `batch_data` computes them, and TF's outputs for them (tag probabilities, penultimate
 layer, mean/max pool) from musicnn's own `models.define_model` graph restored from the checkpoint.
 This script needs neither torch nor musicrec.
@@ -24,12 +27,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 SR = 16000
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "emotion" / "features" / "weights"
+MODELS = {"MSD_musicnn": "msd", "MTT_musicnn": "mtt"}  # checkpoint folder in the package -> file stem suffix
 
 
 def reference_audio(seconds: float = 6.5, sr: int = SR) -> np.ndarray:
@@ -91,7 +96,7 @@ def convert_variables(ckpt: str) -> dict[str, np.ndarray]:
     return out
 
 
-def tf_reference(model_dir: Path, audio: np.ndarray) -> dict[str, np.ndarray]:
+def tf_reference(model_dir: Path, audio: np.ndarray, model: str = "MSD_musicnn") -> dict[str, np.ndarray]:
     """musicnn's own preprocessing and graph, restored from the checkpoint, on `audio`."""
     import soundfile as sf
     import tensorflow as tf
@@ -105,16 +110,36 @@ def tf_reference(model_dir: Path, audio: np.ndarray) -> dict[str, np.ndarray]:
         sf.write(wav, audio, SR, subtype="FLOAT")
         batch, _ = extractor.batch_data(str(wav), 187, 187)
     tf.compat.v1.reset_default_graph()
+    labels = config.MSD_LABELS if model == "MSD_musicnn" else config.MTT_LABELS
     x = tf.compat.v1.placeholder(tf.float32, [None, 187, config.N_MELS])
     is_training = tf.compat.v1.placeholder(tf.bool)
     logits, _tim, _tem, _c1, _c2, _c3, mean_pool, max_pool, penultimate = models.define_model(
-        x, is_training, "MSD_musicnn", len(config.MSD_LABELS))
+        x, is_training, model, len(labels))
     probs = tf.nn.sigmoid(logits)
     with tf.compat.v1.Session() as sess:
         tf.compat.v1.train.Saver().restore(sess, str(model_dir) + "/")
         p, pen, mp, xp = sess.run([probs, penultimate, mean_pool, max_pool], {x: batch.astype(np.float32), is_training: False})
     return {"patches": batch.astype(np.float32), "tags": p, "penultimate": pen, "mean_pool": mp, "max_pool": xp,
-            "labels": np.array(config.MSD_LABELS)}
+            "labels": np.array(labels)}
+
+
+def unchanged(out: Path, stem: str, weights: dict[str, np.ndarray], meta: dict[str, str], ref: dict[str, np.ndarray]) -> bool:
+    """Whether `out` already holds these outputs: the same tensors and metadata (safetensors orders the metadata
+    differently from run to run, and the file's bytes are its cache fingerprint) and reference outputs within 1e-5
+    (TensorFlow's own run-to-run noise). Then the files are left alone, so a re-run never changes a fingerprint."""
+    from safetensors import safe_open
+
+    wfile, rfile = out / f"{stem}.safetensors", out / f"{stem}_reference.npz"
+    if not (wfile.is_file() and rfile.is_file()):
+        return False
+    with safe_open(str(wfile), framework="np") as fh:
+        if fh.metadata() != meta or set(fh.keys()) != set(weights):
+            return False
+        if not all(np.array_equal(fh.get_tensor(k), v) for k, v in weights.items()):
+            return False
+    old = np.load(rfile)
+    return set(old.files) == set(ref) - {"labels"} and all(
+        old[k].shape == ref[k].shape and np.allclose(old[k], ref[k], rtol=0, atol=1e-5) for k in old.files)
 
 
 def main() -> None:
@@ -123,21 +148,27 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model", choices=tuple(MODELS), default="MSD_musicnn", help="which checkpoint of the package")
     args = parser.parse_args()
     pkg = Path(musicnn.__file__).parent
-    model_dir = pkg / "MSD_musicnn"
+    model_dir = pkg / args.model
+    stem = f"musicnn_{MODELS[args.model]}"
     args.out.mkdir(parents=True, exist_ok=True)
     weights = convert_variables(str(model_dir) + "/")
-    meta = {"source": "musicnn 0.1.0 MSD_musicnn checkpoint (Pons & Serra, MTG-UPF), converted by scripts/convert_musicnn.py",
+    meta = {"source": f"musicnn 0.1.0 {args.model} checkpoint (Pons & Serra, MTG-UPF), converted by scripts/convert_musicnn.py",
             "licence": "ISC (LICENSE-musicnn.md)"}
-    ref = tf_reference(model_dir, reference_audio())
+    ref = tf_reference(model_dir, reference_audio(), args.model)
     meta["labels"] = json.dumps([str(x) for x in ref["labels"]])
-    save_file(weights, str(args.out / "musicnn_msd.safetensors"), metadata=meta)
-    np.savez_compressed(args.out / "musicnn_msd_reference.npz", **{k: v for k, v in ref.items() if k != "labels"})
+    if unchanged(args.out, stem, weights, meta, ref):
+        print(f"{stem}.safetensors and {stem}_reference.npz in {args.out} already hold these outputs: left alone")
+    else:
+        save_file(weights, str(args.out / f"{stem}.safetensors"), metadata=meta)
+        arrays: dict[str, Any] = {k: v for k, v in ref.items() if k != "labels"}  # Any: numpy's stub mixes **arrays with its flags
+        np.savez_compressed(args.out / f"{stem}_reference.npz", **arrays)
     licence = pkg.parent / "musicnn-0.1.0.dist-info" / "LICENSE.md"
     shutil.copyfile(licence, args.out / "LICENSE-musicnn.md")
     total = sum(v.size for v in weights.values())
-    print(f"wrote {len(weights)} tensors ({total} parameters) and reference outputs for {len(ref['tags'])} patches to {args.out}")
+    print(f"{args.model}: {len(weights)} tensors ({total} parameters), reference outputs for {len(ref['tags'])} patches, in {args.out}")
     print("top tags on the reference input:", [str(ref["labels"][i]) for i in np.argsort(-ref["tags"].mean(0))[:5]])
 
 

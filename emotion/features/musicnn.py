@@ -1,6 +1,8 @@
-"""`musicnn` audio encoder: a PyTorch port of musicnn's MSD_musicnn (Pons & Serra 2019, ISC licence).
+"""`musicnn` audio encoders: a PyTorch port of musicnn's MSD_musicnn and MTT_musicnn (Pons & Serra 2019, ISC licence).
 
-Architecture as in musicnn's models.py (`build_musicnn`, MSD: 64 mid-end filters, 200 back-end units):
+Both checkpoints share one architecture, musicnn's models.py `build_musicnn` with 64 mid-end filters, 200 back-end
+units and 50 tags (`define_model` builds MSD_musicnn and MTT_musicnn with the same arguments); only the weights and
+the tag vocabulary differ (CHECKPOINTS):
 - input: 3 s patches of 187 frames of log-compressed 96-band Mel spectrogram (16 kHz, n_fft 512, hop 256,
   `log10(10000 * mel + 1)` after a float16 cast, exactly as musicnn's `batch_data`), batch-normalised;
 - front-end: timbral convs (7 x 38 and 7 x 67 over time x frequency, 204 filters each) and temporal convs
@@ -9,12 +11,14 @@ Architecture as in musicnn's models.py (`build_musicnn`, MSD: 64 mid-end filters
 - back-end: max and mean over time of [front-end | mid-end] (753 x 2, interleaved as TF flattens them),
   batch norm, dense 200 + ReLU + batch norm (the "penultimate" layer), dense 50 -> sigmoid tag probabilities.
 
-Weights: emotion/features/weights/musicnn_msd.safetensors, converted from the checkpoint shipped in the
-`musicnn` PyPI package by scripts/convert_musicnn.py (licence in weights/LICENSE-musicnn.md); the test
-compares this port with TensorFlow outputs the script recorded.
+Weights: emotion/features/weights/musicnn_msd.safetensors (Million Song Dataset tags) and musicnn_mtt.safetensors
+(MagnaTagATune tags), converted from the checkpoints shipped in the `musicnn` PyPI package by
+scripts/convert_musicnn.py --model MSD_musicnn|MTT_musicnn (licence in weights/LICENSE-musicnn.md); the test
+compares this port with TensorFlow outputs the script recorded for each.
 
 Segment vector (250-d): the penultimate embedding averaged over the segment's 3 s patches (200) followed
-by the averaged 50 MSD tag probabilities (MSD_LABELS; they include sad, happy, Mellow, chill).
+by the averaged 50 tag probabilities (MSD_LABELS, which include sad, happy, Mellow, chill, for "musicnn";
+MTT_LABELS, which include slow, fast, loud, quiet, soft, for "musicnn-mtt").
 Patches are non-overlapping, from the start of the segment; a remainder longer than half a patch adds one
 patch ending at the segment's end; segments shorter than one patch are repeat-padded (musicnn's training
 setting `pad_short: repeat-pad`).
@@ -40,7 +44,6 @@ HOP = 256
 N_MELS = 96
 PATCH_FRAMES = 187
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization default
-WEIGHTS = "musicnn_msd.safetensors"
 POOLED = 2 * (2 * 204 + 3 * 51 + 3 * 64)  # max and mean over time of the 753 front-end + mid-end channels
 TIME_BLOCK = 32  # output frames per timbral conv call: a patch's [204, F, 32] map fits a core's L2 cache
 FREQ_BLOCK = 16  # frequency bands per temporal conv call, for the same reason
@@ -53,10 +56,29 @@ MSD_LABELS: tuple[str, ...] = (
     "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country", "easy listening", "sexy",
     "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy",
 )
+MTT_LABELS: tuple[str, ...] = (
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient", "beat",
+    "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals", "harpsichord",
+    "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft", "sitar", "solo", "man", "classic",
+    "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello", "no voice", "weird",
+    "country", "metal", "female voice", "choral",
+)
+# checkpoint -> (encoder name, weights file, tag labels in the order of the output layer)
+CHECKPOINTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "msd": ("musicnn", "musicnn_msd.safetensors", MSD_LABELS),
+    "mtt": ("musicnn-mtt", "musicnn_mtt.safetensors", MTT_LABELS),
+}
 
 
-def weights_path() -> Path:
-    return Path(str(files("emotion.features") / "weights" / WEIGHTS))
+def _checkpoint(checkpoint: str) -> tuple[str, str, tuple[str, ...]]:
+    if checkpoint not in CHECKPOINTS:
+        raise EncoderError(f"unknown musicnn checkpoint {checkpoint!r}; choose one of {', '.join(CHECKPOINTS)}")
+    return CHECKPOINTS[checkpoint]
+
+
+def weights_path(checkpoint: str = "msd") -> Path:
+    """The shipped weights file of `checkpoint` ("msd" or "mtt")."""
+    return Path(str(files("emotion.features") / "weights" / _checkpoint(checkpoint)[1]))
 
 
 class _ConvBN(nn.Module):
@@ -112,7 +134,7 @@ def _same_pad(k: int) -> tuple[int, int]:
 
 
 class Musicnn(nn.Module):
-    """MSD_musicnn: [B, 187, 96] log-Mel patches -> (tag logits [B, 50], penultimate [B, 200])."""
+    """MSD_musicnn / MTT_musicnn: [B, 187, 96] log-Mel patches -> (tag logits [B, 50], penultimate [B, 200])."""
 
     def __init__(self, n_mels: int = N_MELS, n_classes: int = 50, mid_filters: int = 64, backend_units: int = 200) -> None:
         super().__init__()
@@ -169,11 +191,11 @@ class Musicnn(nn.Module):
         return self.out(penultimate), penultimate, pooled
 
 
-def load_musicnn(path: str | Path | None = None) -> Musicnn:
-    """The port with the converted MSD weights, in eval mode."""
+def load_musicnn(path: str | Path | None = None, checkpoint: str = "msd") -> Musicnn:
+    """The port with converted weights (`path`, else the shipped ones of `checkpoint`), in eval mode."""
     from safetensors.torch import load_file
 
-    path = Path(path) if path else weights_path()
+    path = Path(path) if path else weights_path(checkpoint)
     if not path.is_file():
         raise EncoderError(
             f"musicnn weights not found at {path}; they ship with musicrec (emotion/features/weights) - reinstall, "
@@ -209,31 +231,33 @@ def patches(rep: np.ndarray, n: int = PATCH_FRAMES) -> np.ndarray:
 
 
 class MusicnnEncoder:
-    """AudioEncoder "musicnn": mean penultimate embedding (200) + mean MSD tag probabilities (50) per segment.
+    """AudioEncoder "musicnn" / "musicnn-mtt": mean penultimate embedding (200) + mean tag probabilities (50) per segment.
 
-    `pool=True` ("musicnn-pool") appends the back-end's input, the max and mean over time of the front-end and
-    mid-end feature maps (1506 values, before the dense layers): 1756 values per segment.
+    `checkpoint` picks the weights: "msd" (MSD_musicnn, name "musicnn") or "mtt" (MTT_musicnn, "musicnn-mtt").
+    `pool=True` ("musicnn-pool", "musicnn-mtt-pool") appends the back-end's input, the max and mean over time of the
+    front-end and mid-end feature maps (1506 values, before the dense layers): 1756 values per segment.
+    The version fingerprints the weights file, so each checkpoint's features are cached apart.
     """
 
-    name = "musicnn"
     dim = 250
     sample_rate = SR
-    labels = MSD_LABELS
 
-    def __init__(self, weights: str | Path | None = None, *, device: str | None = None, batch_size: int | None = None,
-                 pool: bool = False) -> None:
+    def __init__(self, weights: str | Path | None = None, *, checkpoint: str = "msd", device: str | None = None,
+                 batch_size: int | None = None, pool: bool = False) -> None:
         from catalog.settings import get_settings
         from emotion.features.cache import weights_fingerprint
 
+        name, _, self.labels = _checkpoint(checkpoint)
+        self.name = name
         self.device = device or get_settings().torch_device()
-        self.model = load_musicnn(weights).to(self.device)
+        self.model = load_musicnn(weights, checkpoint).to(self.device)
         on_cpu = str(self.device).startswith("cpu")
         self.model.blocked = on_cpu  # cache-sized blocks pay on a CPU core; an accelerator wants the big batch
         self.batch_size = batch_size or (CPU_BATCH if on_cpu else 64)
         self.pool = pool
         if pool:
-            self.name, self.dim = "musicnn-pool", 250 + POOLED
-        self.version = f"2-{weights_fingerprint(Path(weights) if weights else weights_path())}"
+            self.name, self.dim = f"{name}-pool", 250 + POOLED
+        self.version = f"2-{weights_fingerprint(Path(weights) if weights else weights_path(checkpoint))}"
 
     @torch.inference_mode()
     def run_patches(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -264,9 +288,9 @@ class MusicnnEncoder:
         return out
 
 
-def tag_names_from_weights(path: str | Path | None = None) -> list[str]:
+def tag_names_from_weights(path: str | Path | None = None, checkpoint: str = "msd") -> list[str]:
     """The label list stored in the weights' metadata by the conversion script."""
     from safetensors import safe_open
 
-    with safe_open(str(path or weights_path()), framework="np") as fh:
+    with safe_open(str(path or weights_path(checkpoint)), framework="np") as fh:
         return json.loads((fh.metadata() or {}).get("labels", "[]"))

@@ -1,9 +1,10 @@
-"""The PyTorch musicnn port against TensorFlow reference outputs recorded by scripts/convert_musicnn.py."""
+"""The PyTorch musicnn port (MSD_musicnn and MTT_musicnn) against TensorFlow reference outputs recorded by scripts/convert_musicnn.py."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ import torch
 
 from emotion.features.base import AudioEncoder, EncoderError
 from emotion.features.musicnn import (
+    CHECKPOINTS,
     MSD_LABELS,
+    MTT_LABELS,
     MusicnnEncoder,
     load_musicnn,
     log_mel,
@@ -19,12 +22,13 @@ from emotion.features.musicnn import (
     tag_names_from_weights,
     weights_path,
 )
+from emotion.features.registry import make_audio_encoder
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO / "emotion" / "features" / "weights" / "musicnn_msd_reference.npz"
+WEIGHTS = REPO / "emotion" / "features" / "weights"
 
 
-def _convert_script():
+def _convert_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("convert_musicnn", REPO / "scripts" / "convert_musicnn.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -32,20 +36,38 @@ def _convert_script():
     return module
 
 
+@pytest.fixture(scope="module", params=sorted(CHECKPOINTS))
+def checkpoint(request: pytest.FixtureRequest) -> str:
+    """Each converted checkpoint: "msd" (MSD_musicnn) and "mtt" (MTT_musicnn)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def ref() -> dict[str, np.ndarray]:
-    return dict(np.load(REFERENCE))
+def ref(checkpoint: str) -> dict[str, np.ndarray]:
+    return dict(np.load(WEIGHTS / f"musicnn_{checkpoint}_reference.npz"))
 
 
-def test_weights_and_licence_ship_with_the_package() -> None:
-    assert weights_path().is_file()
-    assert "Permission to use, copy, modify" in (weights_path().parent / "LICENSE-musicnn.md").read_text()
-    assert tag_names_from_weights() == list(MSD_LABELS)
+def test_weights_and_licence_ship_with_the_package(checkpoint: str) -> None:
+    assert weights_path(checkpoint).is_file()
+    assert "Permission to use, copy, modify" in (weights_path(checkpoint).parent / "LICENSE-musicnn.md").read_text()
+    assert tag_names_from_weights(checkpoint=checkpoint) == list(CHECKPOINTS[checkpoint][2])
     assert {"sad", "happy", "Mellow", "chill"} <= set(MSD_LABELS)
+    assert {"slow", "fast", "loud", "quiet", "soft"} <= set(MTT_LABELS)
 
 
-def test_port_matches_tensorflow_on_reference_patches(ref: dict[str, np.ndarray]) -> None:
-    model = load_musicnn()
+def test_checkpoints_are_different_encoders() -> None:
+    """Names, labels and versions (weights fingerprints) apart, so the feature cache keeps them apart."""
+    msd, mtt = make_audio_encoder("musicnn", device="cpu"), make_audio_encoder("musicnn-mtt", device="cpu")
+    assert isinstance(msd, MusicnnEncoder) and isinstance(mtt, MusicnnEncoder)
+    assert (msd.name, mtt.name) == ("musicnn", "musicnn-mtt") and msd.version != mtt.version
+    assert msd.labels == MSD_LABELS and mtt.labels == MTT_LABELS
+    assert make_audio_encoder("musicnn-mtt-pool", device="cpu").name == "musicnn-mtt-pool"
+    with pytest.raises(EncoderError, match="checkpoint"):
+        MusicnnEncoder(checkpoint="xyz", device="cpu")
+
+
+def test_port_matches_tensorflow_on_reference_patches(checkpoint: str, ref: dict[str, np.ndarray]) -> None:
+    model = load_musicnn(checkpoint=checkpoint)
     with torch.inference_mode():
         logits, penultimate = model(torch.from_numpy(ref["patches"]))
     np.testing.assert_allclose(torch.sigmoid(logits).numpy(), ref["tags"], atol=1e-5)
@@ -58,8 +80,8 @@ def test_preprocessing_matches_musicnn_batch_data(ref: dict[str, np.ndarray]) ->
     np.testing.assert_allclose(got[: len(ref["patches"])], ref["patches"], atol=1e-4)
 
 
-def test_encoder_segment_vectors(ref: dict[str, np.ndarray]) -> None:
-    enc = MusicnnEncoder(device="cpu")
+def test_encoder_segment_vectors(checkpoint: str, ref: dict[str, np.ndarray]) -> None:
+    enc = MusicnnEncoder(checkpoint=checkpoint, device="cpu")
     assert isinstance(enc, AudioEncoder) and enc.dim == 250
     audio = _convert_script().reference_audio()
     six = audio[: int(6.0 * 16000)]  # exactly the two reference patches (375 frames: no extra tail patch)
@@ -85,10 +107,10 @@ def test_missing_weights_message(tmp_path: Path) -> None:
         load_musicnn(tmp_path / "none.safetensors")
 
 
-def test_blocked_front_end_equals_musicnn_plain_order(ref: dict[str, np.ndarray]) -> None:
+def test_blocked_front_end_equals_musicnn_plain_order(checkpoint: str, ref: dict[str, np.ndarray]) -> None:
     """The eval-mode front-end (max over frequency before ReLU + BN, conv in cache-sized blocks, any batch size)
     gives musicnn's own conv -> ReLU -> BN -> max numbers; training mode keeps the plain order."""
-    model = load_musicnn()
+    model = load_musicnn(checkpoint=checkpoint)
     x = torch.from_numpy(np.concatenate([ref["patches"], ref["patches"][:, ::-1].copy()]))
     with torch.inference_mode():
         model.blocked = False
