@@ -1,4 +1,4 @@
-"""Encoders by name: `make_audio_encoder("lld" | "musicnn" | "musicnn-mtt" | "ast" | "whisper")`, `make_lyrics_encoder("bert-cnn")`."""
+"""Encoders by name: `make_audio_encoder("lld" | "tonal" | "musicnn" | "musicnn-mtt" | "ast" | "whisper")`, `make_lyrics_encoder("bert-cnn")`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
-AUDIO_ENCODERS: tuple[str, ...] = ("lld", "musicnn", "musicnn-pool", "musicnn-mtt", "musicnn-mtt-pool", "ast", "whisper")
+AUDIO_ENCODERS: tuple[str, ...] = ("lld", "tonal", "musicnn", "musicnn-pool", "musicnn-mtt", "musicnn-mtt-pool", "ast", "whisper")
 LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn",)
 
 
@@ -46,6 +46,12 @@ def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
         from emotion.features.lld import LLDEncoder
 
         return LLDEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
+    if name == "tonal":
+        from emotion.features.tonal import TonalEncoder
+
+        if kwargs:
+            raise EncoderError(f"the tonal encoder takes no options, got {sorted(kwargs)}")
+        return TonalEncoder()
     musicnn = re.fullmatch(r"musicnn(-mtt)?(-pool)?", name)
     if musicnn:  # MSD_musicnn ("musicnn") or MTT_musicnn ("musicnn-mtt"), "-pool" adds the back-end's input
         from emotion.features.musicnn import MusicnnEncoder
