@@ -115,7 +115,8 @@ REGISTRY: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "probe-ensemble"
 # ... and for a manifest whose songs mostly have audio and lyrics, the closed-form late fusion of the same audio probes
 # with a lyrics probe: on mirex-bimodal it beat the audio probes alone on each of 5 artist-aware splits (+1.8 to +4.4
-# points; docs/emotion.md), while no trained fusion model (SongGATNet included) beat it over the seeds
+# points; docs/emotion.md), while no trained fusion model beat it beyond the seed spread (feature-average +1.0 over 8
+# seeds, ahead in 4 splits and behind in 3; SongGATNet below it)
 BIMODAL_DEFAULT_MODEL = "probe-fusion"
 
 
