@@ -89,7 +89,8 @@ EPOCHS = typer.Option(None, "--epochs", min=1, help="Training epochs (default 10
 SEED = typer.Option(None, "--seed", help="Random seed (default 42).")
 DEVICE = typer.Option(None, "--device", help="cpu, cuda or auto (default: settings).")
 BATCH = typer.Option(None, "--batch-size", min=2, help="Training batch size (default 8).")
-AUDIO_ENC = typer.Option(None, "--audio-encoder", help="lld, musicnn or ast (default: musicnn when installed, else lld).")
+AUDIO_ENC = typer.Option(None, "--audio-encoder", help="An encoder (lld, tonal, musicnn, musicnn-mtt, ast, whisper, whisper-tiny.en-l2, ...) "
+                         "or several joined by '+' (default: the model's recipe, else musicnn; lld without musicnn's weights).")
 LYRICS_ENC = typer.Option(None, "--lyrics-encoder", help="Lyrics encoder (default bert-cnn).")
 LR = typer.Option(None, "--lr", help="Learning rate (default 5e-5).")
 PARAM = typer.Option([], "--param", help="Model hyperparameter key=value (repeatable), e.g. hidden=256.")
