@@ -166,9 +166,14 @@ def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg: 
                        "params": done[0]["params"], "per_seed_accuracy": [round(float(a), 4) for a in acc],
                        **({"fit": [m["fit"] for m in done]} if "fit" in done[0] else {}),
                        "best_epochs": [m["best_epoch"] for m in done], "train_seconds": round(sum(m["train_seconds"] for m in done), 1)}
+    from emotion.models import REGISTRY
+
+    reads_cnn = any("lyrics" in REGISTRY[n].cls.uses for n in names if n in REGISTRY)
+    cnn_note = ("not used by these models" if not reads_cnn else
+                f"trained up to {cfg.lyrics_cnn_epochs} epochs" if cfg.lyrics_cnn_epochs else "random, untrained")
     lines = [f"{manifest.name}: {args.seeds} seeds, up to {cfg.epochs} epochs, early stop {cfg.early_stop}, "
              f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder} "
-             f"(CNN {'trained ' + str(cfg.lyrics_cnn_epochs) + ' epochs' if cfg.lyrics_cnn_epochs else 'random, untrained'}"
+             f"(CNN {cnn_note}"
              f"{', reused from ' + str(args.lyrics_cnn_from) if args.lyrics_cnn_from else ''}); "
              f"n train/val/test per seed: " + ", ".join(f"{r['n_train']}/{r['n_val']}/{r['n_test']}" for r in runs), "",
              f"command: python {' '.join(sys.argv)}", "",
