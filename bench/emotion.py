@@ -166,10 +166,9 @@ def multi_seed(manifest: Path, names: list[str], args: argparse.Namespace, cfg: 
                        "params": done[0]["params"], "per_seed_accuracy": [round(float(a), 4) for a in acc],
                        **({"fit": [m["fit"] for m in done]} if "fit" in done[0] else {}),
                        "best_epochs": [m["best_epoch"] for m in done], "train_seconds": round(sum(m["train_seconds"] for m in done), 1)}
-    from emotion.models import REGISTRY
+    from emotion.benchmark import learns_lyrics
 
-    reads_cnn = any("lyrics" in REGISTRY[n].cls.uses for n in names if n in REGISTRY)
-    cnn_note = ("not used by these models" if not reads_cnn else
+    cnn_note = ("not used by these models" if not learns_lyrics(names) else
                 f"trained up to {cfg.lyrics_cnn_epochs} epochs" if cfg.lyrics_cnn_epochs else "random, untrained")
     lines = [f"{manifest.name}: {args.seeds} seeds, up to {cfg.epochs} epochs, early stop {cfg.early_stop}, "
              f"audio {cfg.audio_encoder} (segments {cfg.segment_s or 10:g} s), lyrics {cfg.lyrics_encoder} "

@@ -84,6 +84,11 @@ def train_and_score(
     return m
 
 
+def learns_lyrics(models: list[str]) -> bool:
+    """Whether any of `models` reads lyrics, so that a benchmark of them trains the lyrics branch (bert-cnn's CNN) first."""
+    return any(model_spec(m).cls.uses & {"lyrics"} for m in models)
+
+
 def run_benchmark(
     manifest_path: str | Path,
     models: list[str],
@@ -111,7 +116,7 @@ def run_benchmark(
     spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
     if lyrics_cnn is not None:  # a CNN trained on this very split before (same manifest and seed)
         spec = replace(spec, lyrics_cnn=str(lyrics_cnn))
-    elif any(model_spec(m).cls.uses & {"lyrics"} for m in models):  # the lyrics branch learns on the training lyrics
+    elif learns_lyrics(models):  # the lyrics branch learns on the training lyrics
         trained_cnn = train_lyrics_branch(spec, train_items, val_items, base, out, progress)
         if trained_cnn is not None:
             spec = replace(spec, lyrics_cnn=str(trained_cnn.path))
