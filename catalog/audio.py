@@ -28,6 +28,11 @@ SILENCE_PEAK = 1e-4
 # The one rate song LLD frames (emotion.features.lld) are computed at, by the emotion models, the worker pipeline and
 # the topics alike: the same frames are never analysed twice at two rates (the workers and topics used 22,050 Hz).
 LLD_SR = 16000
+# Version of the decode pipeline (container decoding, downmix to mono, resampling): every cached feature of decoded
+# audio is keyed by it too (emotion.features.cache.stored_version). Bump it whenever a change alters the samples
+# `load` returns, however slightly, so features computed from the old samples are never reused. 1: scipy polyphase
+# resampling; 2: libsoxr HQ (outputs differ by ~4e-7).
+DECODE_VERSION = "2"
 BLOCK_FRAMES = 65536
 FFMPEG_MAX_S = 1800.0  # longest decode of the ffmpeg path when the caller sets no duration cap
 FFMPEG_TIMEOUT_S = 120

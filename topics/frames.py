@@ -15,6 +15,7 @@ from catalog.audio import LLD_SR, AudioError, load
 from catalog.db import session_scope
 from catalog.models import FeatureSet, Song
 from catalog.store import FileStore
+from emotion.features.cache import stored_version
 from topics.codebook import clean_frames
 from topics.errors import NoFramesError, TopicsError
 
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 FrameEncoder = Callable[[np.ndarray, int], np.ndarray]
 FRAME_SR = LLD_SR  # the rate the worker pipeline and the emotion models compute song LLD frames at (16 kHz)
 # Persisted song frames shared with the worker pipeline (workers/stages.py): feature_sets rows with this
-# encoder name/version whose file is an .npy [n_frames, 62] in the store (kind "features").
+# encoder name and stored version (stored_version: the decode pipeline's version included) whose file is an .npy
+# [n_frames, 62] in the store (kind "features").
 CACHE_ENCODER = "lld62-frames"
 CACHE_VERSION = "2"  # 16 kHz frames (version 1: 22,050 Hz, no longer read)
 
@@ -108,7 +110,8 @@ class SongFrames:
             return None
         with session_scope(self.url) as session:
             rel = session.scalar(select(FeatureSet.path).where(FeatureSet.content_sha256 == song.audio.sha256,
-                                                                FeatureSet.encoder_name == CACHE_ENCODER, FeatureSet.encoder_version == CACHE_VERSION))
+                                                                FeatureSet.encoder_name == CACHE_ENCODER,
+                                                                FeatureSet.encoder_version == stored_version("audio", CACHE_VERSION)))
         if rel is None or not self.store.resolve(rel).is_file():
             return None
         try:
@@ -127,6 +130,6 @@ class SongFrames:
         try:
             with session_scope(self.url) as session:
                 session.add(FeatureSet(song_id=song.id, modality="audio", content_sha256=song.audio.sha256, encoder_name=CACHE_ENCODER,
-                                       encoder_version=CACHE_VERSION, path=self.store.relative(dest), shape=list(frames.shape)))
+                                       encoder_version=stored_version("audio", CACHE_VERSION), path=self.store.relative(dest), shape=list(frames.shape)))
         except IntegrityError:
             pass  # recorded meanwhile by a worker or another build

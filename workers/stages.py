@@ -37,11 +37,14 @@ from catalog.audio import LLD_SR, AudioError, load
 from catalog.db import session_scope
 from catalog.models import FeatureSet, Song
 from catalog.store import FileStore
+from emotion.features.cache import stored_version
 
 log = logging.getLogger(__name__)
 
 LLD_ENCODER = "lld62-frames"
-LLD_VERSION = "2"  # frames at catalog.audio.LLD_SR (16 kHz); version 1 was 22,050 Hz and is never read
+# frames at catalog.audio.LLD_SR (16 kHz); version 1 was 22,050 Hz and is never read. Recorded as its stored_version
+# (the decode pipeline's version included), like every cached feature of decoded audio.
+LLD_VERSION = "2"
 
 
 class PermanentError(Exception):
@@ -165,7 +168,7 @@ def cached_frames(song_id: int, url: str | None = None, store: FileStore | None 
             select(FeatureSet.path).where(
                 FeatureSet.content_sha256 == song.audio.sha256,
                 FeatureSet.encoder_name == LLD_ENCODER,
-                FeatureSet.encoder_version == LLD_VERSION,
+                FeatureSet.encoder_version == stored_version("audio", LLD_VERSION),
             )
         )
     if path is None or not store.resolve(path).exists():
@@ -193,7 +196,7 @@ def extract_features(song_id: int, url: str | None = None, store: FileStore | No
             session,
             FeatureSet.__table__,
             [dict(song_id=song_id, modality="audio", content_sha256=sha, encoder_name=LLD_ENCODER,
-                  encoder_version=LLD_VERSION, path=store.relative(dest), shape=list(frames.shape))],
+                  encoder_version=stored_version("audio", LLD_VERSION), path=store.relative(dest), shape=list(frames.shape))],
             ["content_sha256", "encoder_name", "encoder_version"],
         )
 

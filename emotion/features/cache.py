@@ -1,4 +1,7 @@
-"""Feature cache: segment vectors stored per (content sha256, encoder name, encoder version).
+"""Feature cache: segment vectors stored per (content sha256, encoder name, stored version).
+
+The stored version is the encoder's version (plus any segmentation suffix) and, for features of decoded audio, the
+decode pipeline's version (`stored_version`), so a change in decoding or resampling never reuses old features.
 
 Arrays live in the FileStore under kind "features" as safetensors files holding `vectors`
 [n_segments, dim] float32 plus, when known, `start_s`/`end_s` (seconds) and `window` (aligned audio
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from catalog import audio
 from catalog.models import FeatureSet
 from catalog.store import FileStore
 
@@ -32,6 +36,8 @@ log = logging.getLogger(__name__)
 KIND = "features"
 SUFFIX = ".safetensors"
 MODALITIES = ("audio", "lyrics", "speech")
+DECODED = ("audio", "speech")  # modalities computed from audio decoded by catalog.audio.load
+VERSION_MAX = 64  # width of feature_sets.encoder_version (catalog.models.FeatureSet)
 
 
 @dataclass
@@ -53,6 +59,19 @@ class SegmentFeatures:
 
 def as_features(value: np.ndarray | SegmentFeatures) -> SegmentFeatures:
     return value if isinstance(value, SegmentFeatures) else SegmentFeatures(np.asarray(value, dtype=np.float32))
+
+
+def stored_version(modality: str, version: str) -> str:
+    """The version the cache keys and records for an encoder's `version` (segmentation suffix included).
+
+    Features of decoded audio (`DECODED`) also carry catalog.audio.DECODE_VERSION, read at call time; lyrics do
+    not. One longer than the column keeps a readable prefix and ends with a short hash of the whole.
+    """
+    full = f"{version}+dec{audio.DECODE_VERSION}" if modality in DECODED else version
+    if len(full) <= VERSION_MAX:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+    return f"{full[:VERSION_MAX - len(digest) - 1]}~{digest}"
 
 
 def cache_key(modality: str, content_sha: str, encoder_name: str, encoder_version: str) -> str:
@@ -101,11 +120,16 @@ class FeatureCache:
         self.misses = 0  # features computed and stored
 
     def path(self, modality: str, content_sha: str, name: str, version: str) -> Path:
-        return self.store.path_for(KIND, cache_key(modality, content_sha, name, version), SUFFIX)
+        """Where the features of (content, encoder `version`) are stored."""
+        return self._path(modality, content_sha, name, stored_version(modality, version))
+
+    def _path(self, modality: str, content_sha: str, name: str, stored: str) -> Path:
+        return self.store.path_for(KIND, cache_key(modality, content_sha, name, stored), SUFFIX)
 
     def lookup(self, modality: str, content_sha: str, name: str, version: str, session: Session | None = None) -> SegmentFeatures | None:
-        """Cached features or None (a row whose file is gone counts as a miss)."""
-        path = self.path(modality, content_sha, name, version)
+        """Cached features or None (a row whose file is gone counts as a miss); `version`: the encoder's."""
+        version = stored_version(modality, version)
+        path = self._path(modality, content_sha, name, version)
         if self.record:
             row = self._with_session(session, lambda s: _find(s, content_sha, name, version))
             if row is not None:
@@ -122,10 +146,11 @@ class FeatureCache:
 
     def save(self, modality: str, content_sha: str, name: str, version: str, feats: SegmentFeatures,
              *, song_id: int | None = None, session: Session | None = None) -> Path:
-        """Store the file and record (or refresh) its feature_sets row."""
+        """Store the file and record (or refresh) its feature_sets row; `version`: the encoder's."""
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-        path = self.path(modality, content_sha, name, version)
+        version = stored_version(modality, version)
+        path = self._path(modality, content_sha, name, version)
         save_features(path, feats)
         if self.record:
             self._with_session(session, lambda s: self._record(s, modality, content_sha, name, version, path, feats, song_id))

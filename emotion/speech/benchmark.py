@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from catalog.manifest import Item, corpus_of, read
+from emotion.features.cache import stored_version
 from emotion.speech.model import STACKS
 from emotion.speech.preprocess import prepare
 from emotion.speech.probe import WhisperStack
@@ -53,7 +54,7 @@ def egemaps(items: list[Item], cache_dir: Path | None = None) -> dict[str, np.nd
     for it in items:
         if it.audio is None:
             continue
-        key = hashlib.sha256(it.audio.read_bytes() + EGEMAPS_VERSION.encode()).hexdigest()
+        key = hashlib.sha256(it.audio.read_bytes() + stored_version("speech", EGEMAPS_VERSION).encode()).hexdigest()
         cached = cache_dir / f"{key}.npy" if cache_dir else None
         if cached is not None and cached.is_file():
             out[it.id] = np.load(cached)

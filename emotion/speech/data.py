@@ -16,6 +16,7 @@ import torch
 from catalog.audio import AudioError
 from catalog.manifest import Item, Manifest, assign_splits
 from catalog.models import EMOTIONS
+from emotion.features.cache import stored_version
 from emotion.speech import features as F
 from emotion.speech.preprocess import prepare
 
@@ -95,7 +96,7 @@ class LoadReport:
 
 
 def _cache_path(cache_dir: Path, audio: Path) -> Path:
-    key = hashlib.sha256(audio.read_bytes() + FEATURE_VERSION.encode()).hexdigest()
+    key = hashlib.sha256(audio.read_bytes() + stored_version("speech", FEATURE_VERSION).encode()).hexdigest()
     return cache_dir / f"{key}.npz"
 
 

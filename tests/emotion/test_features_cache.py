@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from catalog.db import session_scope
 from catalog.manifest import read
 from catalog.models import FeatureSet, Song
-from emotion.features.cache import FeatureCache, get_or_extract, load_features
+from emotion.features.cache import FeatureCache, get_or_extract, load_features, stored_version
 from emotion.features.extract import Job, extract, extract_manifest
 from emotion.features.lld import LLDEncoder
 
@@ -57,7 +58,7 @@ def test_get_or_extract_records_once(db_url: str) -> None:
     np.testing.assert_array_equal(second_none.vectors, first.vectors)
     with session_scope(db_url) as s:
         row = s.scalars(select(FeatureSet)).one()
-        assert (row.modality, row.encoder_name, row.encoder_version, row.shape) == ("audio", "lld", "1", [3, 4])
+        assert (row.modality, row.encoder_name, row.encoder_version, row.shape) == ("audio", "lld", stored_version("audio", "1"), [3, 4])
 
 
 def test_extract_manifest_cache_hit_and_bad_input(db_url: str, tmp_path: Path) -> None:
@@ -203,3 +204,60 @@ def test_combined_encoder_concatenates_parts_cached_on_their_own(tmp_path: Path)
     assert cache.hits == 1 and cache.misses == 2  # the second part was already cached by the combination
     assert res.audio.vectors.shape == (len(alone.audio), a.dim + b.dim)
     assert np.array_equal(res.audio.vectors[:, a.dim:], alone.audio.vectors)
+
+
+def test_audio_features_are_keyed_by_the_decode_version(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audio features cached under one catalog.audio.DECODE_VERSION are not returned once it changes (they are
+    extracted again, recorded in a row of their own); lyrics features, which decode no audio, still are."""
+    from catalog import audio
+
+    class Lyrics:
+        name, version, dim = "len-lyrics", "1", 1
+
+        def encode(self, segments: list[str]) -> np.ndarray:
+            return np.array([[len(s)] for s in segments], dtype=np.float32)
+
+    (tmp_path / "a.lrc").write_text(GOOD_LYRICS, encoding="utf-8")
+    jobs = [Job("a", _wav(tmp_path / "a.wav", _tone(6.0)), tmp_path / "a.lrc")]
+    caches = [FeatureCache() for _ in range(3)]
+    first = extract(jobs, LLDEncoder(), Lyrics(), progress=False, cache=caches[0])
+    extract(jobs, LLDEncoder(), Lyrics(), progress=False, cache=caches[1])
+    old = audio.DECODE_VERSION
+    monkeypatch.setattr(audio, "DECODE_VERSION", f"{old}-next")
+    after = extract(jobs, LLDEncoder(), Lyrics(), progress=False, cache=caches[2])
+    assert [(c.hits, c.misses) for c in caches] == [(0, 2), (2, 0), (1, 1)]  # the last: lyrics hit, audio extracted again
+    np.testing.assert_array_equal(after["a"].audio.vectors, first["a"].audio.vectors)
+    with session_scope(db_url) as s:
+        rows = {(r.modality, r.encoder_name, r.encoder_version) for r in s.scalars(select(FeatureSet))}
+    lld = LLDEncoder()
+    assert rows == {("audio", lld.name, f"{lld.version}+dec{old}"), ("audio", lld.name, f"{lld.version}+dec{old}-next"),
+                    ("lyrics", "len-lyrics", "1")}
+
+
+def test_stored_versions_fit_the_column(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version longer than feature_sets.encoder_version (64) is stored as a prefix and a hash of the whole: recorded
+    on both databases, found again, distinct from its neighbours, and still keyed by the decode version."""
+    from catalog import audio
+    from catalog.store import FileStore
+    from emotion.features.cache import VERSION_MAX, SegmentFeatures, stored_version
+
+    assert stored_version("lyrics", "1") == "1" and stored_version("audio", "1") == f"1+dec{audio.DECODE_VERSION}"
+    whisper = "tiny.en.L4.1a5afae06a4d.1.int8+seg10h5m2.5"  # an int8 Whisper at a non-default segmentation
+    assert stored_version("audio", whisper) == f"{whisper}+dec{audio.DECODE_VERSION}"
+    stack = "tiny.en.L4.1a5afae06a4d.1.int8+base.L6.d01c3014881c.1.int8:frames:prep1"  # a WhisperStack's speech frames
+    stored = stored_version("speech", stack)
+    assert len(stored) == VERSION_MAX and stored.startswith(stack[:40]) and stored == stored_version("speech", stack)
+    assert stored_version("speech", stack + "x") != stored and stored_version("lyrics", "x" * 65) != stored_version("lyrics", "x" * 66)
+
+    feats = SegmentFeatures(np.ones((2, 3), dtype=np.float32))
+    recorded, unrecorded = FeatureCache(), FeatureCache(FileStore(tmp_path / "store"), record=False)
+    for cache in (recorded, unrecorded):
+        cache.save("speech", "b" * 64, "whisper", stack, feats)
+        hit = cache.lookup("speech", "b" * 64, "whisper", stack)
+        assert hit is not None and hit.shape == (2, 3)
+    with session_scope(db_url) as s:
+        assert s.scalars(select(FeatureSet.encoder_version)).all() == [stored]
+    monkeypatch.setattr(audio, "DECODE_VERSION", f"{audio.DECODE_VERSION}-next")
+    assert stored_version("speech", stack) != stored
+    assert recorded.lookup("speech", "b" * 64, "whisper", stack) is None
+    assert unrecorded.lookup("speech", "b" * 64, "whisper", stack) is None

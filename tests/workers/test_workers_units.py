@@ -92,6 +92,36 @@ def test_labels_and_state_changes_are_idempotent(db_url: str, tmp_path: Path) ->
         assert (song.status, song.failed_stage, song.failure_reason) == ("failed", "label", "reason one")
 
 
+def test_cached_lld_frames_are_keyed_by_the_decode_version(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The features stage's LLD frames are the topics' (one feature_sets row, read by both) until catalog.audio's
+    DECODE_VERSION changes: then neither reads them, and frames computed anew are shared again."""
+    from sqlalchemy.orm import selectinload
+
+    from catalog import audio
+    from catalog.db import session_scope
+    from catalog.models import FeatureSet, Song
+    from topics.frames import SongFrames
+    from workers import stages
+
+    def rows() -> int:
+        with session_scope(db_url) as s:
+            return s.scalar(select(func.count()).select_from(FeatureSet)) or 0
+
+    [sid] = add_songs(db_url, tmp_path / "audio", 1)
+    with session_scope(db_url) as s:
+        song = s.scalars(select(Song).where(Song.id == sid).options(selectinload(Song.audio))).one()
+    stages.extract_features(sid, db_url)
+    cached = stages.cached_frames(sid, db_url)
+    assert cached is not None and rows() == 1
+    assert len(SongFrames(url=db_url, cache=False)(song)) and rows() == 1  # the topics read the workers' frames
+    monkeypatch.setattr(audio, "DECODE_VERSION", f"{audio.DECODE_VERSION}-next")
+    assert stages.cached_frames(sid, db_url) is None
+    SongFrames(url=db_url, cache=False)(song)  # computed again and recorded under the new version
+    assert rows() == 2 and stages.cached_frames(sid, db_url) is not None
+    stages.extract_features(sid, db_url)
+    assert rows() == 2
+
+
 def test_corrupt_audio_is_a_permanent_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from catalog import migrate
     from catalog.settings import reload_settings
