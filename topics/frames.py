@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import io
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from catalog.audio import LLD_SR, AudioError, load
-from catalog.db import session_scope
-from catalog.models import FeatureSet, Song
+from catalog.models import Song
 from catalog.store import FileStore
-from emotion.features.cache import stored_version
+from emotion.features.cache import load_song_frames, save_song_frames
 from topics.codebook import clean_frames
 from topics.errors import NoFramesError, TopicsError
 
-log = logging.getLogger(__name__)
-
 FrameEncoder = Callable[[np.ndarray, int], np.ndarray]
 FRAME_SR = LLD_SR  # the rate the worker pipeline and the emotion models compute song LLD frames at (16 kHz)
-# Persisted song frames shared with the worker pipeline (workers/stages.py): feature_sets rows with this
-# encoder name and stored version (stored_version: the decode pipeline's version included) whose file is an .npy
-# [n_frames, 62] in the store (kind "features").
-CACHE_ENCODER = "lld62-frames"
-CACHE_VERSION = "2"  # 16 kHz frames (version 1: 22,050 Hz, no longer read)
+# Persisted LLD frames are shared with the worker pipeline through emotion.features.cache (load_song_frames,
+# save_song_frames: encoder SONG_FRAMES_ENCODER).
 
 
 def lld_encoder(frame_s: float = 3.0) -> FrameEncoder:
@@ -55,7 +45,7 @@ def audio_path(song: Song, store: FileStore) -> Path:
 class SongFrames:
     """Callable giving a song's finite frames [n, d]; raises NoFramesError with the reason.
 
-    Memoised in memory by audio hash; with `persist` (the default for the LLD encoder at 22,050 Hz) the
+    Memoised in memory by audio hash; with `persist` (the default for the LLD encoder at FRAME_SR, 16 kHz) the
     frames are also read from and written to the catalog's feature cache shared with the workers, so a
     rebuild does not analyse the audio again.
     """
@@ -106,30 +96,9 @@ class SongFrames:
         return frames
 
     def _load_persisted(self, song: Song) -> np.ndarray | None:
-        if song.audio is None:
-            return None
-        with session_scope(self.url) as session:
-            rel = session.scalar(select(FeatureSet.path).where(FeatureSet.content_sha256 == song.audio.sha256,
-                                                                FeatureSet.encoder_name == CACHE_ENCODER,
-                                                                FeatureSet.encoder_version == stored_version("audio", CACHE_VERSION)))
-        if rel is None or not self.store.resolve(rel).is_file():
-            return None
-        try:
-            return np.load(self.store.resolve(rel))
-        except (OSError, ValueError) as exc:
-            log.warning("cached frames of song %s unreadable (%s); analysing the audio again", song.id, exc)
-            return None
+        return load_song_frames(song.audio.sha256, self.url, self.store) if song.audio is not None else None
 
     def persist_frames(self, song: Song, frames: np.ndarray) -> None:
         """Store frames in the shared feature cache (a row recorded meanwhile by someone else is kept)."""
-        if song.audio is None:
-            return
-        buf = io.BytesIO()
-        np.save(buf, frames)
-        _, dest = self.store.put_bytes("features", buf.getvalue(), ".npy")
-        try:
-            with session_scope(self.url) as session:
-                session.add(FeatureSet(song_id=song.id, modality="audio", content_sha256=song.audio.sha256, encoder_name=CACHE_ENCODER,
-                                       encoder_version=stored_version("audio", CACHE_VERSION), path=self.store.relative(dest), shape=list(frames.shape)))
-        except IntegrityError:
-            pass  # recorded meanwhile by a worker or another build
+        if song.audio is not None:
+            save_song_frames(song.id, song.audio.sha256, frames, self.url, self.store)

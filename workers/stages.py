@@ -19,7 +19,6 @@ two with backoff (Celery's autoretry on `workers.tasks.PipelineTask`); bad input
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,17 +34,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from catalog.audio import LLD_SR, AudioError, load
 from catalog.db import session_scope
-from catalog.models import FeatureSet, Song
+from catalog.models import Song
 from catalog.store import FileStore
-from emotion.features.cache import stored_version
+from emotion.features.cache import load_song_frames, save_song_frames
 
 log = logging.getLogger(__name__)
-
-LLD_ENCODER = "lld62-frames"
-# frames at catalog.audio.LLD_SR (16 kHz); version 1 was 22,050 Hz and is never read. Recorded as its stored_version
-# (the decode pipeline's version included), like every cached feature of decoded audio.
-LLD_VERSION = "2"
-
 
 class PermanentError(Exception):
     """A song that can never pass this stage (corrupt or missing audio, no usable frames)."""
@@ -158,26 +151,15 @@ def warm_up_features() -> None:
 
 
 def cached_frames(song_id: int, url: str | None = None, store: FileStore | None = None) -> np.ndarray | None:
-    """The LLD frames cached for a song's audio, or None."""
-    store = store or FileStore()
+    """The LLD frames cached for a song's audio (emotion.features.cache.load_song_frames), or None."""
     with session_scope(url) as session:
         song = session.scalars(select(Song).where(Song.id == song_id).options(selectinload(Song.audio))).first()
-        if song is None or song.audio is None:
-            return None
-        path = session.scalar(
-            select(FeatureSet.path).where(
-                FeatureSet.content_sha256 == song.audio.sha256,
-                FeatureSet.encoder_name == LLD_ENCODER,
-                FeatureSet.encoder_version == stored_version("audio", LLD_VERSION),
-            )
-        )
-    if path is None or not store.resolve(path).exists():
-        return None
-    return np.load(store.resolve(path))
+        sha = song.audio.sha256 if song is not None and song.audio is not None else None
+    return load_song_frames(sha, url, store) if sha is not None else None
 
 
 def extract_features(song_id: int, url: str | None = None, store: FileStore | None = None) -> None:
-    """Cache the song's LLD frames (one feature_sets row per audio content and encoder)."""
+    """Cache the song's LLD frames (one feature_sets row per audio content and encoder, shared with the topics)."""
     store = store or FileStore()
     with session_scope(url) as session:
         song = session.scalars(select(Song).where(Song.id == song_id).options(selectinload(Song.audio))).first()
@@ -185,20 +167,9 @@ def extract_features(song_id: int, url: str | None = None, store: FileStore | No
             raise PermanentError(f"song {song_id} not found")
         path = song_audio_path(song, store)
         sha = song.audio.sha256 if song.audio else ""
-    if cached_frames(song_id, url, store) is not None:
+    if load_song_frames(sha, url, store) is not None:
         return
-    frames = lld_of(path)
-    buf = io.BytesIO()
-    np.save(buf, frames)
-    _, dest = store.put_bytes("features", buf.getvalue(), ".npy")
-    with session_scope(url) as session:
-        insert_ignore(
-            session,
-            FeatureSet.__table__,
-            [dict(song_id=song_id, modality="audio", content_sha256=sha, encoder_name=LLD_ENCODER,
-                  encoder_version=stored_version("audio", LLD_VERSION), path=store.relative(dest), shape=list(frames.shape))],
-            ["content_sha256", "encoder_name", "encoder_version"],
-        )
+    save_song_frames(song_id, sha, lld_of(path), url, store)
 
 
 # --- labelling --------------------------------------------------------------------------------------

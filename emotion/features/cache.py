@@ -7,11 +7,16 @@ Arrays live in the FileStore under kind "features" as safetensors files holding 
 [n_segments, dim] float32 plus, when known, `start_s`/`end_s` (seconds) and `window` (aligned audio
 window index, -1 when not aligned). Each one is recorded in the `feature_sets` table, so labelling a
 song again with a new model reads the cached vectors instead of re-extracting them.
+
+One other entry lives here too: a song's 62-d LLD frames (`load_song_frames`/`save_song_frames`, encoder
+`SONG_FRAMES_ENCODER`), an `.npy` [n_frames, 62] computed by the workers' features stage or the topics build and
+read by both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -194,6 +199,48 @@ class FeatureCache:
         self.misses += 1
         self.save(modality, content_sha, name, version, feats, song_id=song_id, session=session)
         return feats
+
+
+# --- song LLD frames: the one entry the workers' features stage and the topics build read and write ---------------
+
+SONG_FRAMES_ENCODER = "lld62-frames"
+# frames at catalog.audio.LLD_SR (16 kHz); version 1 held 22,050 Hz frames and is never read. Recorded under its
+# stored_version (the decode pipeline's version included), like every cached feature of decoded audio.
+SONG_FRAMES_VERSION = "2"
+
+
+def load_song_frames(sha: str, url: str | None = None, store: FileStore | None = None) -> np.ndarray | None:
+    """The LLD frames [n_frames, 62] recorded for audio content `sha`, or None (a row whose file is missing or
+    unreadable counts as a miss, with a warning, so the caller analyses the audio again)."""
+    cache = FeatureCache(store, url)
+    version = stored_version("audio", SONG_FRAMES_VERSION)
+    rel = cache._with_session(None, lambda s: getattr(_find(s, sha, SONG_FRAMES_ENCODER, version), "path", None))
+    if rel is None:
+        return None
+    path = cache.store.resolve(rel)
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as exc:  # FileNotFoundError included
+        log.warning("cached LLD frames of audio %s unreadable (%s); analysing the audio again", sha[:12], exc)
+        return None
+
+
+def save_song_frames(song_id: int | None, sha: str, frames: np.ndarray, url: str | None = None,
+                     store: FileStore | None = None) -> bool:
+    """Store a song's LLD frames and record their feature_sets row; False when a row was recorded meanwhile
+    (by a worker or another build: it is kept, as the frames of one content and version are the same)."""
+    cache = FeatureCache(store, url)
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(frames))
+    _, dest = cache.store.put_bytes(KIND, buf.getvalue(), ".npy")
+    row = FeatureSet(song_id=song_id, modality="audio", content_sha256=sha, encoder_name=SONG_FRAMES_ENCODER,
+                     encoder_version=stored_version("audio", SONG_FRAMES_VERSION), path=cache.store.relative(dest),
+                     shape=list(np.shape(frames)))
+    try:
+        cache._with_session(None, lambda s: s.add(row))  # committed by its own session: a duplicate fails there
+    except IntegrityError:
+        return False
+    return True
 
 
 def get_or_extract(session: Session | None, modality: str, content_sha: str, encoder: object,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -92,14 +93,18 @@ def test_labels_and_state_changes_are_idempotent(db_url: str, tmp_path: Path) ->
         assert (song.status, song.failed_stage, song.failure_reason) == ("failed", "label", "reason one")
 
 
-def test_cached_lld_frames_are_keyed_by_the_decode_version(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The features stage's LLD frames are the topics' (one feature_sets row, read by both) until catalog.audio's
-    DECODE_VERSION changes: then neither reads them, and frames computed anew are shared again."""
+def test_cached_lld_frames_are_keyed_by_the_decode_version(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """The features stage's LLD frames are the topics' and the topics' are the workers' (one feature_sets row of
+    emotion.features.cache's song-frames entry, read by both without analysing the audio again) until catalog.audio's
+    DECODE_VERSION changes: then neither reads them, and frames computed anew are shared again. A row whose file is
+    gone is a miss, with a warning."""
     from sqlalchemy.orm import selectinload
 
     from catalog import audio
     from catalog.db import session_scope
     from catalog.models import FeatureSet, Song
+    from catalog.store import FileStore
     from topics.frames import SongFrames
     from workers import stages
 
@@ -107,19 +112,37 @@ def test_cached_lld_frames_are_keyed_by_the_decode_version(db_url: str, tmp_path
         with session_scope(db_url) as s:
             return s.scalar(select(func.count()).select_from(FeatureSet)) or 0
 
+    def no_analysis(*_: object) -> None:
+        raise AssertionError("the audio was analysed again instead of reading the shared frames")
+
     [sid] = add_songs(db_url, tmp_path / "audio", 1)
     with session_scope(db_url) as s:
         song = s.scalars(select(Song).where(Song.id == sid).options(selectinload(Song.audio))).one()
     stages.extract_features(sid, db_url)
     cached = stages.cached_frames(sid, db_url)
     assert cached is not None and rows() == 1
-    assert len(SongFrames(url=db_url, cache=False)(song)) and rows() == 1  # the topics read the workers' frames
+    with monkeypatch.context() as m:  # the topics read the workers' frames
+        m.setattr(SongFrames, "_compute", no_analysis)
+        np.testing.assert_array_equal(SongFrames(url=db_url, cache=False)(song), cached)
+    assert rows() == 1
     monkeypatch.setattr(audio, "DECODE_VERSION", f"{audio.DECODE_VERSION}-next")
     assert stages.cached_frames(sid, db_url) is None
-    SongFrames(url=db_url, cache=False)(song)  # computed again and recorded under the new version
-    assert rows() == 2 and stages.cached_frames(sid, db_url) is not None
-    stages.extract_features(sid, db_url)
+    topics_frames = SongFrames(url=db_url, cache=False)(song)  # computed again and recorded under the new version
     assert rows() == 2
+    with monkeypatch.context() as m:  # the workers read the topics' frames
+        m.setattr(stages, "lld_of", no_analysis)
+        np.testing.assert_array_equal(stages.cached_frames(sid, db_url), topics_frames)
+        stages.extract_features(sid, db_url)
+    assert rows() == 2
+    with session_scope(db_url) as s:
+        paths = s.scalars(select(FeatureSet.path)).all()
+    for rel in paths:
+        FileStore().resolve(rel).unlink(missing_ok=True)
+    with caplog.at_level("WARNING", logger="emotion.features.cache"):
+        assert stages.cached_frames(sid, db_url) is None
+    assert "unreadable" in caplog.text
+    SongFrames(url=db_url, cache=False)(song)  # analysed again: the row recorded before is kept, its file rewritten
+    assert rows() == 2 and stages.cached_frames(sid, db_url) is not None
 
 
 def test_corrupt_audio_is_a_permanent_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
