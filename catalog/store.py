@@ -30,26 +30,38 @@ class FileStore:
         return self.root / relative
 
     def put_bytes(self, kind: str, data: bytes, suffix: str = "") -> tuple[str, Path]:
-        """Store `data`; return its sha256 and path (an existing copy is reused)."""
+        """Store `data`; return its sha256 and path (an intact existing copy is reused, a damaged one replaced)."""
         digest = sha256_bytes(data)
         dest = self.path_for(kind, digest, suffix)
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        if not _intact(dest, digest):
+            fd, tmp = self._temp(dest)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, dest)
         return digest, dest
 
     def put_file(self, kind: str, source: str | Path, suffix: str | None = None) -> tuple[str, Path]:
-        """Copy a file into the store by content; return its sha256 and path."""
+        """Copy a file into the store by content; return its sha256 and path (an intact copy is reused)."""
         source = Path(source)
         digest = sha256_file(source)
         dest = self.path_for(kind, digest, source.suffix if suffix is None else suffix)
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        if not _intact(dest, digest):
+            fd, tmp = self._temp(dest)
             os.close(fd)
             shutil.copyfile(source, tmp)
             os.replace(tmp, dest)
         return digest, dest
+
+    @staticmethod
+    def _temp(dest: Path) -> tuple[int, str]:
+        """A temporary file beside `dest` (then renamed over it: writes are atomic)."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+
+
+def _intact(path: Path, digest: str) -> bool:
+    """Whether the stored copy at `path` exists and still has the content its name says. Writes are atomic, so a
+    damaged copy comes from outside (disk, a user): storing the same content again replaces it instead of reusing
+    it forever. Costs one read of the existing copy, only when the same content is stored again."""
+    return path.is_file() and sha256_file(path) == digest
+

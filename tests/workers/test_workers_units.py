@@ -105,6 +105,7 @@ def test_cached_lld_frames_are_keyed_by_the_decode_version(db_url: str, tmp_path
     from catalog.db import session_scope
     from catalog.models import FeatureSet, Song
     from catalog.store import FileStore
+    from emotion.features.cache import SONG_FRAMES_VERSION, stored_version
     from topics.frames import SongFrames
     from workers import stages
 
@@ -143,6 +144,20 @@ def test_cached_lld_frames_are_keyed_by_the_decode_version(db_url: str, tmp_path
     assert "unreadable" in caplog.text
     SongFrames(url=db_url, cache=False)(song)  # analysed again: the row recorded before is kept, its file rewritten
     assert rows() == 2 and stages.cached_frames(sid, db_url) is not None
+    with session_scope(db_url) as s:
+        current = s.scalar(select(FeatureSet.path).where(FeatureSet.encoder_version == stored_version("audio", SONG_FRAMES_VERSION)))
+    assert current is not None
+    path = FileStore().resolve(current)
+    path.write_bytes(b"not frames")  # damaged on disk: a miss, and analysing again repairs the file
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="emotion.features.cache"):
+        assert stages.cached_frames(sid, db_url) is None
+    assert "unreadable" in caplog.text
+    stages.extract_features(sid, db_url)
+    assert rows() == 2
+    with monkeypatch.context() as m:  # read again, not analysed again
+        m.setattr(SongFrames, "_compute", no_analysis)
+        np.testing.assert_array_equal(SongFrames(url=db_url, cache=False)(song), np.load(path))
 
 
 def test_corrupt_audio_is_a_permanent_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
