@@ -58,11 +58,17 @@ def train_speech(
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
     utterance_norm: bool = typer.Option(False, "--utterance-norm/--no-utterance-norm", help="Per-utterance spectrogram mean normalisation."),
 ) -> None:
-    """Train a speech emotion model on a speaker-independent split (or cross-validate it) and print JSON metrics."""
+    """Train a speech emotion model (or cross-validate it) and print JSON metrics.
+
+    Splits as for songs: rows marked test in the manifest are held out and scored; validation speakers are the
+    manifest's val rows, else a speaker-grouped 15 % of the rest (`musicrec datasets split` marks a test split); every
+    other speaker trains the model. Without test rows the validation scores are printed (`scored_on`)."""
     import torch
 
+    from emotion.runs import train_val_items
     from emotion.speech import artifact
-    from emotion.speech.train import cross_validate, fit, load_examples, metrics, predict_normalised, speaker_splits
+    from emotion.speech.train import cross_validate, fit, load_examples, metrics, predict_normalised
+    from emotion.train import TrainConfig
 
     if threads:
         torch.set_num_threads(threads)
@@ -86,13 +92,20 @@ def train_speech(
         (out / "cv.json").write_text(json.dumps(cv_result, indent=2))
         typer.echo(json.dumps(cv_result))
         return
-    splits = speaker_splits(m, seed)
+    # as for songs (emotion.runs.train_val_items): test rows only where the manifest marks them, validation speakers
+    # from the manifest or carved group-aware from the rest; every other speaker trains the model
+    train_items, val_items, val_source = train_val_items(m, TrainConfig.val_fraction, seed)
+    splits = {it.id: "test" for it in m.items if it.split == "test"}
+    splits.update({it.id: "train" for it in train_items} | {it.id: "val" for it in val_items})
     parts = {name: [e for e in report.examples if splits.get(e.id) == name] for name in ("train", "val", "test")}
     if not parts["train"]:
-        _fail("no training clips after the speaker split")
+        _fail("no training clips (rows with split train or none)")
     result = fit(model, parts["train"], parts["val"] or None, epochs=epochs, seed=seed, device=device, utterance_norm=utterance_norm)
     test = parts["test"]
-    scores = metrics([e.label for e in test], predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test])) if test else {}
+    if test:
+        scores, scored_on = metrics([e.label for e in test], predict_normalised(result.model, [result.normaliser.apply(e.feats) for e in test])), "test"
+    else:
+        scores, scored_on = result.val_metrics or {}, "val" if result.val_metrics else "none"
     groups = {name: sorted({e.group for e in part}) for name, part in parts.items()}
     meta = {
         "version": datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
@@ -104,12 +117,15 @@ def train_speech(
         "split_groups": groups,
         "history": result.history,
         "metrics": scores,
+        "scored_on": scored_on,
+        "val_split": val_source,
         "skipped": report.failed,
         **({"whisper": artifact.whisper_meta(whisper)} if whisper is not None else {}),
     }
     artifact.save(out, result.model, result.normaliser, meta)
     model_id = artifact.register(out, scores) if register_model else None
-    summary = {"model": model, "artifact": str(out.resolve()), "model_id": model_id, "split_groups": groups, "best_epoch": result.best_epoch}
+    summary = {"model": model, "artifact": str(out.resolve()), "model_id": model_id, "split_groups": groups, "best_epoch": result.best_epoch,
+               "scored_on": scored_on, "n_train": len(parts["train"]), "n_val": len(parts["val"]), "n_test": len(test)}
     typer.echo(json.dumps({**scores, **summary}))
 
 
@@ -121,7 +137,7 @@ def evaluate_speech(
 ) -> None:
     """Score a speech model on a manifest: accuracy, macro-F1, per-class F1, confusion matrix."""
     from emotion.speech import artifact
-    from emotion.speech.train import load_examples, metrics, speaker_splits
+    from emotion.speech.train import load_examples, metrics
 
     try:
         recognizer = artifact.SpeechRecognizer(model)
@@ -132,12 +148,9 @@ def evaluate_speech(
     if split:
         if all(it.split for it in items):
             items = [it for it in items if it.split == split]
-        elif recognizer.meta.get("split_groups"):
-            groups = set(recognizer.meta["split_groups"].get(split, []))
+        else:  # a manifest without a split column: the speakers the model's training put in that split
+            groups = set((recognizer.meta.get("split_groups") or {}).get(split, []))
             items = [it for it in items if it.group in groups]
-        else:
-            splits = speaker_splits(m)
-            items = [it for it in items if splits.get(it.id) == split]
         if not items:
             _fail(f"no rows in split {split!r}")
     report = load_examples(items, _cache_dir(), progress=not as_json, whisper=recognizer.whisper, handcrafted=recognizer.handcrafted)

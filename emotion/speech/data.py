@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from catalog.audio import AudioError
-from catalog.manifest import Item, Manifest, assign_splits
+from catalog.manifest import Item
 from catalog.models import EMOTIONS
 from emotion.features.cache import stored_version
 from emotion.speech import features as F
@@ -166,14 +166,6 @@ def load_examples(items: list[Item], cache_dir: Path | None = None, progress: bo
             continue
         report.examples.append(Example(it.id, LABELS.index(it.label), it.group, feats))
     return report
-
-
-def speaker_splits(manifest: Manifest, seed: int = 42) -> dict[str, str]:
-    """item id -> train/val/test: the manifest's split column, else a speaker-grouped assignment."""
-    if all(it.split for it in manifest.items):
-        return {it.id: it.split for it in manifest.items}
-    groups = assign_splits(manifest.items, val=0.15, test=0.2, seed=seed)
-    return {it.id: groups[it.group] for it in manifest.items}
 
 
 @dataclass

@@ -35,7 +35,6 @@ from emotion.speech.data import (  # noqa: F401 - re-exported: callers import th
     clip_features,
     collate,
     load_examples,
-    speaker_splits,
     whisper_frames,
 )
 from emotion.speech.model import STACKS, SpeechEmotionNet, SpeechModelConfig, WhisperProbeNet
@@ -57,6 +56,7 @@ class FitResult:
     history: list[dict[str, float]]
     best_epoch: int
     probe_weight: float | None = None  # the probe's share in the late fusion (Whisper models with a probe)
+    val_metrics: dict[str, Any] | None = None  # on the validation clips, before anything was refitted on them
 
 
 def class_weights(labels: list[int], classes: int = len(LABELS)) -> torch.Tensor:
@@ -90,11 +90,15 @@ def fit(
     cfg = SpeechModelConfig(name=name, freq_bins=train[0].feats.spec.shape[1], hsf_dim=train[0].feats.hsf.shape[1],
                             whisper_dim=int(w.shape[1]) if w is not None and name.startswith("whisper") else 0)
     if name in STACKS:
+        probe_model, val_metrics = WhisperProbeNet(cfg), None
+        if val:  # scored on speakers it has not heard, then refitted with them (it has no epochs to select)
+            norm = Normaliser.fit(train)
+            fit_probe(probe_model, [norm.apply(e.feats) for e in train], [e.label for e in train])
+            val_metrics = scores(np.array([e.label for e in val]), predict_normalised(probe_model, [norm.apply(e.feats) for e in val]), LABELS)
         every = train + (val or [])
         norm = Normaliser.fit(every)
-        probe_model = WhisperProbeNet(cfg)
         fit_probe(probe_model, [norm.apply(e.feats) for e in every], [e.label for e in every])
-        return FitResult(probe_model.eval(), norm, [], 0)
+        return FitResult(probe_model.eval(), norm, [], 0, val_metrics=val_metrics)
     norm = Normaliser.fit(train, utterance=utterance_norm)
     model = SpeechEmotionNet(cfg).to(device)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights([e.label for e in train])).to(device)
@@ -126,8 +130,11 @@ def fit(
     model.cpu().eval()
     if has_probe and val:
         model.cfg.probe_weight = choose_probe_weight(model, vx, vy)
+    # the epoch and the probe weight were chosen on these clips (the model is back on the CPU)
+    val_metrics = scores(np.array(vy), predict_normalised(model, vx), LABELS) if val else None
+    if has_probe and val:
         fit_probe(model, xs + vx, ys + vy)  # the probe has no epochs to select: refit on every labelled clip
-    return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None)
+    return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None, val_metrics)
 
 
 PROBE_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))

@@ -213,6 +213,48 @@ def test_train_and_evaluate_cli(db_url: str, emodb: list[tuple[Path, str, str]],
 
 
 @pytest.mark.slow
+def test_train_uses_every_speaker_not_marked_test(db_url: str, shared_data: Path, tmp_path: Path) -> None:
+    """As for songs, a manifest without a split column holds no speaker out for testing: every speaker trains the
+    shipped model but the validation ones, which are scored (before the probe is refitted with them) and recorded, so
+    `evaluate --split val` finds them again; `--split test` has no rows. A manifest's test rows are held out."""
+    from cli.main import app
+
+    clips = _clips_per_speaker(shared_data, per_label=1)  # 10 speakers of EmoDB and RAVDESS, 4 clips each
+
+    def write(name: str, test: str = "") -> Path:
+        path = tmp_path / name
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "label", "audio", "lyrics", "group", "split"])
+            w.writerows([p.stem + g, label, str(p), "", g, ("test" if g == test else "train") if test else ""] for p, label, g in clips)
+        return path
+
+    manifest = write("speech.csv")
+    speakers = sorted({g for _, _, g in clips})
+    out = tmp_path / "model"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "speech", "--manifest", str(manifest), "--model", "default", "--out", str(out), "--no-register"])
+    assert res.exit_code == 0, res.output
+    trained = json.loads(res.stdout.strip().splitlines()[-1])
+    groups = trained["split_groups"]
+    assert groups["test"] == [] and trained["n_test"] == 0 and groups["val"]
+    assert sorted(groups["train"] + groups["val"]) == speakers and trained["n_train"] + trained["n_val"] == len(clips)
+    assert trained["scored_on"] == "val" and trained["n"] == trained["n_val"] and 0 <= trained["accuracy"] <= 1
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["scored_on"] == "val" and meta["val_split"] == "group-aware" and meta["split_groups"] == groups
+    res = runner.invoke(app, ["evaluate", "speech", "--model", str(out), "--manifest", str(manifest), "--split", "val", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout.strip().splitlines()[-1])["n"] == trained["n_val"]
+    res = runner.invoke(app, ["evaluate", "speech", "--model", str(out), "--manifest", str(manifest), "--split", "test", "--json"])
+    assert res.exit_code == 2 and "no rows in split 'test'" in res.output
+    marked = write("marked.csv", test=speakers[0])  # one speaker marked test, the rest train
+    res = runner.invoke(app, ["train", "speech", "--manifest", str(marked), "--model", "default", "--out", str(tmp_path / "m2"), "--no-register"])
+    assert res.exit_code == 0, res.output
+    trained = json.loads(res.stdout.strip().splitlines()[-1])
+    assert trained["split_groups"]["test"] == speakers[:1] and trained["scored_on"] == "test" and trained["n"] == trained["n_test"] > 0
+
+
+@pytest.mark.slow
 def test_cross_validation_cli(emodb: list[tuple[Path, str, str]], tmp_path: Path) -> None:
     from cli.main import app
 
