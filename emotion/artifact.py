@@ -16,6 +16,7 @@ from catalog.fingerprint import sha256_file
 from catalog.manifest import label_names
 from emotion.data import LABELS, SongSample, Standardizer
 from emotion.models import SongModel, build_model
+from emotion.models import spec as model_spec
 
 if TYPE_CHECKING:
     from emotion.inputs import InputSpec
@@ -135,7 +136,8 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
     if list(labels) != list(expected):
         raise ArtifactError(f"{path}: label map {list(labels)} differs from its label set {list(expected)}")
     dims = {k: int(v) for k, v in config["dims"].items()}
-    model = build_model(config["model"], dims, config.get("model_params"))
+    params = {**model_spec(config["model"]).cls.legacy_params, **(config.get("model_params") or {})}
+    model = build_model(config["model"], dims, params)
     missing, unexpected = model.load_state_dict(load_file(str(path / WEIGHTS)), strict=False)
     if missing or unexpected:
         raise ArtifactError(f"{path}: weights do not fit {config['model']} (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -102,8 +102,8 @@ REGISTRY: dict[str, ModelSpec] = {
     "pooled-mlp": ModelSpec(PooledHead, {}, "mean+std of audio segment vectors (3 s musicnn patches) + MLP", DEFAULT_RECIPE),
     "probe-ensemble": ModelSpec(ProbeEnsemble, {}, "musicnn + Whisper tiny.en layer 2 (3 s segments): a logistic-regression "
                                 "probe on each encoder's pooled mean+std, probabilities averaged (weight by inner grouped CV)", ENSEMBLE_RECIPE),
-    "probe-fusion": ModelSpec(ProbeFusion, {}, "late fusion of frozen probes: the probe ensemble on audio + a logistic-regression "
-                              "probe on the pooled MiniLM sentence vectors of the lyrics, probabilities averaged (weight by inner grouped CV)",
+    "probe-fusion": ModelSpec(ProbeFusion, {"lyrics_pool": "mean"}, "late fusion of frozen probes: the probe ensemble on audio + a logistic-regression "
+                              "probe on the mean MiniLM sentence vector of the lyrics, probabilities averaged (weight by inner grouped CV)",
                               PROBE_FUSION_RECIPE),
     "lyrics-only": ModelSpec(LyricsOnly, {}, "lyric segment vectors + CNN (3, 4, 5)"),
     "pooled-lyrics": ModelSpec(PooledLyricsHead, {}, "mean+std of lyric segment vectors (bert-cnn, 10 s windows) + MLP",
@@ -122,10 +122,10 @@ BIMODAL_DEFAULT_MODEL = "probe-fusion"
 
 def default_for(items: Iterable[Any]) -> str:
     """The default song model for a manifest's items (objects with `audio` and `lyrics`, None when missing):
-    BIMODAL_DEFAULT_MODEL when at least half of them have both, else DEFAULT_MODEL."""
-    rows = [(it.audio is not None, it.lyrics is not None) for it in items]
-    both = sum(1 for a, t in rows if a and t)
-    return BIMODAL_DEFAULT_MODEL if rows and 2 * both >= len(rows) else DEFAULT_MODEL
+    BIMODAL_DEFAULT_MODEL when at least half of them have lyrics (with audio: both probes; lyrics only, as NJU: its
+    lyrics probe alone), else DEFAULT_MODEL (audio only)."""
+    rows = [it.lyrics is not None for it in items]
+    return BIMODAL_DEFAULT_MODEL if rows and 2 * sum(rows) >= len(rows) else DEFAULT_MODEL
 
 
 def resolve(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -17,6 +18,9 @@ class SongModel(nn.Module):
     uses: frozenset[str] = frozenset({"audio", "lyrics"})
     graph: str | None = None
     n_classes: int = 4  # set by build_model from the label set
+    # parameters an artifact written before they existed was trained with (emotion.artifact.load fills them in when
+    # its recorded model_params lack them, before the registered defaults)
+    legacy_params: ClassVar[dict[str, Any]] = {}
 
     def loss(self, batch: SongBatch, criterion: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Training loss and the main-task logits."""

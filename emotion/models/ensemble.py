@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from emotion.data import SongBatch, SongSample
-from emotion.models.base import SongModel
+from emotion.models.base import SongModel, masked_mean
 from emotion.models.mlp import masked_mean_std
 from emotion.probes import fit_linear_probe, full_class_coefficients
 
@@ -27,27 +27,33 @@ log = logging.getLogger(__name__)
 PROBE_CS: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)  # C of each probe, chosen by inner grouped CV
 STEPS = 20  # mixture weights on the simplex in steps of 1/20, chosen by inner grouped CV
 INNER_FOLDS = 3
+POOLS = ("mean+std", "mean")  # how a probe pools a song's segment vectors
 
 
 class ProbeEnsemble(SongModel):
     """Per part of the audio vector: pooled mean ++ std -> standardise -> logistic regression; probabilities mixed.
 
-    `parts`: the widths of the combined encoder's parts, in order (empty: the whole vector is one part).
+    `parts`: the widths of the combined encoder's parts, in order (empty: the whole vector is one part). `pool`:
+    "mean+std" (the audio probes) or "mean" (the lyrics probe of `ProbeFusion`: a song has only a few 10 s windows).
     forward returns log-probabilities (softmax of them is the mixture itself).
     """
 
     uses = frozenset({"audio"})
 
-    def __init__(self, dims: dict[str, int], parts: list[int] | tuple[int, ...] = (), n_classes: int = 4) -> None:
+    def __init__(self, dims: dict[str, int], parts: list[int] | tuple[int, ...] = (), n_classes: int = 4, pool: str = "mean+std") -> None:
         super().__init__()
         self.parts = [int(p) for p in parts] or [dims["audio"]]
         if sum(self.parts) != dims["audio"]:
             raise ValueError(f"parts {self.parts} do not add up to the {dims['audio']}-d audio vectors")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        self.pool = pool
         self.n_classes = n_classes
+        k = 2 if pool == "mean+std" else 1
         for i, d in enumerate(self.parts):
-            self.register_buffer(f"mean{i}", torch.zeros(2 * d))
-            self.register_buffer(f"scale{i}", torch.ones(2 * d))
-            self.register_buffer(f"coef{i}", torch.zeros(n_classes, 2 * d))
+            self.register_buffer(f"mean{i}", torch.zeros(k * d))
+            self.register_buffer(f"scale{i}", torch.ones(k * d))
+            self.register_buffer(f"coef{i}", torch.zeros(n_classes, k * d))
             self.register_buffer(f"bias{i}", torch.zeros(n_classes))
         self.register_buffer("mix", torch.full((len(self.parts),), 1.0 / len(self.parts)))
         self.register_buffer("c", torch.zeros(len(self.parts)))  # each probe's C (a record; not used to predict)
@@ -63,7 +69,8 @@ class ProbeEnsemble(SongModel):
         for i, d in enumerate(self.parts):
             x = batch.audio[..., start : start + d]
             start += d
-            z = (masked_mean_std(x, batch.audio_mask) - self._buf("mean", i)) / self._buf("scale", i)
+            pooled = masked_mean_std(x, batch.audio_mask) if self.pool == "mean+std" else masked_mean(x, batch.audio_mask)
+            z = (pooled - self._buf("mean", i)) / self._buf("scale", i)
             out.append(torch.softmax(z @ self._buf("coef", i).T + self._buf("bias", i), dim=-1))
         return out
 
@@ -74,11 +81,12 @@ class ProbeEnsemble(SongModel):
     # --- fitting (scikit-learn) -------------------------------------------------------------------------
 
     def pooled(self, samples: list[SongSample]) -> list[np.ndarray]:
-        """Per part: [n, 2d] mean ++ std of each song's segment vectors (what forward computes)."""
+        """Per part: [n, 2d] mean ++ std (`pool="mean"`: [n, d] the mean) of each song's segment vectors (what forward
+        computes)."""
         out, start = [], 0
         for d in self.parts:
             cols = [s.audio[:, start : start + d].astype(np.float64) for s in samples if s.audio is not None]
-            out.append(np.stack([np.concatenate([x.mean(0), x.std(0)]) for x in cols]))
+            out.append(np.stack([np.concatenate([x.mean(0), x.std(0)]) if self.pool == "mean+std" else x.mean(0) for x in cols]))
             start += d
         return out
 

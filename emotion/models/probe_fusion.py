@@ -2,8 +2,10 @@
 
 `ProbeFusion` holds two `ProbeEnsemble`s: the audio one (one logistic-regression probe per part of the combined
 audio encoder, e.g. musicnn and Whisper tiny.en layer 2, as the shipped model) and a lyrics probe on the pooled
-mean ++ std of the lyric segments' *sentence vectors* (bert-cnn's first `lyrics_dim` values: the mean-pooled
-MiniLM vector; the CNN half is left out, so the probe needs no trained CNN). Class probabilities are mixed as
+lyric segments' *sentence vectors* (bert-cnn's first `lyrics_dim` values: the mean-pooled MiniLM vector; the CNN
+half is left out, so the probe needs no trained CNN), pooled by `lyrics_pool`: the registered `probe-fusion` takes
+their mean ("mean": a song has about 8 windows of 10 s, whose std is noise; docs/emotion.md), the class default is
+mean ++ std (what artifacts written before the option hold, and SongGATNet's prior). Class probabilities are mixed as
 `(1 - w) p_audio + w p_lyrics`; a song without lyrics gets `p_audio`, one without audio `p_lyrics`. Each probe's C
 (and the audio parts' weight) come from `ProbeEnsemble.fit`'s inner artist-grouped CV; `w` minimises the log-loss of
 out-of-fold probabilities of the same kind of inner folds over the songs that have both. No epochs, no test data.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,14 +35,19 @@ class ProbeFusion(SongModel):
 
     uses = frozenset({"audio", "lyrics"})
 
-    def __init__(self, dims: dict[str, int], parts: list[int] | tuple[int, ...] = (), lyrics_dim: int = 384, n_classes: int = 4) -> None:
+    # an artifact written before `lyrics_pool` existed pooled the lyrics as mean ++ std (emotion.artifact.load)
+    legacy_params: ClassVar[dict[str, Any]] = {"lyrics_pool": "mean+std"}
+
+    def __init__(self, dims: dict[str, int], parts: list[int] | tuple[int, ...] = (), lyrics_dim: int = 384, n_classes: int = 4,
+                 lyrics_pool: str = "mean+std") -> None:
         super().__init__()
+        self.lyrics_pool = lyrics_pool
         self.n_classes = n_classes
         self.dims = {"audio": int(dims["audio"]), "lyrics": int(dims["lyrics"])}
         self.lyrics_dim = min(int(lyrics_dim), int(dims["lyrics"]))
         no_audio = int(dims["audio"]) <= 1  # modality_dims' placeholder: no song of this data set has audio
         self.audio = ProbeEnsemble({"audio": dims["audio"]}, () if no_audio else parts, n_classes)
-        self.lyrics = ProbeEnsemble({"audio": self.lyrics_dim}, (), n_classes)  # reads the lyrics view (below)
+        self.lyrics = ProbeEnsemble({"audio": self.lyrics_dim}, (), n_classes, lyrics_pool)  # reads the lyrics view (below)
         self.register_buffer("w_lyrics", torch.tensor(0.5))
 
     def lyrics_view(self, batch: SongBatch) -> SongBatch:
@@ -87,7 +94,7 @@ class ProbeFusion(SongModel):
         d_audio = sum(self.audio.parts)
         for tr, va in folds:
             audio = ProbeEnsemble({"audio": d_audio}, self.audio.parts, self.n_classes)
-            lyrics = ProbeEnsemble({"audio": self.lyrics_dim}, (), self.n_classes)
+            lyrics = ProbeEnsemble({"audio": self.lyrics_dim}, (), self.n_classes, self.lyrics_pool)
             audio.fit([both[i] for i in tr], seed, ca)
             lyrics.fit(self._lyrics_samples([both[i] for i in tr]), seed, cl)
             held = [both[i] for i in va]

@@ -119,6 +119,30 @@ def test_probe_fusion_on_lyrics_only_songs_is_the_lyrics_probe() -> None:
     assert result.fit["w_lyrics"] == 1.0 and result.val_metrics["accuracy"] > 0.5
 
 
+def test_probe_fusion_pools_lyrics_by_their_mean_and_old_artifacts_still_load(tmp_path: Path) -> None:
+    """The registered probe-fusion's lyrics probe reads the mean of a song's sentence vectors (d values, not mean ++
+    std), and pooled() and forward agree on it; an artifact written before `lyrics_pool` existed (mean ++ std, no
+    such key in its model_params) loads with its own pooling and predicts as it did."""
+    from emotion.models import ProbeFusion
+
+    train, val = bimodal(64), bimodal(20, seed=1)
+    cfg = TrainConfig(model="probe-fusion", model_params={"parts": [3, 5], "lyrics_dim": 4}, standardize=False)
+    new = train_model(train, val, cfg, progress=False)
+    assert isinstance(new.model, ProbeFusion) and new.model.lyrics.pool == "mean" and new.model.lyrics._buf("coef", 0).shape == (4, 4)
+    lyr = new.model._lyrics_samples(val)
+    assert np.allclose(new.model.lyrics.pooled(lyr)[0], np.stack([s.audio.mean(0) for s in lyr]), atol=1e-6)
+    old_cfg = TrainConfig(model="probe-fusion", model_params={"parts": [3, 5], "lyrics_dim": 4, "lyrics_pool": "mean+std"}, standardize=False)
+    old = train_model(train, val, old_cfg, progress=False)
+    assert old.model.lyrics._buf("coef", 0).shape == (4, 8)
+    config = {**old_cfg.to_json(), "modalities": ["audio", "lyrics"],
+              "encoders": {"audio": {"name": "x+y", "version": "1", "dim": 8}, "lyrics": {"name": "bert-cnn", "version": "1", "dim": 6}}}
+    del config["model_params"]["lyrics_pool"]  # as written before the option
+    artifact.save(tmp_path / "old", old.model, config, old.standardizer, old.dims, {"val": old.val_metrics})
+    loaded = artifact.load(tmp_path / "old")
+    assert loaded.model.lyrics.pool == "mean+std"  # type: ignore[union-attr]  # a ProbeFusion
+    assert np.allclose(loaded.predict(val), predict(old.model, val, old.dims), atol=1e-6)
+
+
 def q4_manifest(shared: Path, out: Path, per_quadrant: int = 6) -> Path:
     """A small manifest of real q4 clips: per quadrant the first clips by name; 2 per quadrant are the val split,
     artists as groups."""
@@ -200,3 +224,33 @@ def test_default_trains_on_real_q4_clips_round_trips_and_labels(shared_data: Pat
         p = predicted[sid]
         assert not isinstance(p, str)
         assert np.allclose([p.probabilities[k] for k in LABELS], expected[sid], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_default_trains_on_real_lyrics_only_songs(shared_data: Path, tmp_path: Path) -> None:
+    """`--model default` on a lyrics-only manifest (real NJU lyrics, no audio) trains the fusion's lyrics probe on
+    the mean MiniLM sentence vector of each song (it used to pick the audio-only ensemble and fail), and the artifact
+    scores the manifest."""
+    from catalog.importers.nju import import_nju
+    from catalog.manifest import read
+    from cli.emotion_cmd import _config
+    from emotion.runs import evaluate_manifest, train_manifest
+
+    full = tmp_path / "nju.csv"
+    import_nju(shared_data / "nju-musicmood-train", full)
+    rows = list(csv.DictReader(full.open(encoding="utf-8")))
+    kept = [r for label in QUAD.values() for r in [r for r in rows if r["label"] == label][:10]]
+    manifest = tmp_path / "nju-small.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "lyrics": str((full.parent / r["lyrics"]).resolve())} for r in kept)
+    assert all(it.audio is None and it.lyrics is not None for it in read(manifest).items)
+    cfg = _config("default", None, None, None, None, None, None, None, [], [], None, manifest)
+    assert (cfg.model, cfg.lyrics_encoder, cfg.lyrics_cnn_epochs) == ("probe-fusion", "bert-cnn", 0)
+    report = train_manifest(manifest, tmp_path / "model", cfg, progress=False, register=False)
+    assert report.n_train + report.n_val == 40 and not report.failures
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["fit"]["w_lyrics"] == 1.0 and config["model_params"]["lyrics_pool"] == "mean" and config["modalities"] == ["lyrics"]
+    evaluation = evaluate_manifest(tmp_path / "model", manifest, progress=False)
+    assert evaluation.metrics["n"] == 40 and evaluation.metrics["accuracy"] > 0.25  # its own training songs

@@ -172,7 +172,8 @@ def test_lstm_attention_trains_with_its_own_recipe_and_default_resolves() -> Non
 
 def test_default_follows_the_manifests_modalities(shared_data: Path, tmp_path: Path) -> None:
     """`--model default` on real manifests: mirex (audio + lyrics for most songs) gets the bimodal probe fusion, q4
-    (audio only) the audio probe ensemble, and a manifest where under half the songs have lyrics stays audio-only."""
+    (audio only) the audio probe ensemble, NJU (lyrics only) the fusion, and a manifest where under half the songs
+    have lyrics stays audio-only."""
     from catalog.importers.mirex import import_mirex
     from catalog.importers.q4 import import_q4
     from catalog.manifest import read
@@ -194,3 +195,7 @@ def test_default_follows_the_manifests_modalities(shared_data: Path, tmp_path: P
     assert default_for(with_lyrics[: len(without)] + without) == "probe-fusion"  # half and half
     assert default_for(with_lyrics[: len(without) - 1] + without) == "probe-ensemble"
     assert default_for([]) == "probe-ensemble"
+    from catalog.importers.nju import import_nju  # lyrics only: the fusion's lyrics probe alone (training it: test_emotion_ensemble)
+
+    import_nju(shared_data / "nju-musicmood-train", tmp_path / "nju.csv")
+    assert default_for(read(tmp_path / "nju.csv").items) == "probe-fusion"
