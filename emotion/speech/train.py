@@ -94,7 +94,7 @@ def fit(
         if val:  # scored on speakers it has not heard, then refitted with them (it has no epochs to select)
             norm = Normaliser.fit(train)
             fit_probe(probe_model, [norm.apply(e.feats) for e in train], [e.label for e in train])
-            val_metrics = scores(np.array([e.label for e in val]), predict_normalised(probe_model, [norm.apply(e.feats) for e in val]), LABELS)
+            val_metrics = metrics([e.label for e in val], predict_normalised(probe_model, [norm.apply(e.feats) for e in val]))
         every = train + (val or [])
         norm = Normaliser.fit(every)
         fit_probe(probe_model, [norm.apply(e.feats) for e in every], [e.label for e in every])
@@ -131,7 +131,7 @@ def fit(
     if has_probe and val:
         model.cfg.probe_weight = choose_probe_weight(model, vx, vy)
     # the epoch and the probe weight were chosen on these clips (the model is back on the CPU)
-    val_metrics = scores(np.array(vy), predict_normalised(model, vx), LABELS) if val else None
+    val_metrics = metrics(vy, predict_normalised(model, vx)) if val else None
     if has_probe and val:
         fit_probe(model, xs + vx, ys + vy)  # the probe has no epochs to select: refit on every labelled clip
     return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None, val_metrics)
