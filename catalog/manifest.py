@@ -302,6 +302,7 @@ def merge(sources: list[str | Path], out: str | Path) -> MergeReport:
                     "split": it.split,
                     "title": it.title,
                     "artist": it.artist,
+                    "category": it.category,
                 }
             )
         report.sources[name] = len(manifest.items)

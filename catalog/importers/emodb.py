@@ -10,6 +10,7 @@ from catalog.importers import ImportReport
 from catalog.manifest import relative_to_manifest
 
 EMOTION_LETTERS = {"W": "angry", "F": "happy", "T": "sad", "N": "relaxed"}
+CATEGORIES = {"W": "angry", "F": "happy", "T": "sad", "N": "neutral"}  # the acted emotion, kept as the category
 EXCLUDED_LETTERS = {"L": "boredom", "E": "disgust", "A": "fear"}
 NAME = re.compile(r"^(\d{2})([a-z]\d{2})([A-Z])([a-z])$")
 
@@ -41,6 +42,7 @@ def import_emodb(root: str | Path, out: str | Path) -> ImportReport:
                 "lyrics": "",
                 "group": f"speaker-{speaker}",
                 "split": "",
+                "category": CATEGORIES[letter],
                 "title": f"speaker {speaker} text {text} take {version}",
             }
         )

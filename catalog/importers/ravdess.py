@@ -1,5 +1,8 @@
 """RAVDESS speech: `Actor_NN/03-01-EE-II-SS-RR-NN.<ext>`; 03/05/04 -> happy/angry/sad, 02 calm and 01 neutral -> relaxed.
 
+The acted emotion is kept in the `category` column (neutral, calm, happy, sad, angry): relaxed holds two of them,
+and the speech probe learns them apart before adding their probabilities (`emotion.speech.train.subclass_table`).
+
 Fields of the name: modality (03 audio only), vocal channel (01 speech), emotion EE, intensity II, statement SS,
 repetition RR, actor NN. Fearful, disgust and surprised have no place among the four emotions and are reported as
 excluded with counts. Every item is grouped by its actor, so no speaker straddles splits.
@@ -15,6 +18,7 @@ from catalog.importers import ImportReport
 from catalog.manifest import relative_to_manifest
 
 EMOTION_CODES = {"01": "relaxed", "02": "relaxed", "03": "happy", "04": "sad", "05": "angry"}
+CATEGORIES = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry"}  # the acted emotion
 EXCLUDED_CODES = {"06": "fearful", "07": "disgust", "08": "surprised"}
 INTENSITY = {"01": "normal", "02": "strong"}
 NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
@@ -51,6 +55,7 @@ def import_ravdess(root: str | Path, out: str | Path) -> ImportReport:
                 "lyrics": "",
                 "group": f"actor-{actor}",
                 "split": "",
+                "category": CATEGORIES[emotion],
                 "title": f"actor {actor} statement {statement} take {repetition} ({INTENSITY.get(intensity, intensity)})",
             }
         )

@@ -32,6 +32,7 @@ class Example:
     label: int
     group: str
     feats: F.SpeechFeatures
+    category: str = ""  # the manifest's finer emotion inside the label (e.g. calm or neutral for relaxed), or ""
 
 
 @dataclass
@@ -164,7 +165,7 @@ def load_examples(items: list[Item], cache_dir: Path | None = None, progress: bo
             report.failed.append((it.id, str(exc)))
             log.warning("skipping %s: %s", it.id, exc)
             continue
-        report.examples.append(Example(it.id, LABELS.index(it.label), it.group, feats))
+        report.examples.append(Example(it.id, LABELS.index(it.label), it.group, feats, it.category))
     return report
 
 

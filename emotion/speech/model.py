@@ -58,6 +58,9 @@ class SpeechModelConfig:
     whisper_hidden: int = 128
     whisper_probe: bool = True  # average with a frozen linear probe on the clip's mean and std of Whisper frames
     probe_weight: float = 0.5  # the probe's share of the averaged probabilities (chosen on validation speakers by `fit`)
+    # the class of each probe output when the probe learnt sub-classes of the classes (the manifest's categories, e.g.
+    # calm and neutral inside relaxed; `emotion.speech.train.subclass_table`); () = one probe output per class
+    subclasses: tuple[int, ...] = ()
 
     @property
     def use_hsf(self) -> bool:
@@ -82,7 +85,7 @@ class SpeechModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> SpeechModelConfig:
         data = dict(data)
-        for key in ("conv1_kernel", "conv2_kernel", "pool_kernel", "pool_stride"):
+        for key in ("conv1_kernel", "conv2_kernel", "pool_kernel", "pool_stride", "subclasses"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         data.setdefault("whisper_probe", False)  # artifacts from before the probe fusion have none
@@ -171,12 +174,32 @@ class HSFChannel(nn.Module):
         return self.hidden(self.dropout(pooled))
 
 
+class SubclassMerge(nn.Module):
+    """Probe logits over sub-classes (B, S) -> log-probabilities of their classes (B, classes): each class's
+    probability is the sum of its sub-classes' (`cfg.subclasses[s]` is the class of sub-class s). Without
+    sub-classes the logits pass through unchanged. The membership is derived from the config, not stored."""
+
+    def __init__(self, cfg: SpeechModelConfig) -> None:
+        super().__init__()
+        self.outputs = len(cfg.subclasses) or cfg.classes
+        member = torch.full((len(cfg.subclasses), cfg.classes), -1e4)
+        member[torch.arange(len(cfg.subclasses)), torch.tensor(cfg.subclasses, dtype=torch.long)] = 0.0
+        self.log_member: Tensor
+        self.register_buffer("log_member", member, persistent=False)  # (S, classes): 0 where s belongs to the class
+        self.active = bool(cfg.subclasses)
+
+    def forward(self, logits: Tensor) -> Tensor:
+        if not self.active:
+            return logits
+        return torch.logsumexp(torch.log_softmax(logits, dim=1).unsqueeze(2) + self.log_member, dim=1)
+
+
 class WhisperChannel(nn.Module):
     """Frozen Whisper hidden states (B, T, d) with a frame mask (B, T) -> (`whisper_hidden`-d vector, probe logits).
 
     The probe logits (B, classes) are a fixed linear map of the clip's mean and std of the frames: a logistic
     regression fitted by scikit-learn on the training clips (`set_probe`), not trained by gradient (None without
-    `whisper_probe`).
+    `whisper_probe`); with `cfg.subclasses` it maps to the sub-classes and returns their classes' log-probabilities.
     """
 
     def __init__(self, cfg: SpeechModelConfig) -> None:
@@ -184,7 +207,8 @@ class WhisperChannel(nn.Module):
         self.proj = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.whisper_dim, cfg.whisper_proj), nn.GELU())
         self.attention = Attention(cfg.whisper_proj, cfg.attention_dim)
         self.hidden = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(3 * cfg.whisper_proj, cfg.whisper_hidden), nn.GELU())
-        self.probe = nn.Linear(2 * cfg.whisper_dim, cfg.classes) if cfg.whisper_probe else None
+        self.merge = SubclassMerge(cfg)
+        self.probe = nn.Linear(2 * cfg.whisper_dim, self.merge.outputs) if cfg.whisper_probe else None
         if self.probe is not None:
             self.probe.requires_grad_(False)
 
@@ -194,7 +218,7 @@ class WhisperChannel(nn.Module):
         return torch.cat([masked_mean(frames, mask), masked_std(frames, mask)], dim=1)
 
     def set_probe(self, weight: Tensor, bias: Tensor) -> None:
-        """Install a fitted linear probe: logits = pooled @ weight.T + bias (weight (classes, 2d))."""
+        """Install a fitted linear probe: logits = pooled @ weight.T + bias (weight (outputs, 2d))."""
         assert self.probe is not None
         with torch.no_grad():
             self.probe.weight.copy_(weight)
@@ -203,27 +227,29 @@ class WhisperChannel(nn.Module):
     def forward(self, frames: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
         h = self.proj(frames)
         pooled = torch.cat([self.attention(h, mask)[1], masked_mean(h, mask), masked_std(h, mask)], dim=1)
-        probe = self.probe(self.pooled(frames, mask)) if self.probe is not None else None
+        probe = self.merge(self.probe(self.pooled(frames, mask))) if self.probe is not None else None
         return self.hidden(pooled), probe
 
 
 class LinearProbe(nn.Module):
     """A frozen linear map of the clip's mean and std of Whisper frames (B, T, d) -> logits (B, classes), installed
-    from a scikit-learn logistic regression by `set_probe` (never trained by gradient)."""
+    from a scikit-learn logistic regression by `set_probe` (never trained by gradient); with `cfg.subclasses` the map
+    is onto the sub-classes, and the output is their classes' log-probabilities (`SubclassMerge`)."""
 
-    def __init__(self, dim: int, classes: int) -> None:
+    def __init__(self, cfg: SpeechModelConfig) -> None:
         super().__init__()
-        self.probe = nn.Linear(2 * dim, classes)
+        self.merge = SubclassMerge(cfg)
+        self.probe = nn.Linear(2 * cfg.whisper_dim, self.merge.outputs)
         self.probe.requires_grad_(False)
 
     def set_probe(self, weight: Tensor, bias: Tensor) -> None:
-        """Install a fitted linear probe: logits = pooled @ weight.T + bias (weight (classes, 2d))."""
+        """Install a fitted linear probe: logits = pooled @ weight.T + bias (weight (outputs, 2d))."""
         with torch.no_grad():
             self.probe.weight.copy_(weight)
             self.probe.bias.copy_(bias)
 
     def forward(self, frames: Tensor, mask: Tensor) -> Tensor:
-        return self.probe(WhisperChannel.pooled(frames, mask))
+        return self.merge(self.probe(WhisperChannel.pooled(frames, mask)))
 
 
 class WhisperProbeNet(nn.Module):
@@ -235,7 +261,7 @@ class WhisperProbeNet(nn.Module):
         if cfg.name not in STACKS or cfg.whisper_dim <= 0:
             raise ValueError(f"{cfg.name} is not a Whisper probe model with a whisper_dim")
         self.cfg = cfg
-        self.whisper = LinearProbe(cfg.whisper_dim, cfg.classes)
+        self.whisper = LinearProbe(cfg)
 
     def forward(self, spec: Tensor, hsf: Tensor, lengths: Tensor, whisper: Tensor | None = None,
                 whisper_lengths: Tensor | None = None) -> Tensor:

@@ -87,17 +87,19 @@ def fit(
     device = resolve_device(device)
     rng = random.Random(seed)
     w = train[0].feats.whisper
+    table = subclass_table(train + (val or []))
     cfg = SpeechModelConfig(name=name, freq_bins=train[0].feats.spec.shape[1], hsf_dim=train[0].feats.hsf.shape[1],
-                            whisper_dim=int(w.shape[1]) if w is not None and name.startswith("whisper") else 0)
+                            whisper_dim=int(w.shape[1]) if w is not None and name.startswith("whisper") else 0,
+                            subclasses=tuple(label for label, _ in table))
     if name in STACKS:
         probe_model, val_metrics = WhisperProbeNet(cfg), None
         if val:  # scored on speakers it has not heard, then refitted with them (it has no epochs to select)
             norm = Normaliser.fit(train)
-            fit_probe(probe_model, [norm.apply(e.feats) for e in train], [e.label for e in train])
+            fit_probe(probe_model, [norm.apply(e.feats) for e in train], probe_labels(train, table))
             val_metrics = metrics([e.label for e in val], predict_normalised(probe_model, [norm.apply(e.feats) for e in val]))
         every = train + (val or [])
         norm = Normaliser.fit(every)
-        fit_probe(probe_model, [norm.apply(e.feats) for e in every], [e.label for e in every])
+        fit_probe(probe_model, [norm.apply(e.feats) for e in every], probe_labels(every, table))
         return FitResult(probe_model.eval(), norm, [], 0, val_metrics=val_metrics)
     norm = Normaliser.fit(train, utterance=utterance_norm)
     model = SpeechEmotionNet(cfg).to(device)
@@ -108,7 +110,7 @@ def fit(
     vy = [e.label for e in val] if val else []
     has_probe = model.whisper is not None and model.whisper.probe is not None
     if has_probe:
-        fit_probe(model, xs, ys)  # training speakers only, so the validation speakers are unseen by both parts
+        fit_probe(model, xs, probe_labels(train, table))  # training speakers only, so the validation speakers are unseen by both parts
 
     def batches():  # type: ignore[no-untyped-def]
         order = list(range(len(xs)))
@@ -133,7 +135,7 @@ def fit(
     # the epoch and the probe weight were chosen on these clips (the model is back on the CPU)
     val_metrics = metrics(vy, predict_normalised(model, vx)) if val else None
     if has_probe and val:
-        fit_probe(model, xs + vx, ys + vy)  # the probe has no epochs to select: refit on every labelled clip
+        fit_probe(model, xs + vx, probe_labels(train + (val or []), table))  # no epochs to select: refit on every clip
     return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None, val_metrics)
 
 
@@ -157,13 +159,34 @@ def choose_probe_weight(model: SpeechEmotionNet, feats: list[F.SpeechFeatures], 
     return float(PROBE_WEIGHTS[best])
 
 
+def subclass_table(examples: list[Example]) -> list[tuple[int, str]]:
+    """The probe's sub-classes: every (label, category) of `examples`, sorted, when some label holds two or more
+    categories (RAVDESS's relaxed: calm and neutral); [] otherwise (the probe learns the labels themselves).
+
+    A label that is a union of distinct emotions is not one compact region of the embedding space; a logistic
+    regression over its parts, whose probabilities are then added up per label (`model.SubclassMerge`), draws the
+    boundary around each part (measured: README, speech table)."""
+    pairs = sorted({(e.label, e.category) for e in examples})
+    per_label = Counter(label for label, _ in pairs)
+    return pairs if any(n > 1 for n in per_label.values()) else []
+
+
+def probe_labels(examples: list[Example], table: list[tuple[int, str]]) -> list[int]:
+    """What the probe is fitted on: each example's sub-class index in `table`, or its label when there is none."""
+    if not table:
+        return [e.label for e in examples]
+    index = {pair: i for i, pair in enumerate(table)}
+    return [index[(e.label, e.category)] for e in examples]
+
+
 def fit_probe(model: SpeechEmotionNet | WhisperProbeNet, feats: list[F.SpeechFeatures], labels: list[int], c: float = 0.1) -> None:
     """Fit the Whisper probe: standardised mean + std of each clip's (normalised) frames -> logistic regression
-    (scikit-learn, C = `c`), folded into the model's frozen linear probe. Uses every labelled clip given (training and
-    validation speakers: the probe has no epochs to select)."""
+    (scikit-learn, C = `c`), folded into the model's frozen linear probe. `labels`: the probe's targets, sub-class
+    indices when the model has sub-classes (`probe_labels`). Uses every labelled clip given (training and validation
+    speakers: the probe has no epochs to select)."""
     x = np.stack([np.concatenate([f.whisper.mean(0), f.whisper.std(0)]) for f in feats])  # type: ignore[union-attr]
     scaler, lr = fit_linear_probe(x, np.asarray(labels), c)
-    coef, intercept = full_class_coefficients(lr, len(LABELS))
+    coef, intercept = full_class_coefficients(lr, len(model.cfg.subclasses) or len(LABELS))  # both speech networks carry their cfg
     weight = coef / scaler.scale_
     bias = intercept - (scaler.mean_ / scaler.scale_) @ coef.T
     model.whisper.set_probe(torch.tensor(weight, dtype=torch.float32), torch.tensor(bias, dtype=torch.float32))  # type: ignore[union-attr]

@@ -62,7 +62,8 @@ def test_emodb_maps_four_emotions_and_reports_the_rest(shared_data: Path, tmp_pa
     assert report.items + sum(report.excluded.values()) == 305
     assert validate(manifest) == []
     w = next(it for it in manifest.items if it.audio and it.audio.stem[5] == "W")
-    assert w.label == "angry"
+    assert w.label == "angry" and w.category == "angry"
+    assert {it.category for it in manifest.items if it.label == "relaxed"} == {"neutral"}
 
 
 def test_emopia_renders_clips_grouped_by_song(shared_data: Path, tmp_path: Path) -> None:
@@ -182,6 +183,9 @@ def test_ravdess_maps_four_emotions_groups_by_actor(shared_data: Path, tmp_path:
     assert validate(manifest) == []
     by_name = {it.audio.name: it for it in manifest.items if it.audio}
     assert by_name["03-01-01-01-01-01-01.opus"].label == "relaxed"  # neutral
+    # the acted emotion is kept as the category: relaxed is neutral or calm
+    assert (by_name["03-01-01-01-01-01-01.opus"].category, by_name["03-01-02-01-01-01-01.opus"].category) == ("neutral", "calm")
+    assert {it.category for it in manifest.items if it.label == "relaxed"} == {"neutral", "calm"}
     assert by_name["03-01-05-02-01-01-01.opus"].label == "angry" and by_name["03-01-05-02-01-01-01.opus"].group == "actor-01"
     assert not any(it.audio.name.startswith("03-01-06-") for it in manifest.items if it.audio)
 
@@ -207,6 +211,8 @@ def test_merge_rewrites_paths_keeps_ids_unique_and_groups_distinct(shared_data: 
     assert all(it.split == source_split[it.id] for it in merged.items if it.group.startswith("emodb1/"))
     assert {it.split for it in merged.items if it.group.startswith("emodb1/")} == {"train", "val", "test"}
     assert all(it.split == "" for it in merged.items if it.group.startswith("ravdess/"))
+    source_category = {it.id: it.category for it in read(ravdess).items}
+    assert all(it.category == source_category[it.id] for it in merged.items if it.group.startswith("ravdess/"))
     assert all(not Path(line.split(",")[2]).is_absolute() for line in out.read_text().splitlines()[1:])
 
 
