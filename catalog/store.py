@@ -10,6 +10,8 @@ from pathlib import Path
 from catalog.fingerprint import sha256_bytes, sha256_file
 from catalog.settings import get_settings
 
+TEMP_PREFIX = ".tmp-"  # a write goes to such a file beside its target, then is renamed over it
+
 
 class FileStore:
     """Files kept under `root/<kind>/<aa>/<bb>/<sha256><suffix>`; writes are atomic."""
@@ -56,7 +58,7 @@ class FileStore:
     def _temp(dest: Path) -> tuple[int, str]:
         """A temporary file beside `dest` (then renamed over it: writes are atomic)."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+        return tempfile.mkstemp(dir=dest.parent, prefix=TEMP_PREFIX)
 
 
 def _intact(path: Path, digest: str) -> bool:

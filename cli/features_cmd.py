@@ -146,3 +146,22 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"report: {out}")
         if jobs and all(r.audio is None and r.lyrics is None for r in results.values()):
             raise typer.Exit(1)
+
+    @feat_app.command("prune")
+    def prune_cmd(
+        apply: bool = typer.Option(False, "--apply", help="Delete what was found (default: only report it)."),
+        temp_age_h: float = typer.Option(1.0, "--temp-age-hours", min=0.0, help="Temporary files at least this old count as left over."),
+    ) -> None:
+        """Find the cached features that no lookup reaches any more: rows of another decode pipeline (a change of
+        catalog.audio.DECODE_VERSION keys every audio feature anew), rows whose file is gone, temporary files of an
+        interrupted write. Reports them (JSON, last line); --apply deletes the rows, then their files."""
+        from catalog.db import session_scope
+        from catalog.store import FileStore
+        from emotion.features.cache import prune
+
+        with session_scope() as session:
+            report = prune(session, FileStore(), apply=apply, temp_age_s=temp_age_h * 3600)
+        verb = "removed" if apply else "would remove (run with --apply)"
+        typer.echo(f"{verb}: {report.stale_rows} stale rows, {report.dangling_rows} rows without a file, "
+                   f"{report.temp_files} temporary files; {report.files} files, {report.bytes / 1e6:.1f} MB", err=True)
+        typer.echo(json.dumps(report.summary()))

@@ -21,7 +21,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from catalog import audio
 from catalog.models import FeatureSet
-from catalog.store import FileStore
+from catalog.store import TEMP_PREFIX, FileStore
 
 T = TypeVar("T")
 
@@ -69,14 +69,16 @@ def as_features(value: np.ndarray | SegmentFeatures) -> SegmentFeatures:
 def stored_version(modality: str, version: str) -> str:
     """The version the cache keys and records for an encoder's `version` (segmentation suffix included).
 
-    Features of decoded audio (`DECODED`) also carry catalog.audio.DECODE_VERSION, read at call time; lyrics do
-    not. One longer than the column keeps a readable prefix and ends with a short hash of the whole.
+    Features of decoded audio (`DECODED`) also carry catalog.audio.DECODE_VERSION, read at call time, as a last
+    `+dec<N>`; lyrics do not. One longer than the column keeps a readable prefix, a short hash of the whole and that
+    last `+dec<N>`, so which decode pipeline a row belongs to can always be read (`is_stale`).
     """
-    full = f"{version}+dec{audio.DECODE_VERSION}" if modality in DECODED else version
+    suffix = f"+dec{audio.DECODE_VERSION}" if modality in DECODED else ""
+    full = version + suffix
     if len(full) <= VERSION_MAX:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:16]
-    return f"{full[:VERSION_MAX - len(digest) - 1]}~{digest}"
+    return f"{version[:VERSION_MAX - len(digest) - 1 - len(suffix)]}~{digest}{suffix}"
 
 
 def cache_key(modality: str, content_sha: str, encoder_name: str, encoder_version: str) -> str:
@@ -94,7 +96,7 @@ def save_features(path: Path, feats: SegmentFeatures) -> None:
         if value is not None:
             tensors[name] = np.ascontiguousarray(value, dtype=np.int64 if name == "window" else np.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=SUFFIX)
     os.close(fd)
     save_file(tensors, tmp)
     os.replace(tmp, path)
@@ -280,3 +282,66 @@ def weights_fingerprint(path: str | Path) -> str:
                 h.update(chunk)
     _FINGERPRINTS[memo] = h.hexdigest()[:12]
     return _FINGERPRINTS[memo]
+
+
+# --- pruning: rows and files no lookup can reach any more -------------------------------------------------------
+
+
+@dataclass
+class PruneReport:
+    """What `prune` found (and removed, with `apply`): rows keyed by another decode pipeline, rows whose file is
+    gone, temporary files left by an interrupted write; the bytes their files hold."""
+
+    stale_rows: int = 0
+    dangling_rows: int = 0
+    temp_files: int = 0
+    files: int = 0
+    bytes: int = 0
+    applied: bool = False
+
+    def summary(self) -> dict[str, int | bool]:
+        return {k: v for k, v in asdict(self).items()}
+
+
+def is_stale(modality: str, stored: str) -> bool:
+    """Whether a recorded version of decoded-audio features names another decode pipeline than today's, or none (it
+    was written before the decode version joined the key, or hashed before the hash kept it readable): no lookup asks
+    for it again. Lyrics are never stale by this rule."""
+    return modality in DECODED and not stored.endswith(f"+dec{audio.DECODE_VERSION}")
+
+
+def prune(session: Session, store: FileStore, *, apply: bool = False, temp_age_s: float = 3600.0) -> PruneReport:
+    """Find (with `apply`: delete) feature_sets rows that no lookup reaches any more and their files: rows of another
+    decode pipeline (`is_stale`) and rows whose file is missing; plus temporary files older than `temp_age_s` under
+    the store's features folder. A file still named by a row that is kept is never deleted. With `apply` the row
+    deletions are committed first, then the files removed (an interruption leaves files without rows, never rows
+    without files)."""
+    import time
+
+    report = PruneReport(applied=apply)
+    rows = list(session.scalars(select(FeatureSet)))
+    drop: list[tuple[FeatureSet, Path | None]] = []
+    keep_paths: set[Path] = set()
+    for row in rows:
+        path = store.resolve(row.path)
+        if not path.is_file():
+            report.dangling_rows += 1
+            drop.append((row, None))
+        elif is_stale(row.modality, row.encoder_version):
+            report.stale_rows += 1
+            drop.append((row, path))
+        else:
+            keep_paths.add(path)
+    doomed = sorted({p for _, p in drop if p is not None and p not in keep_paths})
+    cutoff = time.time() - temp_age_s
+    temps = [p for p in (store.root / KIND).rglob(f"{TEMP_PREFIX}*") if p.is_file() and p.stat().st_mtime < cutoff]
+    report.temp_files = len(temps)
+    report.files = len(doomed) + len(temps)
+    report.bytes = int(sum(p.stat().st_size for p in (*doomed, *temps)))
+    if apply:
+        for row, _ in drop:
+            session.delete(row)
+        session.commit()
+        for p in (*doomed, *temps):
+            p.unlink(missing_ok=True)
+    return report
