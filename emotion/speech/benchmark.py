@@ -5,6 +5,8 @@ beside two baselines measured in the same run:
 - `whisper-probe`: the frozen Whisper encoder (configured model and layer), mean and std of its hidden states over
   the clip, standardised, multinomial logistic regression (the bar the default model must clear);
 - `egemaps-svm`: openSMILE eGeMAPSv02 functionals (88 values per clip, the field's standard), standardised, RBF SVM.
+A Whisper-only probe model trained on a manifest whose labels hold several categories (sub-classes, e.g. calm and
+neutral inside relaxed) is also scored without them, as `<model> (no sub-classes)`.
 Results are pooled over all held-out predictions and split per corpus of a merged manifest (`<source>/<speaker>`
 groups). Writes benchmark.json, benchmark.md and benchmark.png (accuracy and macro-F1 per corpus and model).
 """
@@ -15,6 +17,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from emotion.speech.train import (
     metrics,
     per_corpus,
     speaker_folds,
+    subclass_table,
 )
 
 log = logging.getLogger(__name__)
@@ -145,6 +149,11 @@ def _run_models(out: Path, manifest: Any, enc: Any, items: list[Item], examples:
                 raise RuntimeError(f"{name}: the clips usable by its encoders cover other speakers than the benchmark's")
         rows[name] = cross_validate(own, name, epochs, seed, progress=progress, folds=folds, device=device)
         rows[name]["seconds"] = round(time.perf_counter() - t0, 1)
+        if name in STACKS and subclass_table(own):  # the same probe over the plain labels, side by side
+            t0 = time.perf_counter()
+            flat = [replace(e, category="") for e in own]
+            rows[f"{name} (no sub-classes)"] = cross_validate(flat, name, epochs, seed, progress=progress, folds=folds, device=device)
+            rows[f"{name} (no sub-classes)"]["seconds"] = round(time.perf_counter() - t0, 1)
         _write(out, manifest, enc, fold_list, epochs, rows, failed)  # keep partial results of a long run
     return _write(out, manifest, enc, fold_list, epochs, rows, failed)
 

@@ -82,3 +82,34 @@ def test_default_probe_learns_neutral_and_calm_apart(shared_data: Path, tmp_path
         e.category = ""
     assert subclass_table(examples) == []
     assert fit(DEFAULT_MODEL, train, progress=False, device="cpu").model.cfg.subclasses == ()
+
+
+@pytest.mark.slow
+def test_benchmark_scores_the_default_with_and_without_subclasses(shared_data: Path, tmp_path: Path) -> None:
+    """`musicrec benchmark speech --quick` on the merged EmoDB + RAVDESS manifest (categories kept by the importers
+    and the merge) scores the default beside the same probe without sub-classes and both baselines, on the same
+    clips and folds, in one run."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from catalog.importers.emodb import import_emodb
+    from catalog.importers.ravdess import import_ravdess
+    from catalog.manifest import merge
+    from cli.main import app
+
+    parts = [import_emodb(shared_data / "emodb-dev", tmp_path / "emodb.csv").manifest,
+             import_ravdess(shared_data / "ravdess-speech-dev", tmp_path / "ravdess.csv").manifest]
+    merge(parts, tmp_path / "speech.csv")
+    out = tmp_path / "bench"
+    res = CliRunner().invoke(app, ["benchmark", "speech", "--manifest", str(tmp_path / "speech.csv"), "--models", "default",
+                                   "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout.strip().splitlines()[-1])
+    flat = "whisper-tiny-base (no sub-classes)"
+    assert set(rows) == {"whisper-probe", "egemaps-svm", "whisper-tiny-base", flat}
+    saved = json.loads((out / "benchmark.json").read_text())["models"]
+    assert saved["whisper-tiny-base"]["n"] == saved[flat]["n"] == saved["whisper-probe"]["n"] > 150
+    assert set(saved[flat]["per_corpus"]) == {"emodb", "ravdess"}
+    assert all(0.25 < rows[m]["accuracy"] <= 1 for m in ("whisper-tiny-base", flat))  # chance: 0.25
+    assert flat in (out / "benchmark.md").read_text()
