@@ -40,15 +40,18 @@ def setup_database(demo: Demo) -> None:
 
 
 SONG_SETS = ("nju-musicmood-train", "emodb-dev", "q4-audio-dev")
+MORE_VOICES = "ravdess-speech-dev"  # used when present: the speech model then learns from both corpora
 Q4_VAL, Q4_TEST = 0.15, 0.3  # the q4 test artists are both the song model's held-out score and the demo site's songs
 
 
 def import_datasets(demo: Demo) -> dict[str, Path]:
-    """Import the three shared data sets (NJU lyrics, EmoDB voices, q4 real recordings), split by group, validate."""
+    """Import the three shared data sets (NJU lyrics, EmoDB voices, q4 real recordings), and RAVDESS voices when
+    present, split by group, validate; `speech` is EmoDB merged with RAVDESS (splits kept), or EmoDB alone."""
     from catalog.importers.emodb import import_emodb
     from catalog.importers.nju import import_nju
     from catalog.importers.q4 import import_q4
-    from catalog.manifest import read, split_file, validate
+    from catalog.importers.ravdess import import_ravdess
+    from catalog.manifest import merge, read, split_file, validate
     from cli.datasets_cmd import print_report
 
     out = demo.var / "datasets"
@@ -63,7 +66,10 @@ def import_datasets(demo: Demo) -> dict[str, Path]:
         demo.summary["data"] = str(demo.cfg.data)
     manifests: dict[str, Path] = {}
     datasets: dict[str, object] = {}
-    for name, folder, importer in (("nju", "nju-musicmood-train", import_nju), ("emodb", "emodb-dev", import_emodb), ("q4", "q4-audio-dev", import_q4)):
+    sets = [("nju", "nju-musicmood-train", import_nju), ("emodb", "emodb-dev", import_emodb), ("q4", "q4-audio-dev", import_q4)]
+    if (demo.cfg.data / MORE_VOICES).is_dir():
+        sets.append(("ravdess", MORE_VOICES, import_ravdess))
+    for name, folder, importer in sets:
         src = demo.cfg.data / folder
         report = importer(src, out / f"{name}.csv")
         print_report(report, name)
@@ -74,6 +80,10 @@ def import_datasets(demo: Demo) -> dict[str, Path]:
             raise DemoError(f"{report.manifest}: {len(problems)} problem(s), e.g. {problems[0]}")
         manifests[name] = report.manifest
         datasets[name] = {"items": report.items, "groups": report.groups, "splits": dict(counts)}
+    manifests["speech"] = manifests["emodb"]
+    if "ravdess" in manifests:  # one manifest of both corpora; each keeps its speaker-grouped split
+        merge([manifests["emodb"], manifests["ravdess"]], out / "speech.csv")
+        manifests["speech"] = out / "speech.csv"
     demo.summary["datasets"] = datasets
     return manifests
 
@@ -139,8 +149,9 @@ def train_song_model(demo: Demo, manifest: Path) -> None:
 
 
 def train_speech_model(demo: Demo, manifest: Path) -> None:
-    """Train the default speech emotion model (the Whisper tiny.en + base probe) on EmoDB with a speaker-independent split; it
-    becomes the active one (the packaged Whisper weights are converted into the demo's store on first use)."""
+    """Train the default speech emotion model (the Whisper tiny.en + base probe) on EmoDB (+ RAVDESS) with a
+    speaker-independent split; it becomes the active one (the packaged Whisper weights are converted into the demo's
+    store on first use)."""
     out = demo.var / "models" / "speech-default"
     result = last_json(musicrec("train", "speech", "--manifest", str(manifest), "--model", "default", "--epochs", str(demo.cfg.speech_epochs),
                                 "--out", str(out)).stdout)
@@ -148,8 +159,10 @@ def train_speech_model(demo: Demo, manifest: Path) -> None:
     test_speakers = groups.get("test") if isinstance(groups, dict) else None
     typer.echo(f"speech model on held-out speakers {test_speakers}: accuracy {result.get('accuracy', float('nan')):.3f}, "
                f"macro-F1 {result.get('macro_f1', float('nan')):.3f}")
-    demo.summary["speech_model"] = {"artifact": str(out), "test_accuracy": result.get("accuracy"), "test_macro_f1": result.get("macro_f1"),
-                                    "test_speakers": test_speakers}
+    meta = json.loads((out / "meta.json").read_text())
+    demo.summary["speech_model"] = {"artifact": str(out), "manifest": str(manifest), "test_accuracy": result.get("accuracy"),
+                                    "test_macro_f1": result.get("macro_f1"), "test_speakers": test_speakers,
+                                    "subclasses": len(meta["config"].get("subclasses") or [])}
 
 
 def site_songs(demo: Demo, manifest: Path) -> list[DemoSong]:
@@ -182,13 +195,13 @@ def run_demo(data: Path, songs: int = 60, song_epochs: int | None = None, speech
     with ExitStack() as stack:
         step("1/7 catalog database")
         setup_database(demo)
-        step("2/7 import the shared real data sets (NJU lyrics, EmoDB voices, q4 recordings)")
+        step("2/7 import the shared real data sets (NJU lyrics, EmoDB and RAVDESS voices, q4 recordings)")
         manifests = import_datasets(demo)
         step("3/7 train the default song emotion model (musicnn + Whisper tiny.en probes) on q4 train artists")
         songs_manifest = demo_song_manifest(demo, manifests["q4"])
         train_song_model(demo, songs_manifest)
-        step("4/7 train the speech emotion model (EmoDB, speaker-independent)")
-        train_speech_model(demo, manifests["emodb"])
+        step("4/7 train the speech emotion model (EmoDB + RAVDESS when present, speaker-independent)")
+        train_speech_model(demo, manifests["speech"])
         step("5/7 serve the demo music site and crawl it through the worker pipeline")
         site = stack.enter_context(DemoSite(write_site(site_songs(demo, songs_manifest), demo.var / "demo-site")))
         typer.echo(f"demo site on {site.url}")

@@ -30,6 +30,11 @@ def mini_data(shared: Path, dest: Path) -> Path:
     for f in sorted((shared / "emodb-dev").rglob("*.wav")):
         if f.stem[5] in "WFTN" and len([p for p in emodb.glob(f"{f.stem[:2]}*{f.stem[5]}*.wav")]) < 3:
             shutil.copy(f, emodb)
+    for actor in ("01", "02", "03", "04"):  # 2 clips of each mapped RAVDESS emotion (neutral and calm both: relaxed)
+        (dest / "ravdess-speech-dev" / f"Actor_{actor}").mkdir(parents=True)
+        for code in ("01", "02", "03", "04", "05"):
+            for f in sorted((shared / "ravdess-speech-dev" / f"Actor_{actor}").glob(f"03-01-{code}-*.opus"))[:2]:
+                shutil.copy(f, dest / "ravdess-speech-dev" / f"Actor_{actor}")
     q4 = dest / "q4-audio-dev"
     q4.mkdir(parents=True)
     shutil.copy(shared / "q4-audio-dev" / "panda_dataset_taffc_metadata.csv", q4)
@@ -54,6 +59,9 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(shared_data: Path, tmp_
     summary = json.loads((var / "demo-summary.json").read_text())
     assert summary["datasets"]["q4"]["items"] == 4 * Q4_CLIPS_PER_QUADRANT
     assert summary["datasets"]["emodb"]["groups"] == 6
+    # the speech model learns from both corpora, calm and neutral apart inside relaxed (5 sub-classes)
+    assert summary["datasets"]["ravdess"] == {"items": 40, "groups": 4, "splits": summary["datasets"]["ravdess"]["splits"]}
+    assert summary["speech_model"]["manifest"].endswith("speech.csv") and summary["speech_model"]["subclasses"] == 5
     splits = summary["song_manifest"]["splits"]
     assert 4 <= splits["train"] + splits["val"] <= 4 * 5 and splits["test"] == summary["site_songs"] >= 6
     assert summary["song_model"]["name"] == "default" and summary["song_model"]["n_test"] == summary["site_songs"]
@@ -94,6 +102,7 @@ def test_demo_without_shared_data_generates_stand_in_clips(tmp_path: Path) -> No
     summary = json.loads((var / "demo-summary.json").read_text())
     assert summary["data"] == "generated stand-in clips"
     assert summary["datasets"]["q4"]["items"] == 96 and summary["datasets"]["emodb"]["groups"] == 4
+    assert "ravdess" not in summary["datasets"] and summary["speech_model"]["subclasses"] == 0  # EmoDB stand-ins alone
     assert summary["song_manifest"]["splits"]["train"] + summary["song_manifest"]["splits"]["val"] <= 4 * 6
     assert summary["crawl"]["new_songs"] == summary["site_songs"] == 8
     assert summary["recommendation"]["detected"] in ("happy", "angry", "sad", "relaxed")
