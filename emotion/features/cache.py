@@ -20,6 +20,7 @@ import io
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -300,7 +301,7 @@ class PruneReport:
     applied: bool = False
 
     def summary(self) -> dict[str, int | bool]:
-        return {k: v for k, v in asdict(self).items()}
+        return asdict(self)
 
 
 def is_stale(modality: str, stored: str) -> bool:
@@ -316,8 +317,6 @@ def prune(session: Session, store: FileStore, *, apply: bool = False, temp_age_s
     the store's features folder. A file still named by a row that is kept is never deleted. With `apply` the row
     deletions are committed first, then the files removed (an interruption leaves files without rows, never rows
     without files)."""
-    import time
-
     report = PruneReport(applied=apply)
     rows = list(session.scalars(select(FeatureSet)))
     drop: list[tuple[FeatureSet, Path | None]] = []
