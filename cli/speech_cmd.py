@@ -113,6 +113,7 @@ def train_speech(
         "manifest_sha256": m.digest(),
         "epochs": epochs,
         "best_epoch": result.best_epoch,
+        "subclasses": result.subclasses,
         "seed": seed,
         "split_groups": groups,
         "history": result.history,
@@ -125,7 +126,8 @@ def train_speech(
     artifact.save(out, result.model, result.normaliser, meta)
     model_id = artifact.register(out, scores) if register_model else None
     summary = {"model": model, "artifact": str(out.resolve()), "model_id": model_id, "split_groups": groups, "best_epoch": result.best_epoch,
-               "scored_on": scored_on, "n_train": len(parts["train"]), "n_val": len(parts["val"]), "n_test": len(test)}
+               "scored_on": scored_on, "n_train": len(parts["train"]), "n_val": len(parts["val"]), "n_test": len(test),
+               "subclasses": result.subclasses}
     typer.echo(json.dumps({**scores, **summary}))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ class FitResult:
     best_epoch: int
     probe_weight: float | None = None  # the probe's share in the late fusion (Whisper models with a probe)
     val_metrics: dict[str, Any] | None = None  # on the validation clips, before anything was refitted on them
+    subclasses: list[str] = field(default_factory=list)  # "label/category" of each probe output when it has sub-classes
 
 
 def class_weights(labels: list[int], classes: int = len(LABELS)) -> torch.Tensor:
@@ -100,7 +101,7 @@ def fit(
         every = train + (val or [])
         norm = Normaliser.fit(every)
         fit_probe(probe_model, [norm.apply(e.feats) for e in every], probe_labels(every, table))
-        return FitResult(probe_model.eval(), norm, [], 0, val_metrics=val_metrics)
+        return FitResult(probe_model.eval(), norm, [], 0, val_metrics=val_metrics, subclasses=subclass_names(table))
     norm = Normaliser.fit(train, utterance=utterance_norm)
     model = SpeechEmotionNet(cfg).to(device)
     loss_fn = nn.CrossEntropyLoss(weight=class_weights([e.label for e in train])).to(device)
@@ -136,7 +137,8 @@ def fit(
     val_metrics = metrics(vy, predict_normalised(model, vx)) if val else None
     if has_probe and val:
         fit_probe(model, xs + vx, probe_labels(train + (val or []), table))  # no epochs to select: refit on every clip
-    return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None, val_metrics)
+    return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None, val_metrics,
+                     subclass_names(table))
 
 
 PROBE_WEIGHTS: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 21), 2))
@@ -169,6 +171,11 @@ def subclass_table(examples: list[Example]) -> list[tuple[int, str]]:
     pairs = sorted({(e.label, e.category) for e in examples})
     per_label = Counter(label for label, _ in pairs)
     return pairs if any(n > 1 for n in per_label.values()) else []
+
+
+def subclass_names(table: list[tuple[int, str]]) -> list[str]:
+    """`label/category` of each sub-class of `table` (what the artifact's meta and the train command report)."""
+    return [f"{LABELS[label]}/{category}" for label, category in table]
 
 
 def probe_labels(examples: list[Example], table: list[tuple[int, str]]) -> list[int]:

@@ -240,6 +240,7 @@ def test_train_uses_every_speaker_not_marked_test(db_url: str, shared_data: Path
     assert groups["test"] == [] and trained["n_test"] == 0 and groups["val"]
     assert sorted(groups["train"] + groups["val"]) == speakers and trained["n_train"] + trained["n_val"] == len(clips)
     assert trained["scored_on"] == "val" and trained["n"] == trained["n_val"] and 0 <= trained["accuracy"] <= 1
+    assert trained["subclasses"] == []  # no category column: the plain 4-way probe
     meta = json.loads((out / "meta.json").read_text())
     assert meta["scored_on"] == "val" and meta["val_split"] == "group-aware" and meta["split_groups"] == groups
     res = runner.invoke(app, ["evaluate", "speech", "--model", str(out), "--manifest", str(manifest), "--split", "val", "--json"])

@@ -60,6 +60,7 @@ def test_default_probe_learns_neutral_and_calm_apart(shared_data: Path, tmp_path
     result = fit(DEFAULT_MODEL, train, progress=False, device="cpu")
     model = result.model
     assert model.cfg.subclasses == tuple(label for label, _ in table)
+    assert result.subclasses == ["happy/happy", "angry/angry", "sad/sad", "relaxed/calm", "relaxed/neutral"]
     feats = [result.normaliser.apply(e.feats) for e in test]
     probs = predict_normalised(model, feats)
     batch = collate(feats)
@@ -81,7 +82,8 @@ def test_default_probe_learns_neutral_and_calm_apart(shared_data: Path, tmp_path
     for e in examples:  # one category per label: the plain probe, one output per label
         e.category = ""
     assert subclass_table(examples) == []
-    assert fit(DEFAULT_MODEL, train, progress=False, device="cpu").model.cfg.subclasses == ()
+    plain = fit(DEFAULT_MODEL, train, progress=False, device="cpu")
+    assert plain.model.cfg.subclasses == () and plain.subclasses == []
 
 
 @pytest.mark.slow
