@@ -67,6 +67,12 @@ def as_features(value: np.ndarray | SegmentFeatures) -> SegmentFeatures:
     return value if isinstance(value, SegmentFeatures) else SegmentFeatures(np.asarray(value, dtype=np.float32))
 
 
+def decode_suffix(modality: str) -> str:
+    """What a stored version of `modality` ends with: `+dec<catalog.audio.DECODE_VERSION>` for decoded audio (read
+    at call time), nothing for lyrics."""
+    return f"+dec{audio.DECODE_VERSION}" if modality in DECODED else ""
+
+
 def stored_version(modality: str, version: str) -> str:
     """The version the cache keys and records for an encoder's `version` (segmentation suffix included).
 
@@ -74,7 +80,7 @@ def stored_version(modality: str, version: str) -> str:
     `+dec<N>`; lyrics do not. One longer than the column keeps a readable prefix, a short hash of the whole and that
     last `+dec<N>`, so which decode pipeline a row belongs to can always be read (`is_stale`).
     """
-    suffix = f"+dec{audio.DECODE_VERSION}" if modality in DECODED else ""
+    suffix = decode_suffix(modality)
     full = version + suffix
     if len(full) <= VERSION_MAX:
         return full
@@ -308,7 +314,7 @@ def is_stale(modality: str, stored: str) -> bool:
     """Whether a recorded version of decoded-audio features names another decode pipeline than today's, or none (it
     was written before the decode version joined the key, or hashed before the hash kept it readable): no lookup asks
     for it again. Lyrics are never stale by this rule."""
-    return modality in DECODED and not stored.endswith(f"+dec{audio.DECODE_VERSION}")
+    return modality in DECODED and not stored.endswith(decode_suffix(modality))
 
 
 def prune(session: Session, store: FileStore, *, apply: bool = False, temp_age_s: float = 3600.0) -> PruneReport:

@@ -63,6 +63,11 @@ class SpeechModelConfig:
     subclasses: tuple[int, ...] = ()
 
     @property
+    def probe_outputs(self) -> int:
+        """How many outputs the Whisper probe has: one per sub-class, else one per class."""
+        return len(self.subclasses) or self.classes
+
+    @property
     def use_hsf(self) -> bool:
         return self.name != "crnn"
 
@@ -181,7 +186,7 @@ class SubclassMerge(nn.Module):
 
     def __init__(self, cfg: SpeechModelConfig) -> None:
         super().__init__()
-        self.outputs = len(cfg.subclasses) or cfg.classes
+        self.outputs = cfg.probe_outputs
         member = torch.full((len(cfg.subclasses), cfg.classes), -1e4)
         member[torch.arange(len(cfg.subclasses)), torch.tensor(cfg.subclasses, dtype=torch.long)] = 0.0
         self.log_member: Tensor

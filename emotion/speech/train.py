@@ -136,7 +136,7 @@ def fit(
     # the epoch and the probe weight were chosen on these clips (the model is back on the CPU)
     val_metrics = metrics(vy, predict_normalised(model, vx)) if val else None
     if has_probe and val:
-        fit_probe(model, xs + vx, probe_labels(train + (val or []), table))  # no epochs to select: refit on every clip
+        fit_probe(model, xs + vx, probe_labels(train + val, table))  # no epochs to select: refit on every clip
     return FitResult(model, norm, history, best_epoch, model.cfg.probe_weight if has_probe else None, val_metrics,
                      subclass_names(table))
 
@@ -193,7 +193,7 @@ def fit_probe(model: SpeechEmotionNet | WhisperProbeNet, feats: list[F.SpeechFea
     speakers: the probe has no epochs to select)."""
     x = np.stack([np.concatenate([f.whisper.mean(0), f.whisper.std(0)]) for f in feats])  # type: ignore[union-attr]
     scaler, lr = fit_linear_probe(x, np.asarray(labels), c)
-    coef, intercept = full_class_coefficients(lr, len(model.cfg.subclasses) or len(LABELS))  # both speech networks carry their cfg
+    coef, intercept = full_class_coefficients(lr, model.cfg.probe_outputs)  # both speech networks carry their cfg
     weight = coef / scaler.scale_
     bias = intercept - (scaler.mean_ / scaler.scale_) @ coef.T
     model.whisper.set_probe(torch.tensor(weight, dtype=torch.float32), torch.tensor(bias, dtype=torch.float32))  # type: ignore[union-attr]
