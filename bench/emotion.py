@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--audio-encoder", default="lld")
+    ap.add_argument("--lyrics-encoder", default="", help="Lyrics encoder (bert-cnn, minilm, mpnet, minilm+mpnet; "
+                    "default: the first model's recipe's, else bert-cnn).")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "emotion")
     ap.add_argument("--set", choices=("q4", "mirex"), help="Import this shared dev set (grouped by artist).")
     ap.add_argument("--seeds", type=int, default=1, help="Seeds (split + initialisation); mean +- std when > 1.")
@@ -94,7 +96,9 @@ def main() -> None:
 
     if set(args.recipe) - RECIPE_TRAINING_KEYS:
         ap.error(f"--recipe: not training settings: {sorted(set(args.recipe) - RECIPE_TRAINING_KEYS)}")
-    cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, threads=1 if args.jobs > 1 else 0,
+    lyrics_encoder = args.lyrics_encoder or REGISTRY[names[0]].recipe.get("lyrics_encoder", "bert-cnn")
+    cfg = TrainConfig(model=names[0], epochs=epochs, audio_encoder=args.audio_encoder, lyrics_encoder=lyrics_encoder,
+                      threads=1 if args.jobs > 1 else 0,
                       early_stop=args.early_stop, segment_s=args.segment_s, lyrics_cnn_epochs=args.lyrics_cnn_epochs, seed=args.seed,
                       **args.recipe)
     args.overrides = graph_overrides(names, args.graph_params, args.graph_recipe)

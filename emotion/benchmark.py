@@ -60,7 +60,8 @@ def train_and_score(
     `override`: {"model_params": {..}, training keys (RECIPE_TRAINING_KEYS)} on top of the model's own recipe."""
     own = {k: v for k, v in model_spec(name).recipe.items() if k in RECIPE_TRAINING_KEYS}  # e.g. lstm-attention's own recipe
     override = dict(override or {})
-    params = with_parts(name, {**(base.model_params if name == base.model else {}), **override.pop("model_params", {})}, base.audio_encoder)
+    params = with_parts(name, {**(base.model_params if name == base.model else {}), **override.pop("model_params", {})}, base.audio_encoder,
+                        base.lyrics_encoder)
     if set(override) - RECIPE_TRAINING_KEYS:
         raise RunError(f"{name}: not a training setting a recipe may set: {sorted(set(override) - RECIPE_TRAINING_KEYS)}")
     cfg = replace(base, model=name, model_params=params, **{**own, **override})

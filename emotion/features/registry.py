@@ -1,35 +1,40 @@
-"""Encoders by name: `make_audio_encoder("lld" | "tonal" | "musicnn" | "musicnn-mtt" | "ast" | "whisper")`, `make_lyrics_encoder("bert-cnn")`."""
+"""Encoders by name: `make_audio_encoder("lld" | "tonal" | "musicnn" | "musicnn-mtt" | "ast" | "whisper")`,
+`make_lyrics_encoder("bert-cnn" | "minilm" | "mpnet")`; "a+b" puts encoders of one kind side by side."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
 
 AUDIO_ENCODERS: tuple[str, ...] = ("lld", "tonal", "musicnn", "musicnn-pool", "musicnn-mtt", "musicnn-mtt-pool", "ast", "whisper")
-LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn",)
+LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn", "minilm", "mpnet")
 
 
 class CombinedEncoder:
-    """Audio encoders side by side ("musicnn-pool+whisper"): per segment, the parts' vectors concatenated in order.
+    """Encoders side by side ("musicnn-pool+whisper", "minilm+mpnet"): per segment, the parts' vectors concatenated
+    in order.
 
     Each part is extracted and cached on its own (emotion.features.extract), so a combination never recomputes
-    or duplicates what its parts have cached. All parts must share the sample rate.
+    or duplicates what its parts have cached. Audio parts must share the sample rate.
     """
 
-    def __init__(self, parts: list[AudioEncoder]) -> None:
-        rates = {p.sample_rate for p in parts}
+    def __init__(self, parts: list[Any]) -> None:
+        rates = {getattr(p, "sample_rate", None) for p in parts}
         if len(rates) != 1:
-            raise EncoderError(f"combined encoders need one sample rate, got {sorted(rates)}")
+            raise EncoderError(f"combined encoders need one sample rate, got {sorted(map(str, rates))}")
         self.parts = parts
         self.name = "+".join(p.name for p in parts)
         self.version = "+".join(str(p.version) for p in parts)
         self.dim = sum(int(p.dim) for p in parts)
-        self.sample_rate = rates.pop()
+        rate = rates.pop()
+        if rate is not None:
+            self.sample_rate = rate
 
-    def encode(self, segments: list[np.ndarray]) -> np.ndarray:
+    def encode(self, segments: list[Any]) -> np.ndarray:
         return np.concatenate([p.encode(segments) for p in self.parts], axis=1)
 
 
@@ -69,12 +74,18 @@ def make_audio_encoder(name: str, **kwargs: object) -> AudioEncoder:
 
 
 def make_lyrics_encoder(name: str, **kwargs: object) -> LyricsEncoder:
-    """Build the named lyrics encoder."""
+    """Build the named lyrics encoder; "minilm+mpnet" puts sentence encoders side by side."""
+    if "+" in name:
+        return CombinedEncoder([make_lyrics_encoder(part, **kwargs) for part in name.split("+")])
     if name == "bert-cnn":
         from emotion.features.bert_cnn import BertCNNEncoder
 
         return BertCNNEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
-    raise EncoderError(f"unknown lyrics encoder {name!r}; choose one of {', '.join(LYRICS_ENCODERS)}")
+    if name in ("minilm", "mpnet"):
+        from emotion.features.bert_cnn import SentenceEncoder
+
+        return SentenceEncoder(name, **kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
+    raise EncoderError(f"unknown lyrics encoder {name!r}; choose one of {', '.join(LYRICS_ENCODERS)}, or several joined by '+'")
 
 
 def default_audio_encoder_name() -> str:

