@@ -56,14 +56,21 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{label} at {path}")
 
     @models_app.command("check")
-    def check(model: str = typer.Option("", "--whisper", help="Packaged Whisper to load (default: the setting).")) -> None:
-        """Load the configured Whisper encoder and print its name, version and dimension."""
+    def check(
+        model: str = typer.Option("", "--whisper", help="Packaged Whisper to load (default: the setting)."),
+        text: str = typer.Option("minilm+mpnet", "--text", help="Sentence encoders to load ('' for none)."),
+    ) -> None:
+        """Load the configured Whisper encoder and the sentence encoders; print each one's name, version and dimension."""
         from emotion.features.base import EncoderError
+        from emotion.features.registry import make_lyrics_encoder
         from emotion.features.whisper import WhisperEncoderFeatures
 
         try:
             enc = WhisperEncoderFeatures(model or None)
+            typer.echo(f"{enc.name} {enc.version} dim={enc.dim}")
+            for name in [t for t in text.split("+") if t]:
+                sent = make_lyrics_encoder(name, device="cpu")
+                typer.echo(f"{sent.name} {sent.version} dim={sent.dim}")
         except EncoderError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        typer.echo(f"{enc.name} {enc.version} dim={enc.dim}")

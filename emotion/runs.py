@@ -16,6 +16,7 @@ from emotion.features.text_models import sentence_dim
 from emotion.inputs import Built, Failure, InputSpec, build_samples, part_dims
 from emotion.models import ProbeEnsemble, ProbeFusion
 from emotion.models import spec as model_spec
+from emotion.models.songgatnet import SongGATNet
 from emotion.train import TrainConfig, plot_curves, train_model
 
 if TYPE_CHECKING:
@@ -88,12 +89,13 @@ def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers:
 
 def with_parts(model: str, params: dict[str, Any], audio_encoder: str, lyrics_encoder: str = "") -> dict[str, Any]:
     """`params` plus, for the probe models, the widths of the combined audio encoder's parts (one probe each) and,
-    for the fusion on sentence encoders ("minilm+mpnet"), the width of their vectors (its lyrics probe reads them all)."""
+    for the fusion (and SongGATNet's fusion prior) on sentence encoders ("minilm+mpnet"), the width of their vectors
+    (its lyrics probe reads them all)."""
     cls = model_spec(model).cls
     out = dict(params)
     if issubclass(cls, ProbeEnsemble | ProbeFusion) and "parts" not in params and audio_encoder:
         out["parts"] = part_dims(audio_encoder)
-    if issubclass(cls, ProbeFusion) and "lyrics_dim" not in params and sentence_dim(lyrics_encoder):
+    if issubclass(cls, ProbeFusion | SongGATNet) and "lyrics_dim" not in params and sentence_dim(lyrics_encoder):
         out["lyrics_dim"] = sentence_dim(lyrics_encoder)
     return out
 

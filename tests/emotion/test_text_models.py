@@ -78,3 +78,19 @@ def test_combined_sentence_encoders_cache_each_part(shared_data: Path) -> None:
         assert a is not None and b is not None and b.vectors.shape == (len(a), 384 + 768)
         np.testing.assert_allclose(b.vectors[:, :384], a.vectors, atol=1e-6)
         np.testing.assert_allclose(np.linalg.norm(b.vectors[:, 384:], axis=1), 1.0, atol=1e-4)
+
+
+def test_models_check_and_install_cli() -> None:
+    """`musicrec models check` loads Whisper and the sentence encoders; `models install` refuses an unknown name."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "check", "--text", "minilm"])
+    assert result.exit_code == 0, result.output
+    assert "whisper tiny.en" in result.output and "minilm 1-" in result.output and "dim=384" in result.output
+    result = runner.invoke(app, ["models", "install", "nope"])
+    assert result.exit_code == 2 and "choose all, whisper" in result.output and "text-mpnet" in result.output
+    result = runner.invoke(app, ["models", "check", "--text", "nope"])
+    assert result.exit_code == 2 and "unknown lyrics encoder 'nope'" in result.output
