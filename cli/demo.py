@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -44,6 +45,13 @@ MORE_VOICES = "ravdess-speech-dev"  # used when present: the speech model then l
 Q4_VAL, Q4_TEST = 0.15, 0.3  # the q4 test artists are both the song model's held-out score and the demo site's songs
 
 
+def stand_in_artists(train_per_quadrant: int, songs: int) -> int:
+    """Stand-in artists per quadrant (2 clips each, 4..12): enough clips for the train cap in the train+val artists and
+    for the site's songs in the test artists (rendering costs about 0.3 s a clip, so no more than that)."""
+    need = max(train_per_quadrant / (2 * (1 - Q4_TEST)), songs / 4 / (2 * Q4_TEST))
+    return max(4, min(12, math.ceil(need)))
+
+
 def import_datasets(demo: Demo) -> dict[str, Path]:
     """Import the three shared data sets (NJU lyrics, EmoDB voices, q4 real recordings), and RAVDESS voices when
     present, split by group, validate; `speech` is EmoDB merged with RAVDESS (splits kept), or EmoDB alone."""
@@ -60,7 +68,7 @@ def import_datasets(demo: Demo) -> dict[str, Path]:
 
         typer.secho(f"{demo.cfg.data} does not hold the shared data sets: generating stand-in clips (synthetic, labelled by "
                     "construction; the demo then shows the system working, not real accuracy)", fg=typer.colors.YELLOW)
-        demo.cfg.data = generate(demo.var / "demo-data")
+        demo.cfg.data = generate(demo.var / "demo-data", songs_per_quadrant=stand_in_artists(demo.cfg.train_per_quadrant, demo.cfg.songs))
         demo.summary["data"] = "generated stand-in clips"
     else:
         demo.summary["data"] = str(demo.cfg.data)

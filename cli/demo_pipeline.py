@@ -45,10 +45,13 @@ def group_alive(pgid: int) -> bool:
 
 
 def stop_process(proc: subprocess.Popen, name: str, grace_s: float = 30.0) -> None:
-    """SIGTERM the process group (a clean shutdown), wait for every process in it, SIGKILL what is left."""
+    """SIGTERM the process (a clean shutdown: the worker's supervisor forwards it, Celery stops its own pool), wait for
+    every process in its group, SIGKILL what is left. Only the leader is signalled: a SIGTERM to the whole group kills
+    Celery's pool children first, and billiard's shutdown then waits on a queue lock a dead child held (30 s lost
+    to the kill, every demo)."""
     pgid = proc.pid
     try:
-        os.killpg(pgid, signal.SIGTERM)
+        os.kill(pgid, signal.SIGTERM)
     except ProcessLookupError:
         pass
     deadline = time.monotonic() + grace_s
@@ -117,16 +120,6 @@ def crawl_through_pipeline(demo: Demo, site_url: str) -> int:
     return job_id
 
 
-def emotions_with_topics() -> set[str]:
-    from sqlalchemy import select
-
-    from catalog.db import session_scope
-    from catalog.models import TopicModel
-
-    with session_scope() as s:
-        return set(s.scalars(select(TopicModel.emotion).where(TopicModel.active.is_(True))))
-
-
 def songs_awaiting_topics(job_id: int, emotions: set[str]) -> int:
     """Labelled songs of the crawl whose emotion has a topic model (the others wait for a later build)."""
     from sqlalchemy import select
@@ -149,7 +142,11 @@ def build_topics(demo: Demo, job_id: int) -> None:
     build = musicrec("topics", "build", "--topics", str(demo.cfg.topics), log_file=demo.logs / "topics.log", check=False)
     for line in build.stdout.splitlines():
         typer.echo(f"  {line}")
-    emotions = emotions_with_topics()
+    from catalog.db import session_scope
+    from topics.infer import emotions_with_topics
+
+    with session_scope() as s:
+        emotions = set(emotions_with_topics(s))
     if not emotions:
         raise DemoError(f"no emotion has enough labelled songs for topics:\n{build.stdout[-1500:]}")
     missing = [e for e in EMOTION_ORDER if e not in emotions]
@@ -168,11 +165,10 @@ def build_topics(demo: Demo, job_id: int) -> None:
     labels = label_counts()
     typer.echo("songs per emotion: " + ", ".join(f"{e}={labels.get(e, 0)}" for e in EMOTION_ORDER))
     plots = demo.var / "plots"
-    for emotion in sorted(emotions, key=EMOTION_ORDER.index):
-        proc = musicrec("topics", "show", emotion, "--out", str(plots), check=False)
-        for line in proc.stdout.splitlines():
-            if line.startswith(("topic ", "wrote ")):
-                typer.echo(f"  {line}")
+    proc = musicrec("topics", "show", "--out", str(plots), check=False)  # every emotion with topics, in one process
+    for line in proc.stdout.splitlines():
+        if line.startswith(("== ", "topic ", "wrote ")):
+            typer.echo(f"  {line}")
 
 
 def label_counts() -> Counter[str]:

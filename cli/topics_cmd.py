@@ -54,21 +54,36 @@ def register(app: typer.Typer) -> None:
 
     @topics_app.command("show")
     def show(
-        emotion: str = typer.Argument(..., help="happy | angry | sad | relaxed"),
+        emotions: list[str] = typer.Argument(None, help="happy | angry | sad | relaxed, one or more (default: every emotion with topics)."),
         out: Path | None = typer.Option(None, "--out", help="Folder for the PNG plots (default: <var_dir>/plots/topics)."),
     ) -> None:
-        """Print the topics of EMOTION with sizes and descriptions; write the heat map, songs-per-topic and song-map PNGs."""
+        """Print the topics of each EMOTION with sizes and descriptions; write its heat map, songs-per-topic and song-map PNGs."""
+        from catalog.db import session_scope
         from topics.errors import TopicsError
+        from topics.infer import emotions_with_topics
+
+        _quiet_gensim()
+        if not emotions:
+            with session_scope() as s:
+                emotions = emotions_with_topics(s)
+            if not emotions:
+                typer.secho("no emotion has a topic model yet: run `musicrec topics build` first", fg=typer.colors.RED, err=True)
+                raise typer.Exit(1)
+        for emotion in emotions:
+            if len(emotions) > 1:
+                typer.secho(f"== {emotion} ==", bold=True)
+            try:
+                show_one(emotion, out)
+            except TopicsError as exc:
+                typer.secho(str(exc), fg=typer.colors.RED, err=True)
+                raise typer.Exit(1) from exc
+
+    def show_one(emotion: str, out: Path | None) -> None:
         from topics.playlist import list_topics
         from topics.plots import write_plots
 
-        _quiet_gensim()
-        try:
-            infos = list_topics(emotion)
-            paths = write_plots(emotion, out)
-        except TopicsError as exc:
-            typer.secho(str(exc), fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from exc
+        infos = list_topics(emotion)
+        paths = write_plots(emotion, out)
         for t in infos:
             d = t.description
             typer.secho(f"topic {t.index}: {t.size} songs - {t.label}", bold=True)

@@ -53,6 +53,14 @@ def active_topic_model(session: Session, emotion: str) -> TopicModel:
     return tm
 
 
+def emotions_with_topics(session: Session) -> list[str]:
+    """The emotions that have an active topic model, in the order of the labels."""
+    from catalog.models import EMOTIONS
+
+    found = set(session.scalars(select(TopicModel.emotion).where(TopicModel.active.is_(True))))
+    return [e for e in EMOTIONS if e in found] + sorted(found - set(EMOTIONS))
+
+
 def _weights(tm: TopicModel, frames: np.ndarray, store: FileStore) -> list[float]:
     art = artifacts.load(tm.artifact_path, store)
     good = clean_frames(frames)

@@ -147,9 +147,16 @@ class Pipeline:
             proc.wait(timeout=10)
 
     def stop_all(self) -> None:
+        """A warm shutdown of every worker: SIGTERM to the main process only (a group-wide SIGTERM kills the pool
+        children first and billiard's shutdown then hangs), SIGKILL to the group if it has not stopped in 20 s."""
         for proc in self.procs:
             if proc.poll() is None:
-                self.kill(proc, signal.SIGTERM)
+                try:
+                    proc.terminate()
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    pass
+                self.kill(proc, signal.SIGKILL)
         self.procs.clear()
 
 

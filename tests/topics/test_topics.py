@@ -261,6 +261,10 @@ def test_cli_build_show_playlist(db_url, catalog, frames_for, tmp_path) -> None:
     assert result.exit_code == 0 and "  1. [" in result.output
     result = runner.invoke(app, ["topics", "show", "angry"])
     assert result.exit_code == 1 and "no active topic model" in result.output
+    result = runner.invoke(app, ["topics", "show", "--out", str(out)])  # no emotion named: every emotion with topics
+    assert result.exit_code == 0, result.output
+    assert result.output.index("== happy ==") < result.output.index("== sad ==") and "== angry ==" not in result.output
+    assert (out / "sad-v1-song-map.png").is_file()
     result = runner.invoke(app, ["topics", "playlist", "happy", "42"])
     assert result.exit_code == 1
 
