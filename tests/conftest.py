@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,41 @@ from tests.support.services import temporary_pg_database
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+OWN_SLOT_MODULES = ("tests/cli/test_demo.py",)  # each of its tests is a whole demo run (minutes)
+REDIS_LOCK = Path(tempfile.gettempdir()) / "musicrec-tests-redis.lock"
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook; without the plugin it is never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`make test` runs pytest-xdist with `--dist loadscope --no-loadscope-reorder`: a module's tests stay on one worker
+    (its module fixtures are built once), but each test of OWN_SLOT_MODULES is a unit of its own, so the two demos
+    start early and side by side instead of one after the other on one worker."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in OWN_SLOT_MODULES else module
+
+    return ModuleScheduling(config, log)
+
+
+@pytest.fixture(autouse=True)
+def redis_one_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked `redis` run one at a time, across pytest-xdist workers too: the fault test stops and restarts Redis."""
+    if request.node.get_closest_marker("redis") is None:
+        yield
+        return
+    with REDIS_LOCK.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

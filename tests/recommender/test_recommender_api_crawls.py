@@ -64,6 +64,7 @@ def test_crawl_arguments_are_checked_and_the_task_is_sent(live: tuple[Server, Ca
     assert count(url, CrawlJob) == before  # nothing queued
 
 
+@pytest.mark.redis
 def test_post_crawl_sends_the_task_to_the_broker_by_name(tmp_path: Path) -> None:
     """By default POST /v1/crawls publishes `workers.tasks.crawl` to the real broker (Redis here) and answers its id."""
     import base64
