@@ -16,6 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("MUSICREC_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # each pytest-xdist worker, and every process it starts, computes on one thread: one worker per core, instead of
+    # every torch/BLAS pool sizing itself to all the cores and the workers' threads fighting over them
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 OWN_SLOT_MODULES = ("tests/cli/test_demo.py",)  # each of its tests is a whole demo run (minutes)
 REDIS_LOCK = Path(tempfile.gettempdir()) / "musicrec-tests-redis.lock"
 
