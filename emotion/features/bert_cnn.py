@@ -82,7 +82,42 @@ def _load_bert(path: Path) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-class BertCNN(nn.Module):
+class SentenceModel(nn.Module):
+    """A BERT-family encoder's sentence vector: token states mean-pooled and L2-normalised (`sentence_vectors`).
+    Frozen (the packaged sentence encoders), or trainable as the base of `BertCNN`."""
+
+    def __init__(self, encoder_path: Path, max_tokens: int = MAX_TOKENS, *, freeze_encoder: bool = True) -> None:
+        super().__init__()
+        self.encoder_path = encoder_path
+        self.tokenizer, self.bert = _load_bert(encoder_path)
+        self.hidden_size = int(self.bert.config.hidden_size)
+        self.out_dim = self.hidden_size
+        self.max_tokens = min(max_tokens, int(getattr(self.bert.config, "max_position_embeddings", max_tokens)))
+        self.freeze_encoder = freeze_encoder
+        if freeze_encoder:
+            self.bert.requires_grad_(False)
+            self.bert.eval()
+
+    def train(self, mode: bool = True) -> SentenceModel:
+        super().train(mode)
+        if self.freeze_encoder:
+            self.bert.eval()
+        return self
+
+    def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        return tokenize_texts(self.tokenizer, texts, self.max_tokens, device)
+
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, T, H] last hidden states (no gradient into a frozen encoder)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, out_dim] sentence vectors."""
+        return sentence_vectors(self.token_states(input_ids, attention_mask, **extra), attention_mask)
+
+
+class BertCNN(SentenceModel):
     """BERT token states -> [sentence vector | conv3 | conv4 | conv5 max-pooled features]."""
 
     def __init__(
@@ -95,28 +130,13 @@ class BertCNN(nn.Module):
         seed: int = SEED,
         max_tokens: int = MAX_TOKENS,
     ) -> None:
-        super().__init__()
-        self.encoder_path = Path(encoder_path) if encoder_path else default_text_encoder_path()
-        self.tokenizer, self.bert = _load_bert(self.encoder_path)
-        hidden = int(self.bert.config.hidden_size)
+        super().__init__(Path(encoder_path) if encoder_path else default_text_encoder_path(), max_tokens, freeze_encoder=freeze_encoder)
         self.kernel_sizes = tuple(kernel_sizes)
-        self.max_tokens = min(max_tokens, int(getattr(self.bert.config, "max_position_embeddings", max_tokens)))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.convs = nn.ModuleList(nn.Conv1d(hidden, n_filters, k) for k in self.kernel_sizes)
-        self.hidden_size = hidden
-        self.out_dim = hidden + n_filters * len(self.kernel_sizes)
-        self.freeze_encoder = freeze_encoder
+            self.convs = nn.ModuleList(nn.Conv1d(self.hidden_size, n_filters, k) for k in self.kernel_sizes)
+        self.out_dim = self.hidden_size + n_filters * len(self.kernel_sizes)
         self.tuned_bert: dict[str, torch.Tensor] = {}  # fine-tuned BERT weights loaded with load_cnn_state
-        if freeze_encoder:
-            self.bert.requires_grad_(False)
-            self.bert.eval()
-
-    def train(self, mode: bool = True) -> BertCNN:
-        super().train(mode)
-        if self.freeze_encoder:
-            self.bert.eval()
-        return self
 
     def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """Token ids and attention mask, padded to at least the largest kernel size."""
@@ -134,9 +154,7 @@ class BertCNN(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids -> [B, out_dim]."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
-            states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        return self.features(states, attention_mask)
+        return self.features(self.token_states(input_ids, attention_mask, **extra), attention_mask)
 
     def features(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """BERT token states [B, T, H] + mask [B, T] -> [B, out_dim] (sentence vector ++ max-pooled conv features)."""
@@ -231,27 +249,6 @@ def encode_texts(model: Any, segments: list[str], dim: int, batch_size: int, dev
         batch = model.tokenize([segments[i] for i in idx], device)
         out[idx] = model(**batch).float().cpu().numpy()
     return out
-
-
-class SentenceModel(nn.Module):
-    """A frozen sentence encoder: token states mean-pooled and L2-normalised (`sentence_vectors`), nothing trained."""
-
-    def __init__(self, encoder_path: Path, max_tokens: int = MAX_TOKENS) -> None:
-        super().__init__()
-        self.encoder_path = encoder_path
-        self.tokenizer, self.bert = _load_bert(encoder_path)
-        self.bert.requires_grad_(False)
-        self.bert.eval()
-        self.out_dim = int(self.bert.config.hidden_size)
-        self.max_tokens = min(max_tokens, int(getattr(self.bert.config, "max_position_embeddings", max_tokens)))
-
-    def tokenize(self, texts: list[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        return tokenize_texts(self.tokenizer, texts, self.max_tokens, device)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
-        """[B, T] token ids -> [B, out_dim] sentence vectors."""
-        states = self.bert(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-        return sentence_vectors(states, attention_mask)
 
 
 class SentenceEncoder:
