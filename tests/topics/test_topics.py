@@ -290,3 +290,12 @@ def test_topic_descriptions_carry_distinctive_lyric_words(db_url, catalog, frame
         members = " ".join(texts[e.song_id] for e in playlist("happy", t.index))
         assert words and all(w in members for w in words)
     assert report.songs == len(catalog["happy"])
+
+
+def test_show_without_any_topic_model_says_build_first(db_url: str) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["topics", "show"])
+    assert result.exit_code == 1 and "run `musicrec topics build` first" in result.output
