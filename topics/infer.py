@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.db import session_scope
-from catalog.models import EmotionLabel, Song, SongTopic, Topic, TopicModel
+from catalog.models import EMOTIONS, EmotionLabel, Song, SongTopic, Topic, TopicModel
 from catalog.store import FileStore
 from topics import artifact as artifacts
 from topics.bags import bag_of_audio_words
@@ -55,8 +55,6 @@ def active_topic_model(session: Session, emotion: str) -> TopicModel:
 
 def emotions_with_topics(session: Session) -> list[str]:
     """The emotions that have an active topic model, in the order of the labels."""
-    from catalog.models import EMOTIONS
-
     found = set(session.scalars(select(TopicModel.emotion).where(TopicModel.active.is_(True))))
     return [e for e in EMOTIONS if e in found] + sorted(found - set(EMOTIONS))
 
