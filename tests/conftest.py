@@ -21,6 +21,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # every torch/BLAS pool sizing itself to all the cores and the workers' threads fighting over them
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
+    # and keeps its own numba cache (librosa compiles with cache=True into site-packages): two workers compiling the
+    # same function into one cache on a fresh venv crashed a worker with a segmentation fault in numba (seen in CI)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "musicrec-tests-numba" / os.environ["PYTEST_XDIST_WORKER"]))
 
 OWN_SLOT_MODULES = ("tests/cli/test_demo.py",)  # each of its tests is a whole demo run (minutes)
 REDIS_LOCK = Path(tempfile.gettempdir()) / "musicrec-tests-redis.lock"
