@@ -147,16 +147,13 @@ class Pipeline:
             proc.wait(timeout=10)
 
     def stop_all(self) -> None:
-        """A warm shutdown of every worker: SIGTERM to the main process only (a group-wide SIGTERM kills the pool
-        children first and billiard's shutdown then hangs), SIGKILL to the group if it has not stopped in 20 s."""
+        """A warm shutdown of every worker, as `musicrec demo` stops its own (`stop_process`: SIGTERM to the main
+        process only, SIGKILL to what is left of its group after the grace time)."""
+        from cli.demo_pipeline import stop_process
+
         for proc in self.procs:
             if proc.poll() is None:
-                try:
-                    proc.terminate()
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    pass
-                self.kill(proc, signal.SIGKILL)
+                stop_process(proc, "worker", grace_s=20.0)
         self.procs.clear()
 
 
