@@ -109,7 +109,7 @@ def round_robin(items: list[Item], n: int) -> list[Item]:
 
 def demo_song_manifest(demo: Demo, manifest: Path) -> Path:
     """The demo's song manifest: at most `train_per_quadrant` train+val clips per quadrant (musicnn and Whisper tiny.en
-    cost ~1 s of CPU per 30 s clip together, so this bounds the demo's time), keeping the split's val share, and `songs` test clips (held-out
+    and base cost ~1.3 s of CPU per 30 s clip together, so this bounds the demo's time), keeping the split's val share, and `songs` test clips (held-out
     artists, balanced over the quadrants): the song model's test score and the demo site's songs."""
     from catalog.manifest import read
 
@@ -139,7 +139,7 @@ def demo_song_manifest(demo: Demo, manifest: Path) -> Path:
 
 
 def train_song_model(demo: Demo, manifest: Path) -> None:
-    """Train the default song model (probe-ensemble: musicnn + Whisper tiny.en probes) on the q4 train/val artists, activate it, score it on the
+    """Train the default song model (probe-ensemble: musicnn + Whisper tiny.en and base probes) on the q4 train/val artists, activate it, score it on the
     held-out test artists (whose clips become the demo site)."""
     out = demo.var / "models" / "song-default"
     epochs = ("--epochs", str(demo.cfg.song_epochs)) if demo.cfg.song_epochs else ()
@@ -205,7 +205,7 @@ def run_demo(data: Path, songs: int = 60, song_epochs: int | None = None, speech
         setup_database(demo)
         step("2/7 import the shared real data sets (NJU lyrics, EmoDB and RAVDESS voices, q4 recordings)")
         manifests = import_datasets(demo)
-        step("3/7 train the default song emotion model (musicnn + Whisper tiny.en probes) on q4 train artists")
+        step("3/7 train the default song emotion model (musicnn + Whisper tiny.en and base probes) on q4 train artists")
         songs_manifest = demo_song_manifest(demo, manifests["q4"])
         train_song_model(demo, songs_manifest)
         step("4/7 train the speech emotion model (EmoDB + RAVDESS when present, speaker-independent)")

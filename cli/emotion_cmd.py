@@ -238,7 +238,7 @@ def _models_app() -> typer.Typer:
         """The model names `--model` accepts."""
         from emotion.models import BIMODAL_DEFAULT_MODEL, DEFAULT_MODEL, REGISTRY
 
-        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn + Whisper tiny.en layer 2, 3 s segments); "
+        typer.echo(f"{'default':<16} the shipped best song model: {DEFAULT_MODEL} with its recipe (musicnn + Whisper tiny.en and base layer 2, 3 s segments); "
                    f"{BIMODAL_DEFAULT_MODEL} for a manifest whose songs mostly have audio and lyrics")
         for name, spec in REGISTRY.items():
             typer.echo(f"{name:<16} {spec.description}")

@@ -39,11 +39,12 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 # `musicrec train emotion --model default`: the song model the project ships as its best (README, docs/emotion.md):
-# per 3 s segment musicnn (250) ++ Whisper tiny.en layer 2 (mean ++ std of its frames, 768); one logistic-regression
-# probe per encoder on the song's mean ++ std, probabilities averaged, C and weight by inner artist-grouped CV;
-# chosen by artist-grouped 5-fold CV on the q4 and mirex dev sets (bench/song_emotion.py, `ens@` rows).
+# per 3 s segment musicnn (250) ++ Whisper tiny.en layer 2 (mean ++ std of its frames, 768) ++ Whisper base layer 2
+# (1024; the speech default's two Whisper layers); one logistic-regression probe per encoder on the song's mean ++
+# std, probabilities averaged, each C and the weights by inner artist-grouped CV; chosen by artist-grouped 5-fold CV
+# on the q4 and mirex dev sets (bench/probe_ensemble_cv.py; README, "Whisper base layer 2 as a third part").
 ENSEMBLE_RECIPE: dict[str, Any] = {
-    "audio_encoder": "musicnn+whisper-tiny.en-l2",
+    "audio_encoder": "musicnn+whisper-tiny.en-l2+whisper-base-l2",
     "segment_s": 3.0,
     "standardize": False,  # each probe standardises its pooled vector itself
 }
@@ -102,8 +103,9 @@ REGISTRY: dict[str, ModelSpec] = {
     "joint-mtl": ModelSpec(JointMTL, {}, "private/shared layers, self-attention, valence+arousal auxiliary tasks"),
     "audio-only": ModelSpec(AudioOnly, {}, "audio segment vectors + MLP"),
     "pooled-mlp": ModelSpec(PooledHead, {}, "mean+std of audio segment vectors (3 s musicnn patches) + MLP", DEFAULT_RECIPE),
-    "probe-ensemble": ModelSpec(ProbeEnsemble, {}, "musicnn + Whisper tiny.en layer 2 (3 s segments): a logistic-regression "
-                                "probe on each encoder's pooled mean+std, probabilities averaged (weight by inner grouped CV)", ENSEMBLE_RECIPE),
+    "probe-ensemble": ModelSpec(ProbeEnsemble, {}, "musicnn + Whisper tiny.en layer 2 + Whisper base layer 2 (3 s segments): a "
+                                "logistic-regression probe on each encoder's pooled mean+std, probabilities averaged (weights by inner grouped CV)",
+                                ENSEMBLE_RECIPE),
     "probe-fusion": ModelSpec(ProbeFusion, {"lyrics_pool": "mean"}, "late fusion of frozen probes: the probe ensemble on audio + a logistic-regression "
                               "probe on the mean MiniLM + MPNet sentence vectors of the lyrics, probabilities averaged (weight by inner grouped CV)",
                               PROBE_FUSION_RECIPE),

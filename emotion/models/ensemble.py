@@ -1,7 +1,8 @@
 """The shipped song model: frozen-encoder probes, one per part of a combined audio encoder, probabilities averaged.
 
-`ProbeEnsemble` reads the audio segment vectors of a combined encoder ("musicnn+whisper-tiny.en-l2": per 3 s
-segment musicnn's 250 values, then Whisper tiny.en layer 2's 768) and splits each vector into its `parts`. Per part:
+`ProbeEnsemble` reads the audio segment vectors of a combined encoder ("musicnn+whisper-tiny.en-l2+whisper-base-l2":
+per 3 s segment musicnn's 250 values, Whisper tiny.en layer 2's 768, then Whisper base layer 2's 1024) and splits each
+vector into its `parts`. Per part:
 mean ++ std over the song's segments, standardised (StandardScaler), logistic regression (scikit-learn); the parts'
 class probabilities are averaged with `mix` weights. It has no epochs: `fit` chooses each probe's C and the weights
 (any number of parts: a grid on the simplex, `simplex`) by an inner artist-grouped cross-validation of the training

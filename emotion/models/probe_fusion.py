@@ -1,7 +1,7 @@
 """Late fusion of frozen-encoder probes across modalities: the strong, closed-form bimodal baseline.
 
 `ProbeFusion` holds two `ProbeEnsemble`s: the audio one (one logistic-regression probe per part of the combined
-audio encoder, e.g. musicnn and Whisper tiny.en layer 2, as the shipped model) and a lyrics probe on the pooled
+audio encoder, e.g. musicnn and Whisper tiny.en and base layer 2, as the shipped model) and a lyrics probe on the pooled
 lyric segments' *sentence vectors*: the first `lyrics_dim` values of each lyric segment, pooled by `lyrics_pool`.
 With the registered recipe's lyrics encoder, "minilm+mpnet" (the sentence vectors of all-MiniLM-L6-v2 and
 all-mpnet-base-v2 side by side), that is all 1152 of them (`emotion.runs.with_parts` sets it from the encoder's name);

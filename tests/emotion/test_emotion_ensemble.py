@@ -34,7 +34,7 @@ def synthetic(n: int, seed: int = 0) -> list[SongSample]:
 
 def test_default_is_the_probe_ensemble_on_musicnn_and_whisper() -> None:
     assert resolve("default") == DEFAULT_MODEL == "probe-ensemble"
-    assert ENSEMBLE_RECIPE["audio_encoder"] == "musicnn+whisper-tiny.en-l2" and ENSEMBLE_RECIPE["segment_s"] == 3.0
+    assert ENSEMBLE_RECIPE["audio_encoder"] == "musicnn+whisper-tiny.en-l2+whisper-base-l2" and ENSEMBLE_RECIPE["segment_s"] == 3.0
 
 
 def test_inner_folds_keep_artists_together_and_fall_back() -> None:
@@ -168,18 +168,18 @@ def test_default_trains_on_real_q4_clips_round_trips_and_labels(shared_data: Pat
 
     manifest = q4_manifest(shared_data, tmp_path / "q4.csv")
     cfg = _config("default", None, None, None, None, None, None, None, [], [], None)
-    assert (cfg.model, cfg.audio_encoder, cfg.segment_s, cfg.standardize) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2", 3.0, False)
+    assert (cfg.model, cfg.audio_encoder, cfg.segment_s, cfg.standardize) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2+whisper-base-l2", 3.0, False)
     report = train_manifest(manifest, tmp_path / "model", cfg, progress=False, register=False)
     assert (report.n_train, report.n_val) == (16, 8) and not report.failures
     config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert config["model_params"]["parts"] == [250, 768] and config["dims"]["audio"] == 1018
+    assert config["model_params"]["parts"] == [250, 768, 1024] and config["dims"]["audio"] == 2042
     enc = config["encoders"]["audio"]
-    assert enc["name"] == "musicnn+whisper-tiny.en-l2" and "tiny.en.L2." in enc["version"]  # the Whisper weights' fingerprint
+    assert enc["name"] == "musicnn+whisper-tiny.en-l2+whisper-base-l2" and "tiny.en.L2." in enc["version"] and "base.L2." in enc["version"]  # the Whisper weights' fingerprints
     assert sum(config["fit"]["mix"]) == pytest.approx(1.0)
 
     art = artifact.load(tmp_path / "model")
     spec = art.input_spec()  # what the labeller and the workers extract for new songs
-    assert (spec.audio_encoder, spec.segment_s, spec.lyrics_encoder) == ("musicnn+whisper-tiny.en-l2", 3.0, "")
+    assert (spec.audio_encoder, spec.segment_s, spec.lyrics_encoder) == ("musicnn+whisper-tiny.en-l2+whisper-base-l2", 3.0, "")
     from catalog.manifest import read
 
     items = read(manifest).items
@@ -218,7 +218,7 @@ def test_default_trains_on_real_q4_clips_round_trips_and_labels(shared_data: Pat
         for row in s.scalars(select(EmotionLabel)):
             assert np.allclose([row.probabilities[k] for k in LABELS], expected[row.song_id], atol=1e-5)
     labeller = ActiveModelLabeller()
-    assert labeller.spec.audio_encoder == "musicnn+whisper-tiny.en-l2"
+    assert labeller.spec.audio_encoder == "musicnn+whisper-tiny.en-l2+whisper-base-l2"
     predicted = labeller.predict(ids)
     for sid in ids:
         p = predicted[sid]

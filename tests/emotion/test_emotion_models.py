@@ -165,7 +165,7 @@ def test_lstm_attention_trains_with_its_own_recipe_and_default_resolves() -> Non
     paper = _config("songgatnet-paper", None, None, None, None, None, None, None, [], [], None)
     assert (paper.lr, paper.focal_gamma, paper.label_smoothing) == (5e-5, 2.0, 0.0)
     default = _config("default", None, None, None, None, None, None, None, [], ["epochs=5"], None)
-    assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2", 3.0, 5)
+    assert (default.model, default.audio_encoder, default.segment_s, default.epochs) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2+whisper-base-l2", 3.0, 5)
     pooled = _config("pooled-mlp", None, None, None, None, None, None, None, [], [], None)
     assert (pooled.audio_encoder, pooled.segment_s, pooled.epochs) == ("musicnn", 3.0, 80)
 
@@ -183,9 +183,9 @@ def test_default_follows_the_manifests_modalities(shared_data: Path, tmp_path: P
     import_mirex(shared_data / "mirex-bimodal-dev", mirex)
     import_q4(shared_data / "q4-audio-dev", q4)
     fusion = _config("default", None, None, None, None, None, None, None, [], [], None, mirex)
-    assert (fusion.model, fusion.audio_encoder, fusion.segment_s, fusion.lyrics_cnn_epochs) == ("probe-fusion", "musicnn+whisper-tiny.en-l2", 3.0, 0)
+    assert (fusion.model, fusion.audio_encoder, fusion.segment_s, fusion.lyrics_cnn_epochs) == ("probe-fusion", "musicnn+whisper-tiny.en-l2+whisper-base-l2", 3.0, 0)
     audio = _config("default", None, None, None, None, None, None, None, [], [], None, q4)
-    assert (audio.model, audio.audio_encoder) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2")
+    assert (audio.model, audio.audio_encoder) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2+whisper-base-l2")
     from emotion.models import default_for
 
     items = read(mirex).items
