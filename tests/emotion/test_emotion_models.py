@@ -183,9 +183,10 @@ def test_default_follows_the_manifests_modalities(shared_data: Path, tmp_path: P
     import_mirex(shared_data / "mirex-bimodal-dev", mirex)
     import_q4(shared_data / "q4-audio-dev", q4)
     fusion = _config("default", None, None, None, None, None, None, None, [], [], None, mirex)
-    assert (fusion.model, fusion.audio_encoder, fusion.segment_s, fusion.lyrics_cnn_epochs) == ("probe-fusion", "musicnn+whisper-tiny.en-l2+whisper-base-l2", 3.0, 0)
+    default_audio = "musicnn+whisper-tiny.en-l2+whisper-base-l2"
+    assert (fusion.model, fusion.audio_encoder, fusion.segment_s, fusion.lyrics_cnn_epochs) == ("probe-fusion", default_audio, 3.0, 0)
     audio = _config("default", None, None, None, None, None, None, None, [], [], None, q4)
-    assert (audio.model, audio.audio_encoder) == ("probe-ensemble", "musicnn+whisper-tiny.en-l2+whisper-base-l2")
+    assert (audio.model, audio.audio_encoder) == ("probe-ensemble", default_audio)
     from emotion.models import default_for
 
     items = read(mirex).items
