@@ -77,6 +77,8 @@ class Artifact:
             lyrics_encoder=enc.get("lyrics", {}).get("name", "") if "lyrics" in self.modalities else "",
             needs=self.model.needs,
             segment_s=float(self.config.get("segment_s", 0.0)),
+            # artifacts written before 2026-12-08 have none: their lyrics were cut like the audio
+            lyrics_segment_s=None if self.config.get("lyrics_segment_s") is None else float(self.config["lyrics_segment_s"]),
             lyrics_cnn=str(self.path / enc["lyrics"]["cnn_state"]) if enc.get("lyrics", {}).get("cnn_state") else "",
         )
 

@@ -114,7 +114,7 @@ def run_benchmark(
     if not train_items or not test_items:
         raise RunError(f"{manifest.path}: need train and test rows (got {len(train_items)} / {len(test_items)})")
     needs = frozenset().union(*(model_spec(m).cls.needs for m in models))
-    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s)
+    spec = InputSpec(base.audio_encoder, base.lyrics_encoder, needs, base.workers, base.segment_s, lyrics_segment_s=base.lyrics_segment_s)
     if lyrics_cnn is not None:  # a CNN trained on this very split before (same manifest and seed)
         spec = replace(spec, lyrics_cnn=str(lyrics_cnn))
     elif learns_lyrics(models):  # the lyrics branch learns on the training lyrics

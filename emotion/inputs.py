@@ -103,6 +103,12 @@ def feature_cache() -> Any:
     return FeatureCache(record=record)
 
 
+def _segment_spec(length_s: float) -> Any:
+    from emotion.features.segments import SegmentSpec
+
+    return SegmentSpec(length_s, min_last_s=min(3.0, length_s / 2)) if length_s else SegmentSpec()
+
+
 @dataclass
 class InputSpec:
     """What to build per song: encoders for segment vectors and which raw inputs."""
@@ -113,12 +119,16 @@ class InputSpec:
     workers: int = 1
     segment_s: float = 0.0  # segment length in seconds; 0 = the default 10 s windows (3 = one musicnn patch each)
     lyrics_cnn: str = ""  # trained bert-cnn CNN weights (a file in the model artifact); "" = the seeded random CNN
+    # window length of time-tagged lyrics; None = segment_s (the audio's windows, what SongGATNet aligns), 0 = 10 s
+    lyrics_segment_s: float | None = None
 
     def segments(self) -> Any:
         """The SegmentSpec of this input (a last partial segment is kept from half a segment on)."""
-        from emotion.features.segments import SegmentSpec
+        return _segment_spec(self.segment_s)
 
-        return SegmentSpec(self.segment_s, min_last_s=min(3.0, self.segment_s / 2)) if self.segment_s else SegmentSpec()
+    def lyrics_segments(self) -> Any:
+        """The SegmentSpec that cuts time-tagged lyrics: the audio's, unless `lyrics_segment_s` is set."""
+        return self.segments() if self.lyrics_segment_s is None else _segment_spec(self.lyrics_segment_s)
 
     def encoder_ids(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
@@ -224,7 +234,7 @@ def build_samples(items: list[Any], spec: InputSpec, progress: bool = True, desc
         jobs,
         audio_encoder(spec.audio_encoder) if spec.audio_encoder else None,
         lyrics_encoder(spec.lyrics_encoder, spec.lyrics_cnn) if spec.lyrics_encoder else None,
-        workers=spec.workers, cache=cache, progress=progress, spec=spec.segments(),
+        workers=spec.workers, cache=cache, progress=progress, spec=spec.segments(), lyrics_spec=spec.lyrics_segments(),
     )
     for it, job in tqdm(list(zip(items, jobs, strict=True)), desc=desc, disable=not progress or not spec.needs, leave=False):
         res = results[it.id]

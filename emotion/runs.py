@@ -67,7 +67,7 @@ def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: li
     if not train_rows:
         return None
     tuned = cfg.lyrics_tune_layers > 0  # a fine-tuned encoder's recipe: few epochs, short patience (docs/emotion.md, NJU)
-    result = train_lyrics_cnn(train_rows, rows(val_items), len(cfg.labels), out / STATE_FILE, spec=ispec.segments(),
+    result = train_lyrics_cnn(train_rows, rows(val_items), len(cfg.labels), out / STATE_FILE, spec=ispec.lyrics_segments(),
                               epochs=min(cfg.lyrics_cnn_epochs, TUNED_EPOCHS) if tuned else cfg.lyrics_cnn_epochs,
                               patience=TUNED_PATIENCE if tuned else 6, train_layers=cfg.lyrics_tune_layers, seed=cfg.seed, progress=progress)
     log.info("bert-cnn lyrics encoder trained on %d lyrics (%d MiniLM layers tuned): best epoch %d, val macro-F1 %s",
@@ -75,11 +75,13 @@ def train_lyrics_branch(ispec: InputSpec, train_items: list[Item], val_items: li
     return result
 
 
-def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1, segment_s: float = 0.0) -> InputSpec:
+def input_spec_for(model: str, audio_encoder: str, lyrics_encoder: str, workers: int = 1, segment_s: float = 0.0,
+                   lyrics_segment_s: float | None = None) -> InputSpec:
     """Only the modalities and raw inputs the model reads are extracted."""
     cls = model_spec(model).cls
     return InputSpec(
         segment_s=segment_s,
+        lyrics_segment_s=lyrics_segment_s,
         audio_encoder=audio_encoder if ("audio" in cls.uses or cls.needs & {"lld", "mel"}) else "",
         lyrics_encoder=lyrics_encoder if ("lyrics" in cls.uses or "tokens" in cls.needs) else "",
         needs=cls.needs,
@@ -123,7 +125,7 @@ def train_manifest(manifest_path: str | Path, out: str | Path, cfg: TrainConfig,
     train_items, val_items, val_source = train_val_items(manifest, cfg.val_fraction, cfg.seed)
     if not train_items:
         raise RunError(f"{manifest.path}: no training rows (split train or empty)")
-    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers, cfg.segment_s)
+    ispec = input_spec_for(cfg.model, cfg.audio_encoder, cfg.lyrics_encoder, cfg.workers, cfg.segment_s, cfg.lyrics_segment_s)
     lyrics_cnn = train_lyrics_branch(ispec, train_items, val_items, cfg, Path(out), progress)
     if lyrics_cnn is not None:
         ispec = replace(ispec, lyrics_cnn=str(lyrics_cnn.path))

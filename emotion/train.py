@@ -57,6 +57,7 @@ class TrainConfig:
     workers: int = 1  # feature extraction processes
     label_set: str = "quadrants"  # catalog.manifest.LABEL_SETS; the manifest's own set when trained from one
     segment_s: float = 0.0  # segment length of the encoders' inputs; 0 = the default 10 s windows
+    lyrics_segment_s: float | None = None  # window length of time-tagged lyrics; None = segment_s, 0 = 10 s windows
     lyrics_cnn_epochs: int = 20  # train bert-cnn's CNN on the labelled lyrics first (0 = keep the seeded random CNN)
     lyrics_tune_layers: int = 0  # MiniLM layers fine-tuned with that CNN (0 = frozen, 6 = all; emotion.lyrics_cnn)
 

@@ -150,8 +150,9 @@ class Job:
 
 def extract(jobs: Iterable[Job], audio_encoder: AudioEncoder | None = None, lyrics_encoder: LyricsEncoder | None = None, *,
             spec: SegmentSpec | None = None, workers: int = 1, cache: FeatureCache | None = None,
-            progress: bool = True) -> dict[str, ItemResult]:
-    """Features for every job, from the cache when present; refusals recorded per job, never raised."""
+            progress: bool = True, lyrics_spec: SegmentSpec | None = None) -> dict[str, ItemResult]:
+    """Features for every job, from the cache when present; refusals recorded per job, never raised. `spec` cuts the
+    audio and time-tagged lyrics; `lyrics_spec`, when given, cuts the lyrics instead."""
     spec = spec or SegmentSpec()
     cache = cache or FeatureCache()
     jobs = list(jobs)
@@ -163,7 +164,7 @@ def extract(jobs: Iterable[Job], audio_encoder: AudioEncoder | None = None, lyri
         else:
             _extract_combined(jobs, results, parts, spec, workers, cache, progress)
     if lyrics_encoder is not None:
-        _extract_lyrics(jobs, results, lyrics_encoder, spec, cache, progress)
+        _extract_lyrics(jobs, results, lyrics_encoder, lyrics_spec or spec, cache, progress)
     return results
 
 

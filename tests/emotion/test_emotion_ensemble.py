@@ -254,5 +254,18 @@ def test_default_trains_on_real_lyrics_only_songs(shared_data: Path, tmp_path: P
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["fit"]["w_lyrics"] == 1.0 and config["model_params"]["lyrics_pool"] == "mean" and config["modalities"] == ["lyrics"]
     assert config["model_params"]["lyrics_dim"] == 384 + 768  # the probe reads both sentence vectors
+    # time-tagged lyrics are cut into 10 s windows, not the audio's 3 s segments, and the artifact cuts them the same way
+    from emotion.artifact import load
+    from emotion.features.cleaning import prepare_lyrics
+    from emotion.features.segments import SegmentSpec, lyric_segments
+    from emotion.inputs import build_samples
+
+    spec = load(tmp_path / "model").input_spec()
+    assert (config["segment_s"], config["lyrics_segment_s"]) == (3.0, 0.0) and spec.lyrics_segments() == SegmentSpec()
+    item = read(manifest).items[0]
+    lines = prepare_lyrics(Path(str(item.lyrics)).read_bytes()).lines
+    built = build_samples([item], spec, progress=False).samples[0]
+    assert built.lyrics is not None
+    assert len(built.lyrics) == len(lyric_segments(lines, spec=SegmentSpec())) < len(lyric_segments(lines, spec=spec.segments()))
     evaluation = evaluate_manifest(tmp_path / "model", manifest, progress=False)
     assert evaluation.metrics["n"] == 24 and evaluation.metrics["accuracy"] > 0.25  # its own training songs

@@ -116,3 +116,17 @@ def test_real_nju_lyrics_segment(shared_data) -> None:
     assert len(segs) >= 5
     assert all("[" not in s.text for s in segs)
     assert segs[0].window == 1 and "Another day wasted" in segs[0].text
+
+
+def test_lyrics_windows_follow_the_audio_unless_set() -> None:
+    """InputSpec cuts time-tagged lyrics like the audio (what SongGATNet aligns, and what artifacts written before
+    `lyrics_segment_s` did) unless the recipe gives the lyrics their own window length (probe-fusion: 0 = 10 s)."""
+    from emotion.inputs import InputSpec
+
+    old = InputSpec(segment_s=3.0)
+    assert old.lyrics_segments() == old.segments() == SegmentSpec(3.0, min_last_s=1.5)
+    assert InputSpec(segment_s=3.0, lyrics_segment_s=0.0).lyrics_segments() == SegmentSpec()
+    assert InputSpec(segment_s=3.0, lyrics_segment_s=5.0).lyrics_segments() == SegmentSpec(5.0, min_last_s=2.5)
+    lines = [LyricLine(float(t), f"line {t}") for t in range(0, 30, 2)]  # a line every 2 s over 30 s
+    assert len(lyric_segments(lines, spec=InputSpec(segment_s=3.0, lyrics_segment_s=0.0).lyrics_segments())) == 3
+    assert len(lyric_segments(lines, spec=old.lyrics_segments())) == 10
